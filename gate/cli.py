@@ -1,0 +1,103 @@
+"""The command line: ``gate run | validate | action | comment``.
+
+Exit codes: 0 the gate passed, 1 it failed, 2 the input is wrong (a message, no traceback),
+3 a bug in the gate (a traceback, so it can be reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from gate import __version__
+from gate.errors import GateError
+
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse exits 2 on bad usage too; say it our way, with the usage line as the fix.
+        raise GateError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gate", description="Decide whether an LLM feature may ship.")
+    parser.add_argument("--version", action="version", version=f"gate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run the golden set, check thresholds and baseline")
+    run.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    run.add_argument("--out", type=Path, default=Path("gate-report"), help="report folder")
+    run.add_argument("--baseline", type=Path, help="baseline file (overrides gate.yml)")
+    run.add_argument(
+        "--update-baseline", action="store_true", help="write this run's metrics as the baseline"
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+    validate = commands.add_parser("validate", help="check config, dataset, thresholds, baseline")
+    validate.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    validate.add_argument("--baseline", type=Path)
+
+    commands.add_parser("action", help="the GitHub Action's entry point (reads INPUT_* / GITHUB_*)")
+
+    comment = commands.add_parser("comment", help="post or update the PR comment from a report")
+    comment.add_argument("--report", type=Path, required=True, help="a finished report.json")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from gate.main import RunOptions, run
+
+        outcome = run(
+            RunOptions(
+                config=args.config,
+                out_dir=args.out,
+                baseline=args.baseline,
+                update_baseline=args.update_baseline,
+                progress=None if args.quiet else sys.stderr,
+            )
+        )
+        print(outcome.report["summary"])
+        print(f"report: {outcome.report_path} and {outcome.markdown_path}")
+        return outcome.exit_code
+    if args.command == "validate":
+        from gate.main import prepare
+
+        plan = prepare(args.config, args.baseline)
+        rules = len(plan.thresholds.metrics) + sum(map(len, plan.thresholds.slices.values()))
+        baseline = "found" if plan.baseline else "none yet"
+        print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
+        return EXIT_PASS
+    if args.command == "action":
+        from gate import action
+
+        return action.main(os.environ)
+    from gate import action
+
+    return action.comment(args.report, os.environ)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        return _dispatch(args)
+    except GateError as exc:
+        print(f"gate: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("gate: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(
+            "gate: this is a bug in the gate, not in your input (exit 3); please report it "
+            "with the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_BUG

@@ -1,0 +1,214 @@
+"""gate.yml and the thresholds file: what the user declared before the change.
+
+Both are validated with pydantic (``extra="forbid"``: a misspelt key is an error, never a silently
+ignored setting), and every problem is reported as ``file:line: key: problem (fix)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gate.errors import ConfigError
+from gate.validation import Loc, capped, describe, read_yaml
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PythonPipeline(_Strict):
+    adapter: Literal["python"]
+    target: str = Field(description='"module:function", called with (input, case)')
+
+    @field_validator("target")
+    @classmethod
+    def _module_colon_function(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w.]+:[\w.]+", value):
+            raise ValueError(f'must be "module:function", e.g. "examples.rag:answer", not {value!r}')
+        return value
+
+
+class HttpPipeline(_Strict):
+    adapter: Literal["http"]
+    url: str
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="${VAR} is replaced by the environment variable VAR: keep secrets out of files",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"https?://", value):
+            raise ValueError(f"must start with http:// or https://, not {value!r}")
+        return value
+
+
+class CommandPipeline(_Strict):
+    adapter: Literal["command"]
+    command: list[str] = Field(min_length=1)
+    processes: int = Field(1, ge=1, le=64, description="long-lived processes serving cases")
+
+
+class ReplayPipeline(_Strict):
+    adapter: Literal["replay"]
+    path: Path
+
+
+Pipeline = Annotated[
+    PythonPipeline | HttpPipeline | CommandPipeline | ReplayPipeline,
+    Field(discriminator="adapter"),
+]
+
+
+class Runner(_Strict):
+    concurrency: int = Field(8, ge=1, le=1024)
+    timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    repeats: int = Field(1, ge=1, le=100)
+
+
+class RetrievalOptions(_Strict):
+    k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
+
+
+class MetricOptions(_Strict):
+    retrieval: RetrievalOptions = Field(default_factory=RetrievalOptions)
+
+
+class Config(_Strict):
+    dataset: Path
+    pipeline: Pipeline
+    runner: Runner = Field(default_factory=Runner)
+    metrics: MetricOptions = Field(default_factory=MetricOptions)
+    thresholds: Path | None = None
+    baseline: Path | None = None
+
+    path: Path = Field(Path("gate.yml"), exclude=True)
+    """Where the config was read from; relative paths inside it are relative to its folder."""
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.root / path
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate gate.yml; relative paths in it stay relative to its folder."""
+    data, lines = read_yaml(path, "config")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping with at least `dataset` and `pipeline`")
+    try:
+        config = Config.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        problems = describe(exc, Config, str(path), lines)
+        raise ConfigError(capped(problems, "problems")) from None
+    return config
+
+
+def expand_env(value: str, where: str) -> str:
+    """Replace ``${VAR}`` with the environment's VAR; an unset variable is an input error."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set (fix: export it)")
+        return os.environ[name]
+
+    return re.sub(r"\$\{(\w+)\}", one, value)
+
+
+# --- thresholds -------------------------------------------------------------------------------
+
+
+class Rule(_Strict):
+    """The bars one metric must clear. Relative rules compare with the baseline."""
+
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = Field(None, ge=0)
+    max_drop_pct: float | None = Field(None, ge=0)
+    max_increase: float | None = Field(None, ge=0)
+    max_increase_pct: float | None = Field(None, ge=0)
+
+    def declared(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class Thresholds(_Strict):
+    metrics: dict[str, Rule] = Field(default_factory=dict)
+    slices: dict[str, dict[str, Rule]] = Field(default_factory=dict)
+
+    def names(self) -> set[str]:
+        return set(self.metrics) | {name for rules in self.slices.values() for name in rules}
+
+
+DROP_RULES = ("max_drop", "max_drop_pct")
+INCREASE_RULES = ("max_increase", "max_increase_pct")
+
+
+def load_thresholds(path: Path) -> Thresholds:
+    """Read a thresholds file; every metric it names must exist, with rules in its bad direction."""
+    from gate.metrics import parse_metric  # the registry decides which names exist
+
+    data, lines = read_yaml(path, "thresholds file")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping with `metrics:` and/or `slices:`")
+    try:
+        thresholds = Thresholds.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(capped(describe(exc, Thresholds, str(path), lines), "problems")) from None
+
+    problems = []
+    for loc, name, rule in _rules(thresholds):
+        line = lines.get((*loc, name))
+        place = f"{path}:{line}" if line else str(path)
+        try:
+            spec, _ = parse_metric(name)
+        except ValueError as exc:
+            problems.append(f"{place}: {'.'.join(map(str, loc))}.{name}: {exc}")
+            continue
+        declared = rule.declared()
+        if not declared:
+            problems.append(f"{place}: {name}: no rule (fix: give min, max, max_drop, ...)")
+        wrong = INCREASE_RULES if spec.higher_is_better else DROP_RULES
+        right = DROP_RULES if spec.higher_is_better else INCREASE_RULES
+        for key in wrong:
+            if key in declared:
+                better = "higher" if spec.higher_is_better else "lower"
+                problems.append(
+                    f"{place}: {name}.{key}: {better} is better for this metric, so its bad "
+                    f"direction is a {'drop' if spec.higher_is_better else 'rise'} "
+                    f"(fix: use {' or '.join(right)})"
+                )
+        if rule.min is not None and rule.max is not None and rule.min > rule.max:
+            problems.append(f"{place}: {name}: min {rule.min} > max {rule.max}")
+    if problems:
+        raise ConfigError(capped(problems, "problems"))
+    return thresholds
+
+
+def _rules(thresholds: Thresholds) -> list[tuple[Loc, str, Rule]]:
+    out: list[tuple[Loc, str, Rule]] = [(("metrics",), n, r) for n, r in thresholds.metrics.items()]
+    for tag, rules in thresholds.slices.items():
+        out += [(("slices", tag), n, r) for n, r in rules.items()]
+    return out
+
+
+def cutoffs(config: Config, thresholds: Thresholds) -> list[int]:
+    """The retrieval cutoffs to compute: the config's, plus any a threshold names."""
+    from gate.metrics import parse_metric
+
+    ks = set(config.metrics.retrieval.k)
+    ks.update(k for name in thresholds.names() if (k := parse_metric(name)[1]) is not None)
+    return sorted(ks)
+

@@ -1,0 +1,161 @@
+"""The golden set: JSONL, one case per line, validated in one pass.
+
+Every bad line is reported (up to a cap) as ``file:line: field: problem``, so a user fixes the
+whole file in one go rather than one error per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonlines
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gate.errors import DatasetError
+from gate.validation import capped, describe
+
+ToolMatch = Literal["strict", "unordered", "subset", "superset"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToolCall(_Strict):
+    name: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class Expected(_Strict):
+    """What a correct output looks like. Each field turns on the metrics that need it."""
+
+    answer: tuple[str, ...] | None = None
+    must_include: tuple[str, ...] | None = None
+    must_not_include: tuple[str, ...] | None = None
+    sources: dict[str, int] | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    tool_match: ToolMatch = "unordered"
+    answerable: bool | None = None
+
+    @field_validator("answer", mode="before")
+    @classmethod
+    def _one_or_many_answers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        if value is None:
+            return None
+        raise ValueError("must be a string or a non-empty list of acceptable answers")
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _ids_or_grades(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+            return dict.fromkeys(value, 1)
+        if isinstance(value, dict) and all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in value.items()
+        ):
+            return value
+        raise ValueError("must be a list of ids or {id: grade} with integer grades ≥ 0")
+
+
+class Case(_Strict):
+    id: str = Field(min_length=1)
+    input: str | dict[str, Any]
+    expected: Expected = Field(default_factory=Expected)
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _text_or_object(cls, value: Any) -> Any:
+        if isinstance(value, str | dict):
+            return value
+        raise ValueError("must be a string or a JSON object (passed to the pipeline as is)")
+
+    def fingerprint(self) -> str:
+        """A hash of what the case asks and expects: a changed case under the same id shows."""
+        body = self.model_dump(mode="json", include={"input", "expected"})
+        return _sha256(json.dumps(body, sort_keys=True, ensure_ascii=False))
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(cases: list[Case]) -> str:
+    """One hash for the whole golden set, independent of line order."""
+    return _sha256("\n".join(sorted(f"{c.id}\t{c.fingerprint()}" for c in cases)))
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """Yield (line number, text) with BOM and CRLF handled; None where bytes are not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: golden set not found (fix: check `dataset:` in gate.yml)") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the golden set: {exc.strerror}") from None
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            yield number, raw.removesuffix(b"\r").decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, None
+
+
+def load_dataset(path: Path) -> list[Case]:
+    """Read and validate the golden set; raise DatasetError listing every bad line."""
+    problems: list[tuple[int, str]] = []
+    numbers: list[int] = []
+    texts: list[str] = []
+    for number, text in _lines(path):
+        if text is None:
+            problems.append((number, f"{path}:{number}: not valid UTF-8 (fix: save it as UTF-8)"))
+        elif text.strip():
+            numbers.append(number)
+            texts.append(text)
+
+    cases: list[Case] = []
+    first_line: dict[str, int] = {}
+    reader = jsonlines.Reader(texts)
+    for number in numbers:
+        where = f"{path}:{number}"
+        try:
+            row = reader.read(type=dict)
+        except jsonlines.InvalidLineError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, json.JSONDecodeError):
+                problems.append((number, f"{where}: invalid JSON: {cause.msg} (column {cause.colno})"))
+            else:
+                problems.append((number, f"{where}: must be a JSON object, one case per line"))
+            continue
+        try:
+            case = Case.model_validate(row)
+        except ValidationError as exc:
+            problems += [(number, problem) for problem in describe(exc, Case, where)]
+            continue
+        if case.id in first_line:
+            problems.append(
+                (
+                    number,
+                    f"{where}: id: {case.id!r} already used on line {first_line[case.id]} "
+                    "(fix: ids are unique, they pair a case with its baseline)",
+                )
+            )
+            continue
+        first_line[case.id] = number
+        cases.append(case)
+
+    if problems:
+        raise DatasetError(capped([text for _, text in sorted(problems)], "problems"))
+    if not cases:
+        raise DatasetError(f"{path}: the golden set is empty (fix: add one JSON case per line)")
+    return cases

@@ -1,0 +1,244 @@
+"""One gate run, end to end: golden set → pipeline → records → metrics → verdict → report.
+
+``run`` receives its collaborators (the adapter) so tests pass fakes; only this module and the
+CLI touch the disk and the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from gate import __version__, metrics
+from gate.adapters import Adapter, make_adapter
+from gate.baseline import Baseline, CaseEntry, read_baseline, write_baseline
+from gate.compare import CheckResult, apply_rule
+from gate.config import Config, Thresholds, cutoffs, load_config, load_thresholds
+from gate.dataset import Case, fingerprint, load_dataset
+from gate.errors import ConfigError
+from gate.metrics import failures
+from gate.records import Record, RecordWriter, write_atomic, write_records
+from gate.report import build_report, render_markdown
+from gate.runner import Progress, run_cases
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    config: Path = Path("gate.yml")
+    out_dir: Path = Path("gate-report")
+    baseline: Path | None = None
+    """Overrides the config's ``baseline:``."""
+    update_baseline: bool = False
+    progress: TextIO | None = sys.stderr
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run needs, loaded and validated before the first case runs."""
+
+    config: Config
+    cases: list[Case]
+    thresholds: Thresholds
+    baseline_path: Path | None
+    baseline: Baseline | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    report: dict[str, Any]
+    report_path: Path
+    markdown_path: Path
+
+
+def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
+    """Load and cross-check config, dataset, thresholds and baseline (``gate validate``)."""
+    config = load_config(config_path)
+    cases = load_dataset(config.resolve(config.dataset))
+    thresholds = (
+        load_thresholds(config.resolve(config.thresholds)) if config.thresholds else Thresholds()
+    )
+    tags = {tag for case in cases for tag in case.tags}
+    unknown = sorted(set(thresholds.slices) - tags)
+    if unknown:
+        raise ConfigError(
+            f"{config.thresholds}: slices: no case is tagged {', '.join(map(repr, unknown))}; "
+            f"tags in the golden set: {', '.join(sorted(tags)) or 'none'} (fix: check the spelling)"
+        )
+    baseline_path = baseline_override or (config.resolve(config.baseline) if config.baseline else None)
+    baseline = read_baseline(baseline_path) if baseline_path else None
+    return Plan(config, cases, thresholds, baseline_path, baseline)
+
+
+def pipeline_fingerprint(config: Config) -> str:
+    body = config.model_dump(mode="json", include={"pipeline", "metrics"})
+    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def git_sha(folder: Path) -> str | None:
+    if os.environ.get("GITHUB_SHA"):
+        return os.environ["GITHUB_SHA"]
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Metric values overall, per slice, and per case (the mean over repeats)."""
+
+    names: list[str]
+    overall: dict[str, tuple[float | None, int]]
+    slices: dict[str, dict[str, tuple[float | None, int]]]
+    per_case: dict[str, dict[str, float]]
+    records: list[Record]
+
+
+def score_records(plan: Plan, records: list[Record]) -> Scored:
+    by_id = {case.id: case for case in plan.cases}
+    batch = metrics.Batch([by_id[r.case_id] for r in records], records)
+    names = metrics.metric_names(cutoffs(plan.config, plan.thresholds))
+    rows = metrics.score(batch, names)
+    modes = failures.modes(batch)
+    scored_records = [
+        replace(
+            record,
+            scores={n: round(float(rows[n][i]), 6) for n in names if not np.isnan(rows[n][i])},
+            failure_modes=modes[i],
+        )
+        for i, record in enumerate(records)
+    ]
+    overall = {name: metrics.aggregate(name, rows) for name in names}
+    tags = sorted({tag for case in plan.cases for tag in case.tags})
+    slices = {}
+    for tag in tags:
+        mask = np.array([tag in case.tags for case in batch.cases])
+        slices[tag] = {name: metrics.aggregate(name, rows, mask) for name in names}
+    ids = np.array([r.case_id for r in records])
+    per_case: dict[str, dict[str, float]] = {}
+    for case in plan.cases:
+        mask = ids == case.id
+        entry = {}
+        for name in names:
+            values = rows[name][mask]
+            values = values[~np.isnan(values)]
+            if values.size:
+                entry[name] = round(float(values.mean()), 6)
+        per_case[case.id] = entry
+    return Scored(names, overall, slices, per_case, scored_records)
+
+
+def check(plan: Plan, scored: Scored) -> list[CheckResult]:
+    """Every declared rule against the current values and the baseline's."""
+    baseline = plan.baseline
+    out: list[CheckResult] = []
+    for name, rule in plan.thresholds.metrics.items():
+        spec, _ = metrics.parse_metric(name)
+        value = scored.overall[name][0]
+        before = baseline.metrics.get(name) if baseline else None
+        out += apply_rule(name, rule, value, before, spec.higher_is_better)
+    for tag, rules in plan.thresholds.slices.items():
+        for name, rule in rules.items():
+            spec, _ = metrics.parse_metric(name)
+            value = scored.slices[tag][name][0]
+            before = baseline.slices.get(tag, {}).get(name) if baseline else None
+            out += apply_rule(name, rule, value, before, spec.higher_is_better, tag)
+    return out
+
+
+def new_baseline(plan: Plan, scored: Scored) -> Baseline:
+    fingerprints = {case.id: case.fingerprint() for case in plan.cases}
+    return Baseline(
+        schema_version=1,
+        gate_version=__version__,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        git_sha=git_sha(plan.config.root),
+        dataset_fingerprint=fingerprint(plan.cases),
+        pipeline_fingerprint=pipeline_fingerprint(plan.config),
+        metrics={name: value for name, (value, _) in scored.overall.items()},
+        slices={
+            tag: {name: value for name, (value, _) in values.items()}
+            for tag, values in scored.slices.items()
+        },
+        cases={
+            case_id: CaseEntry(fingerprint=fingerprints[case_id], scores=scores)
+            for case_id, scores in scored.per_case.items()
+        },
+    )
+
+
+def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
+    """Run the gate; exit code 0 when every check passes, 1 when one fails."""
+    plan = prepare(options.config, options.baseline)
+    out = options.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    begin = time.monotonic()
+    adapter = adapter or make_adapter(plan.config)
+    settings = plan.config.runner
+    total = len(plan.cases) * settings.repeats
+    if options.progress:
+        print(
+            f"gate: running {len(plan.cases)} cases x {settings.repeats} through the "
+            f"{plan.config.pipeline.adapter} adapter, concurrency {settings.concurrency}",
+            file=options.progress,
+            flush=True,
+        )
+    writer = RecordWriter(out / "records.jsonl")
+    try:
+        records = run_cases(
+            plan.cases, adapter, settings, writer.write, Progress(total, options.progress)
+        )
+    finally:
+        writer.close()
+        adapter.close()
+    duration = time.monotonic() - begin
+
+    scored = score_records(plan, records)
+    write_records(out / "records.jsonl", scored.records)
+    checks = check(plan, scored)
+    baseline_status = "found" if plan.baseline else "missing"
+    if options.update_baseline:
+        if plan.baseline_path is None:
+            raise ConfigError(
+                "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "
+                "pass --baseline FILE)"
+            )
+        write_baseline(plan.baseline_path, new_baseline(plan, scored))
+        baseline_status = "updated"
+
+    report = build_report(
+        plan=plan,
+        scored=scored,
+        checks=checks,
+        run_info={
+            "started_at": started_at,
+            "duration_s": round(duration, 3),
+            "records": len(records),
+            "errors": sum(r.status == "error" for r in records),
+            "timeouts": sum(r.status == "timeout" for r in records),
+            "repeats": settings.repeats,
+            "concurrency": settings.concurrency,
+        },
+        baseline_status=baseline_status,
+        pipeline_fingerprint=pipeline_fingerprint(plan.config),
+    )
+    report_path = out / "report.json"
+    markdown_path = out / "report.md"
+    write_atomic(report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(markdown_path, render_markdown(report))
+    return Outcome(0 if report["verdict"] == "pass" else 1, report, report_path, markdown_path)

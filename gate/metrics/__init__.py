@@ -1,0 +1,198 @@
+"""The metric registry: every metric's name, direction, definition and scoring function.
+
+A metric scores every record (one run of one case) as a float, NaN where the case does not
+define what the metric needs; the aggregate is computed from those per-record scores (the mean,
+unless the metric says otherwise), so per-case scores are kept for paired comparisons.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from gate.dataset import Case
+from gate.metrics import agent, failures, generation, ops, retrieval
+from gate.records import Record
+
+Columns = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The rows to score: record i is a run of case i. Shared structures are built once."""
+
+    cases: list[Case]
+    records: list[Record]
+
+    @cached_property
+    def rankings(self) -> retrieval.Rankings:
+        return retrieval.build_rankings(
+            [r.output.retrieved_ids() for r in self.records],
+            [c.expected.sources for c in self.cases],
+        )
+
+    @cached_property
+    def answers(self) -> list[str]:
+        return [r.output.answer or "" for r in self.records]
+
+    @cached_property
+    def failed(self) -> np.ndarray:
+        return np.array([r.status != "ok" for r in self.records], dtype=bool)
+
+    @cached_property
+    def checks(self) -> dict[str, np.ndarray]:
+        """Per-record outcome of every check the cases define (see ``failures.CHECKS``)."""
+        return failures.check_results(self)
+
+    @cached_property
+    def check_failed(self) -> np.ndarray:
+        return np.logical_or.reduce([passed == 0 for passed in self.checks.values()])
+
+
+def mean(values: np.ndarray, columns: Columns) -> float | None:
+    measured = values[~np.isnan(values)]
+    return float(measured.mean()) if measured.size else None
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    score: Callable[[Batch, int | None], np.ndarray]
+    """Per-record scores; NaN where the case lacks what the metric needs."""
+    higher_is_better: bool
+    definition: str
+    aggregate: Callable[[np.ndarray, Columns], float | None] = field(default=mean)
+    depends_on: tuple[str, ...] = ()
+    """Metrics whose per-record scores the aggregate reads (computed first)."""
+
+
+def _at_k(fn: Callable[[retrieval.Rankings, int], np.ndarray]) -> Callable[[Batch, int | None], np.ndarray]:
+    def score(batch: Batch, k: int | None) -> np.ndarray:
+        assert k is not None
+        return fn(batch.rankings, k)
+
+    return score
+
+
+def _no_k(fn: Callable[[retrieval.Rankings], np.ndarray]) -> Callable[[Batch, int | None], np.ndarray]:
+    return lambda batch, k: fn(batch.rankings)
+
+
+def _per_batch(fn: Callable[[Batch], np.ndarray]) -> Callable[[Batch, int | None], np.ndarray]:
+    return lambda batch, k: fn(batch)
+
+
+METRICS: dict[str, MetricSpec] = {
+    "retrieval.hit_rate@k": MetricSpec(
+        _at_k(retrieval.hit_rate), True, "1 if a relevant id is in the top k (trec_eval success.k)"
+    ),
+    "retrieval.precision@k": MetricSpec(
+        _at_k(retrieval.precision), True, "relevant ids in the top k / k (trec_eval P.k)"
+    ),
+    "retrieval.recall@k": MetricSpec(
+        _at_k(retrieval.recall), True, "relevant ids in the top k / all relevant ids (recall.k)"
+    ),
+    "retrieval.mrr": MetricSpec(
+        _no_k(retrieval.mrr), True, "1 / rank of the first relevant id (trec_eval recip_rank)"
+    ),
+    "retrieval.map": MetricSpec(
+        _no_k(retrieval.average_precision), True, "average precision over all relevant ids (map)"
+    ),
+    "retrieval.ndcg@k": MetricSpec(
+        _at_k(retrieval.ndcg), True, "DCG@k / ideal DCG@k, linear gains (trec_eval ndcg_cut.k)"
+    ),
+    "generation.must_include": MetricSpec(
+        _per_batch(generation.must_include), True, "fraction of required phrases in the answer"
+    ),
+    "generation.must_not_include": MetricSpec(
+        _per_batch(generation.must_not_include), True, "1 if no forbidden phrase is in the answer"
+    ),
+    "generation.abstention_accuracy": MetricSpec(
+        _per_batch(generation.abstention_accuracy), True, "abstained exactly when unanswerable"
+    ),
+    "generation.false_refusal_rate": MetricSpec(
+        _per_batch(generation.false_refusal), False, "answerable cases the pipeline refused"
+    ),
+    "generation.false_answer_rate": MetricSpec(
+        _per_batch(generation.false_answer), False, "unanswerable cases the pipeline answered"
+    ),
+    "agent.tool_call_accuracy": MetricSpec(
+        _per_batch(agent.tool_call_accuracy), True, "expected tool calls matched by an actual one"
+    ),
+    "agent.trajectory_match": MetricSpec(
+        _per_batch(agent.trajectory_match), True, "1 if the calls match under expected.tool_match"
+    ),
+    "agent.task_success": MetricSpec(
+        _per_batch(agent.task_success), True, "no error and every check the case defines passes"
+    ),
+    "ops.latency_p50_ms": MetricSpec(
+        _per_batch(ops.latency_ms), False, "median latency, nearest rank", ops.percentile(50)
+    ),
+    "ops.latency_p95_ms": MetricSpec(
+        _per_batch(ops.latency_ms), False, "95th percentile latency, nearest rank", ops.percentile(95)
+    ),
+    "ops.latency_p99_ms": MetricSpec(
+        _per_batch(ops.latency_ms), False, "99th percentile latency, nearest rank", ops.percentile(99)
+    ),
+    "ops.error_rate": MetricSpec(
+        _per_batch(ops.error), False, "runs that failed (error or timeout) / all runs"
+    ),
+    "ops.timeout_rate": MetricSpec(
+        _per_batch(ops.timeout), False, "runs that timed out / all runs"
+    ),
+    "ops.cost_per_success_usd": MetricSpec(
+        _per_batch(ops.cost_usd),
+        False,
+        "total cost, failures included / successful runs",
+        ops.cost_per_success,
+        depends_on=("agent.task_success",),
+    ),
+    "ops.tokens_per_case": MetricSpec(
+        _per_batch(ops.tokens), False, "input + output tokens per run"
+    ),
+}
+"""Every metric by its name; ``@k`` marks a cutoff the config or a threshold supplies."""
+
+
+def parse_metric(name: str) -> tuple[MetricSpec, int | None]:
+    """``"retrieval.hit_rate@5"`` → (its spec, 5). Unknown names raise ValueError listing all."""
+    match = re.fullmatch(r"(.+)@(\d+)", name)
+    key, k = (match.group(1) + "@k", int(match.group(2))) if match else (name, None)
+    spec = METRICS.get(key)
+    if spec is None or (k is not None and k < 1):
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
+    if key.endswith("@k") and k is None:
+        raise ValueError(f"{name!r} needs a cutoff, e.g. {name.removesuffix('@k')}@5")
+    return spec, k
+
+
+def metric_names(ks: list[int]) -> list[str]:
+    """Every metric name to compute, with each ``@k`` metric expanded over the cutoffs."""
+    names: list[str] = []
+    for key in METRICS:
+        names += [key.replace("@k", f"@{k}") for k in ks] if key.endswith("@k") else [key]
+    return names
+
+
+def score(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
+    """Per-record scores for every metric named (and the ones their aggregates depend on)."""
+    rows: dict[str, np.ndarray] = {}
+    for name in names:
+        spec, k = parse_metric(name)
+        for dependency in spec.depends_on:
+            if dependency not in rows:
+                rows[dependency] = parse_metric(dependency)[0].score(batch, None)
+        rows[name] = spec.score(batch, k)
+    return rows
+
+
+def aggregate(name: str, rows: Columns, mask: np.ndarray | None = None) -> tuple[float | None, int]:
+    """A metric's aggregate value and its n (records measured), over the rows in ``mask``."""
+    spec, _ = parse_metric(name)
+    columns = rows if mask is None else {key: value[mask] for key, value in rows.items()}
+    values = columns[name]
+    n = int(np.count_nonzero(~np.isnan(values)))
+    return (spec.aggregate(values, columns) if n else None), n

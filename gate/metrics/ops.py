@@ -1,0 +1,67 @@
+"""Ops metrics: latency, failures, cost and tokens, over every run (repeats included)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gate.metrics import Batch
+
+
+def latency_ms(batch: Batch) -> np.ndarray:
+    """Wall-clock latency of each run on a monotonic clock (failed runs included)."""
+    return np.array([np.nan if r.latency_ms is None else r.latency_ms for r in batch.records])
+
+
+def percentile(q: float) -> Callable[[np.ndarray, Mapping[str, np.ndarray]], float | None]:
+    """Nearest-rank percentile (numpy's ``inverted_cdf``): the value of an actual run.
+
+    This is the SLO convention: "p95 = 812 ms" means 95% of runs took at most 812 ms, and no
+    interpolated latency that no run had is reported.
+    """
+
+    def aggregate(values: np.ndarray, columns: Mapping[str, np.ndarray]) -> float | None:
+        measured = values[~np.isnan(values)]
+        if not measured.size:
+            return None
+        return float(np.percentile(measured, q, method="inverted_cdf"))
+
+    return aggregate
+
+
+def error(batch: Batch) -> np.ndarray:
+    """1 for a run that failed (error, timeout, malformed output), else 0."""
+    return batch.failed.astype(float)
+
+
+def timeout(batch: Batch) -> np.ndarray:
+    """1 for a run that timed out (after its retries), else 0."""
+    return np.array([r.status == "timeout" for r in batch.records], dtype=float)
+
+
+def cost_usd(batch: Batch) -> np.ndarray:
+    """The run's ``usage.cost_usd``; NaN when the pipeline does not report cost."""
+    costs = [r.output.usage.cost_usd if r.output.usage else None for r in batch.records]
+    return np.array([np.nan if c is None else c for c in costs])
+
+
+def cost_per_success(values: np.ndarray, columns: Mapping[str, np.ndarray]) -> float | None:
+    """Total cost of all runs (failures included) / runs that succeeded; None with no success.
+
+    Failures cost money too, so a cheaper pipeline that fails more does not look cheaper.
+    """
+    successes = np.nansum(columns["agent.task_success"])
+    return float(np.nansum(values) / successes) if successes else None
+
+
+def tokens(batch: Batch) -> np.ndarray:
+    """``usage.input_tokens + usage.output_tokens``; NaN when the pipeline reports neither."""
+    out = np.full(len(batch.records), np.nan)
+    for i, record in enumerate(batch.records):
+        usage = record.output.usage
+        if usage and (usage.input_tokens is not None or usage.output_tokens is not None):
+            out[i] = (usage.input_tokens or 0) + (usage.output_tokens or 0)
+    return out

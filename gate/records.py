@@ -1,0 +1,150 @@
+"""One record per case run: what the pipeline returned, how long it took, what went wrong.
+
+Records are written to ``records.jsonl`` as cases finish, so a run killed halfway leaves the
+finished ones readable; at the end the file is rewritten atomically with each case's scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gate.dataset import ToolCall
+from gate.validation import dotted
+
+
+class _Open(BaseModel):
+    # Pipelines may return more than the gate reads; extra fields are kept in the record.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Retrieved(_Open):
+    id: str
+    text: str | None = None
+    score: float | None = None
+
+
+class Usage(_Open):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+class Output(_Open):
+    """A pipeline's output, as the contract describes it. Every field is optional."""
+
+    answer: str | None = None
+    retrieved: list[str | Retrieved] | None = None
+    citations: list[str] | None = None
+    tool_calls: list[ToolCall] | None = None
+    abstained: bool | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+
+    def retrieved_ids(self) -> list[str]:
+        return [r if isinstance(r, str) else r.id for r in self.retrieved or ()]
+
+    def retrieved_texts(self) -> list[str | None]:
+        return [None if isinstance(r, str) else r.text for r in self.retrieved or ()]
+
+
+EMPTY = Output()
+
+
+def parse_output(raw: Any) -> Output:
+    """Validate a pipeline's raw output; a malformed one raises ValueError naming the field."""
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f'malformed output: expected a JSON object like {{"answer": ...}}, '
+            f"got {type(raw).__name__}"
+        )
+    try:
+        return Output.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ValueError(f"malformed output: {dotted(first['loc'])}: {first['msg']}{more}") from None
+
+
+Status = Literal["ok", "error", "timeout"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """The trace of one run of one case."""
+
+    case_id: str
+    repeat: int
+    trace_id: str
+    status: Status
+    latency_ms: float | None
+    attempts: int
+    started_at: str
+    output: Output = EMPTY
+    raw_output: Any = None
+    error: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    failure_modes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.case_id,
+            "repeat": self.repeat,
+            "trace_id": self.trace_id,
+            "status": self.status,
+            "started_at": self.started_at,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
+            "attempts": self.attempts,
+            "error": self.error,
+            "output": self.raw_output,
+            "scores": self.scores,
+            "failure_modes": list(self.failure_modes),
+        }
+
+
+class RecordWriter:
+    """Appends records to a JSONL file as they finish, flushed line by line."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = path.open("w", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def write(self, record: Record) -> None:
+        line = json.dumps(record.to_json(), ensure_ascii=False, default=str)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_records(path: Path, records: Iterable[Record]) -> None:
+    """Rewrite records.jsonl in one atomic step (with the scores known at the end of the run)."""
+    lines = (json.dumps(r.to_json(), ensure_ascii=False, default=str) for r in records)
+    write_atomic(path, "".join(line + "\n" for line in lines))

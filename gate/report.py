@@ -1,0 +1,153 @@
+"""The report: ``report.json`` (the machine's view) built from the run's values.
+
+Pure: values in, a JSON-ready dict out. The Markdown views of it (report.md, the step summary,
+the PR comment) are rendered by ``gate.comment``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gate import __version__, metrics
+from gate.compare import CheckResult, status
+from gate.dataset import fingerprint
+
+if TYPE_CHECKING:
+    from gate.main import Plan, Scored
+
+SCHEMA_VERSION = 1
+EXCERPT = 300
+"""Characters of a case's input or answer kept in the report; records.jsonl has all of it."""
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def excerpt(value: Any, limit: int = EXCERPT) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _metric_entry(
+    name: str,
+    value: float | None,
+    n: int,
+    before: float | None,
+    checks: list[CheckResult],
+    rules: dict[str, float],
+) -> dict[str, Any]:
+    spec, _ = metrics.parse_metric(name)
+    return {
+        "value": _round(value),
+        "n": n,
+        "baseline": _round(before),
+        "delta": _round(value - before) if value is not None and before is not None else None,
+        "status": status(checks),
+        "direction": "higher" if spec.higher_is_better else "lower",
+        "rules": rules,
+        "reasons": [c.reason for c in checks],
+    }
+
+
+def build_report(
+    *,
+    plan: Plan,
+    scored: Scored,
+    checks: list[CheckResult],
+    run_info: dict[str, Any],
+    baseline_status: str,
+    pipeline_fingerprint: str,
+) -> dict[str, Any]:
+    """The report.json document (its shape is described in docs/report.md)."""
+    baseline = plan.baseline
+    thresholds = plan.thresholds
+
+    def entries(
+        values: dict[str, tuple[float | None, int]],
+        slice_name: str | None,
+        before: dict[str, float | None],
+        rules: dict[str, Any],
+    ) -> dict[str, Any]:
+        out = {}
+        for name, (value, n) in values.items():
+            mine = [c for c in checks if c.metric == name and c.slice == slice_name]
+            if n == 0 and name not in rules:
+                continue  # nothing measured it and no rule asks for it: absent, not a made-up 0
+            declared = rules[name].declared() if name in rules else {}
+            out[name] = _metric_entry(name, value, n, before.get(name), mine, declared)
+        return out
+
+    slices = {
+        tag: entries(
+            values,
+            tag,
+            baseline.slices.get(tag, {}) if baseline else {},
+            thresholds.slices.get(tag, {}),
+        )
+        for tag, values in scored.slices.items()
+    }
+    failing_checks = [c for c in checks if not c.passed]
+    verdict = "fail" if failing_checks else "pass"
+    by_id = {case.id: case for case in plan.cases}
+    failing: dict[str, dict[str, Any]] = {}
+    mode_counts: dict[str, int] = {}
+    for record in scored.records:
+        for mode in record.failure_modes:
+            mode_counts[mode] = mode_counts.get(mode, 0) + 1
+        if record.failure_modes and record.case_id not in failing:
+            case = by_id[record.case_id]
+            failing[record.case_id] = {
+                "id": case.id,
+                "tags": list(case.tags),
+                "failure_modes": list(record.failure_modes),
+                "error": record.error,
+                "input": excerpt(case.input),
+                "answer": excerpt(record.output.answer or ""),
+            }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "gate_version": __version__,
+        "verdict": verdict,
+        "summary": summary(verdict, checks, len(plan.cases), baseline_status),
+        "config": str(plan.config.path),
+        "dataset": {
+            "path": str(plan.config.dataset),
+            "cases": len(plan.cases),
+            "fingerprint": fingerprint(plan.cases),
+        },
+        "pipeline": {"adapter": plan.config.pipeline.adapter, "fingerprint": pipeline_fingerprint},
+        "run": run_info,
+        "baseline": {
+            "path": str(plan.baseline_path) if plan.baseline_path else None,
+            "status": baseline_status,
+            "created_at": baseline.created_at if baseline else None,
+            "git_sha": baseline.git_sha if baseline else None,
+        },
+        "metrics": entries(
+            scored.overall, None, baseline.metrics if baseline else {}, thresholds.metrics
+        ),
+        "slices": slices,
+        "checks": [c.to_json() for c in sorted(checks, key=lambda c: c.passed)],
+        "failure_modes": dict(sorted(mode_counts.items(), key=lambda kv: -kv[1])),
+        "cases": {"total": len(plan.cases), "failing": list(failing.values())},
+    }
+
+
+def summary(verdict: str, checks: list[CheckResult], cases: int, baseline_status: str) -> str:
+    """One line for logs, the action's ``summary`` output and the comment's headline."""
+    failed = [c for c in checks if not c.passed]
+    base = "no baseline" if baseline_status == "missing" else f"baseline {baseline_status}"
+    if verdict == "pass":
+        return f"pass: {len(checks)} checks passed on {cases} cases ({base})"
+    shown = "; ".join(
+        f"{c.metric}{f' [{c.slice}]' if c.slice else ''} {c.reason}" for c in failed[:3]
+    )
+    more = f"; +{len(failed) - 3} more" if len(failed) > 3 else ""
+    return f"fail: {len(failed)} of {len(checks)} checks failed: {shown}{more}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    from gate.comment import render
+
+    return render(report, limit=None)

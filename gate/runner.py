@@ -1,0 +1,139 @@
+"""Run every case through the adapter, concurrently, with timeouts and retries.
+
+The work is waiting on the pipeline (I/O), so threads are enough: ``concurrency`` workers, each
+case timed on a monotonic clock, each failure kept as that case's recorded error.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TextIO
+
+from gate.adapters import Adapter, CaseTimeout, Reply, Transient
+from gate.config import Runner
+from gate.dataset import Case
+from gate.records import EMPTY, Record, parse_output
+
+MAX_BACKOFF_S = 30.0
+"""The longest wait between two attempts, whatever a server's Retry-After asks for."""
+
+
+def backoff_s(attempt: int, retry_after: float | None, rng: random.Random) -> float:
+    """Full-jitter exponential backoff (0.5 s · 2^attempt), or the server's Retry-After."""
+    if retry_after is not None:
+        return min(retry_after, MAX_BACKOFF_S)
+    return min(MAX_BACKOFF_S, 0.5 * 2**attempt) * rng.uniform(0.5, 1.0)
+
+
+@dataclass
+class Progress:
+    """Progress lines for CI logs (no TTY tricks): every ~10% of the cases or 5 seconds."""
+
+    total: int
+    stream: TextIO | None = sys.stderr
+    every_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self._start = self.clock()
+        self._last_time = self._start
+        self._last_step = 0
+        self.done = 0
+        self.failed = 0
+
+    def advance(self, record: Record) -> None:
+        self.done += 1
+        self.failed += record.status != "ok"
+        now = self.clock()
+        step = self.done * 10 // max(self.total, 1)
+        if step > self._last_step or now - self._last_time >= self.every_s:
+            self._last_step, self._last_time = step, now
+            self._print(now)
+
+    def _print(self, now: float) -> None:
+        if self.stream is None:
+            return
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.done / elapsed
+        eta = (self.total - self.done) / rate if rate else float("inf")
+        print(
+            f"gate: {self.done}/{self.total} runs ({100 * self.done // max(self.total, 1)}%) | "
+            f"{rate:.1f}/s | ETA {eta:.0f}s | {self.failed} failed",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def run_one(
+    adapter: Adapter,
+    case: Case,
+    repeat: int,
+    settings: Runner,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> Record:
+    """Run one case to a Record, retrying transient failures and timeouts; never raises."""
+    rng = rng or random.Random()
+    trace_id = uuid.uuid4().hex
+    started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    base = Record(case.id, repeat, trace_id, "error", None, 0, started_at)
+    for attempt in range(settings.retries + 1):
+        begin = time.monotonic()
+        try:
+            reply: Reply = adapter.call(case, settings.timeout_s)
+        except (Transient, CaseTimeout) as exc:
+            latency = (time.monotonic() - begin) * 1000
+            status = "timeout" if isinstance(exc, CaseTimeout) else "error"
+            failed = replace(base, status=status, latency_ms=latency, attempts=attempt + 1,
+                             error=f"{type(exc).__name__}: {exc}")
+            if attempt == settings.retries:
+                return failed
+            sleep(backoff_s(attempt, getattr(exc, "retry_after", None), rng))
+            continue
+        except Exception as exc:  # the pipeline's failure is the case's result
+            latency = (time.monotonic() - begin) * 1000
+            return replace(base, latency_ms=latency, attempts=attempt + 1,
+                           error=f"{type(exc).__name__}: {exc}")
+        latency = reply.latency_ms if reply.latency_ms is not None else (
+            (time.monotonic() - begin) * 1000
+        )
+        done = replace(base, latency_ms=latency, attempts=attempt + 1, raw_output=reply.output)
+        if reply.error is not None:
+            return replace(done, error=reply.error)
+        try:
+            return replace(done, status="ok", output=parse_output(reply.output))
+        except ValueError as exc:
+            return replace(done, output=EMPTY, error=str(exc))
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+def run_cases(
+    cases: list[Case],
+    adapter: Adapter,
+    settings: Runner,
+    on_record: Callable[[Record], None] = lambda record: None,
+    progress: Progress | None = None,
+) -> list[Record]:
+    """Run every case ``settings.repeats`` times; records come back in dataset order."""
+    jobs = [(case, repeat) for repeat in range(settings.repeats) for case in cases]
+    progress = progress or Progress(len(jobs))
+    records: dict[tuple[str, int], Record] = {}
+    with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="gate") as pool:
+        pending: set[Future[Record]] = {
+            pool.submit(run_one, adapter, case, repeat, settings) for case, repeat in jobs
+        }
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                record = future.result()
+                records[(record.case_id, record.repeat)] = record
+                on_record(record)
+                progress.advance(record)
+    return [records[(case.id, repeat)] for repeat in range(settings.repeats) for case in cases]

@@ -1,0 +1,190 @@
+"""Turning pydantic's and YAML's complaints into messages a person can act on.
+
+Every message names the file, the line when we know it, the key, and how to fix it:
+``gate.yml:7: runner.concurrency: Input should be greater than 0 (fix: use a whole number ≥ 1)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from gate.errors import GateError
+
+MAX_LISTED = 20
+"""How many problems a message lists before it says how many more there are."""
+
+Loc = tuple[str | int, ...]
+
+
+def dotted(loc: Sequence[str | int]) -> str:
+    """``("expected", "sources", 0)`` → ``expected.sources[0]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def capped(problems: Sequence[str], what: str) -> str:
+    """Join problems into one message, listing at most MAX_LISTED of them."""
+    shown = list(problems[:MAX_LISTED])
+    more = len(problems) - len(shown)
+    if more:
+        shown.append(f"... and {more} more {what}")
+    return "\n".join(shown)
+
+
+def _walk(model: type[BaseModel], loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
+    """Follow ``loc`` through the model's fields.
+
+    Returns the location as the user wrote it (without the tags pydantic inserts for a tagged
+    union, such as ``python`` in ``pipeline.python.target``) and the model reached at its end.
+    """
+    shown: list[str | int] = []
+    current: type[BaseModel] | None = model
+    pending: list[type[BaseModel]] = []
+    for part in loc:
+        if pending:
+            chosen = next((m for m in pending if part in _tags(m)), None)
+            pending = []
+            if chosen is not None:
+                current = chosen
+                continue
+        shown.append(part)
+        if current is None or isinstance(part, int):
+            continue
+        field = current.model_fields.get(str(part))
+        members = _models_in(field.annotation) if field is not None else []
+        current = members[0] if len(members) == 1 else None
+        pending = members if len(members) > 1 else []
+    return tuple(shown), current
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
+def _tags(model: type[BaseModel]) -> set[str]:
+    """The values of the model's ``Literal`` fields: the tags that select it in a union."""
+    return {
+        str(arg)
+        for f in model.model_fields.values()
+        if get_origin(f.annotation) is Literal
+        for arg in get_args(f.annotation)
+    }
+
+
+def _fix(kind: str, loc: Loc, parent: type[BaseModel] | None) -> str:
+    if kind == "missing":
+        return f"add `{loc[-1]}`"
+    if kind == "extra_forbidden":
+        known = [f.alias or n for n, f in parent.model_fields.items()] if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        if close:
+            return f"did you mean `{close[0]}`?"
+        return f"remove it; allowed keys: {', '.join(sorted(known))}" if known else "remove it"
+    return ""
+
+
+def describe(
+    exc: ValidationError,
+    model: type[BaseModel],
+    where: str,
+    lines: dict[Loc, int] | None = None,
+    prefix: Loc = (),
+) -> list[str]:
+    """One ``file:line: key: problem (fix: ...)`` string per pydantic error."""
+    out = []
+    for error in exc.errors():
+        loc, _ = _walk(model, tuple(error["loc"]))
+        _, parent = _walk(model, tuple(error["loc"])[:-1])
+        where_loc = prefix + loc
+        line = _line_for(where_loc, lines) if lines else None
+        place = f"{where}:{line}" if line else where
+        fix = _fix(error["type"], loc, parent)
+        msg = error["msg"].removeprefix("Value error, ")
+        out.append(f"{place}: {dotted(where_loc)}: {msg}" + (f" ({fix})" if fix else ""))
+    return out
+
+
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    # The deepest prefix of the location that has a line: a missing key is reported at its parent.
+    for end in range(len(loc), -1, -1):
+        line = lines.get(loc[:end])
+        if line is not None:
+            return line
+    return None
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys: the second silently winning hides typos."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {seen[key]}): keep one",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _index_lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+    out[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (key_node.value,)
+            out[loc + key] = key_node.start_mark.line + 1
+            _index_lines(value_node, loc + key, out)
+            out[loc + key] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*loc, i), out)
+
+
+def read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int]]:
+    """Parse a YAML file, returning its data and the line of every key path."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise GateError(f"{path}: {what} not found (fix: create it or point to it)") from None
+    except UnicodeDecodeError as exc:
+        raise GateError(f"{path}: not UTF-8 text at byte {exc.start} (fix: save it as UTF-8)") from None
+    except OSError as exc:
+        raise GateError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise GateError(f"{path}{line}: invalid YAML: {problem}") from None
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return data, lines
+
+
+def errors_or_none(problems: Iterable[str], what: str) -> str | None:
+    listed = list(problems)
+    return capped(listed, what) if listed else None
