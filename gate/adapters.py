@@ -51,7 +51,7 @@ class Reply:
     """Set by the replay adapter when the recorded run failed."""
 
 
-class Transient(Exception):  # noqa: N818 - it is a condition, not an error to report
+class Transient(Exception):
     """A failure worth retrying; ``retry_after`` is the server's requested wait in seconds."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -59,7 +59,7 @@ class Transient(Exception):  # noqa: N818 - it is a condition, not an error to r
         self.retry_after = retry_after
 
 
-class CaseTimeout(Exception):  # noqa: N818
+class CaseTimeout(Exception):
     """The case ran longer than ``runner.timeout_s``."""
 
 
@@ -187,7 +187,7 @@ class _Process:
 
     def __init__(self, command: list[str], cwd: Path) -> None:
         try:
-            self.popen = subprocess.Popen(  # noqa: S603 - the user's own pipeline command
+            self.popen = subprocess.Popen(
                 command,
                 cwd=cwd,
                 stdin=subprocess.PIPE,

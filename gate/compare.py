@@ -60,7 +60,9 @@ def apply_rule(
     out: list[CheckResult] = []
 
     def add(kind: Kind, name: str, limit: float, passed: bool, reason: str) -> None:
-        out.append(CheckResult(metric, slice_name, kind, name, limit, value, baseline, passed, reason))
+        out.append(
+            CheckResult(metric, slice_name, kind, name, limit, value, baseline, passed, reason)
+        )
 
     unmeasured = "not measured: no case defines what this metric needs"
     for name, limit in rule.declared().items():
@@ -69,10 +71,22 @@ def apply_rule(
                 add("absolute", name, limit, False, unmeasured)
             elif name == "min":
                 ok = value >= limit - EPSILON
-                add("absolute", name, limit, ok, f"{fmt(value)} {'≥' if ok else '<'} min {fmt(limit)}")
+                add(
+                    "absolute",
+                    name,
+                    limit,
+                    ok,
+                    f"{fmt(value)} {'≥' if ok else '<'} min {fmt(limit)}",
+                )
             else:
                 ok = value <= limit + EPSILON
-                add("absolute", name, limit, ok, f"{fmt(value)} {'≤' if ok else '>'} max {fmt(limit)}")
+                add(
+                    "absolute",
+                    name,
+                    limit,
+                    ok,
+                    f"{fmt(value)} {'≤' if ok else '>'} max {fmt(limit)}",
+                )
             continue
         if baseline is None:
             continue  # no baseline: relative rules cannot apply; the report says so

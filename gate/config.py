@@ -29,7 +29,9 @@ class PythonPipeline(_Strict):
     @classmethod
     def _module_colon_function(cls, value: str) -> str:
         if not re.fullmatch(r"[\w.]+:[\w.]+", value):
-            raise ValueError(f'must be "module:function", e.g. "examples.rag:answer", not {value!r}')
+            raise ValueError(
+                f'must be "module:function", e.g. "examples.rag:answer", not {value!r}'
+            )
         return value
 
 
@@ -211,4 +213,3 @@ def cutoffs(config: Config, thresholds: Thresholds) -> list[int]:
     ks = set(config.metrics.retrieval.k)
     ks.update(k for name in thresholds.names() if (k := parse_metric(name)[1]) is not None)
     return sorted(ks)
-

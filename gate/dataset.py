@@ -100,7 +100,9 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DatasetError(f"{path}: golden set not found (fix: check `dataset:` in gate.yml)") from None
+        raise DatasetError(
+            f"{path}: golden set not found (fix: check `dataset:` in gate.yml)"
+        ) from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read the golden set: {exc.strerror}") from None
     data = data.removeprefix(b"\xef\xbb\xbf")
@@ -133,7 +135,9 @@ def load_dataset(path: Path) -> list[Case]:
         except jsonlines.InvalidLineError as exc:
             cause = exc.__cause__
             if isinstance(cause, json.JSONDecodeError):
-                problems.append((number, f"{where}: invalid JSON: {cause.msg} (column {cause.colno})"))
+                problems.append(
+                    (number, f"{where}: invalid JSON: {cause.msg} (column {cause.colno})")
+                )
             else:
                 problems.append((number, f"{where}: must be a JSON object, one case per line"))
             continue

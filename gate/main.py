@@ -22,13 +22,14 @@ import numpy as np
 from gate import __version__, metrics
 from gate.adapters import Adapter, make_adapter
 from gate.baseline import Baseline, CaseEntry, read_baseline, write_baseline
+from gate.comment import render_summary
 from gate.compare import CheckResult, apply_rule
 from gate.config import Config, Thresholds, cutoffs, load_config, load_thresholds
 from gate.dataset import Case, fingerprint, load_dataset
 from gate.errors import ConfigError
 from gate.metrics import failures
 from gate.records import Record, RecordWriter, write_atomic, write_records
-from gate.report import build_report, render_markdown
+from gate.report import build_report
 from gate.runner import Progress, run_cases
 
 
@@ -75,7 +76,9 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
             f"{config.thresholds}: slices: no case is tagged {', '.join(map(repr, unknown))}; "
             f"tags in the golden set: {', '.join(sorted(tags)) or 'none'} (fix: check the spelling)"
         )
-    baseline_path = baseline_override or (config.resolve(config.baseline) if config.baseline else None)
+    baseline_path = baseline_override or (
+        config.resolve(config.baseline) if config.baseline else None
+    )
     baseline = read_baseline(baseline_path) if baseline_path else None
     return Plan(config, cases, thresholds, baseline_path, baseline)
 
@@ -240,5 +243,5 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     report_path = out / "report.json"
     markdown_path = out / "report.md"
     write_atomic(report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    write_atomic(markdown_path, render_markdown(report))
+    write_atomic(markdown_path, render_summary(report, None))
     return Outcome(0 if report["verdict"] == "pass" else 1, report, report_path, markdown_path)

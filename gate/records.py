@@ -72,7 +72,9 @@ def parse_output(raw: Any) -> Output:
     except ValidationError as exc:
         first = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ValueError(f"malformed output: {dotted(first['loc'])}: {first['msg']}{more}") from None
+        raise ValueError(
+            f"malformed output: {dotted(first['loc'])}: {first['msg']}{more}"
+        ) from None
 
 
 Status = Literal["ok", "error", "timeout"]

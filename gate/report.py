@@ -145,9 +145,3 @@ def summary(verdict: str, checks: list[CheckResult], cases: int, baseline_status
     )
     more = f"; +{len(failed) - 3} more" if len(failed) > 3 else ""
     return f"fail: {len(failed)} of {len(checks)} checks failed: {shown}{more}"
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    from gate.comment import render
-
-    return render(report, limit=None)

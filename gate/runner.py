@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TextIO
@@ -19,7 +19,7 @@ from typing import TextIO
 from gate.adapters import Adapter, CaseTimeout, Reply, Transient
 from gate.config import Runner
 from gate.dataset import Case
-from gate.records import EMPTY, Record, parse_output
+from gate.records import EMPTY, Record, Status, parse_output
 
 MAX_BACKOFF_S = 30.0
 """The longest wait between two attempts, whatever a server's Retry-After asks for."""
@@ -29,7 +29,7 @@ def backoff_s(attempt: int, retry_after: float | None, rng: random.Random) -> fl
     """Full-jitter exponential backoff (0.5 s · 2^attempt), or the server's Retry-After."""
     if retry_after is not None:
         return min(retry_after, MAX_BACKOFF_S)
-    return min(MAX_BACKOFF_S, 0.5 * 2**attempt) * rng.uniform(0.5, 1.0)
+    return min(MAX_BACKOFF_S, 0.5 * 2.0**attempt) * rng.uniform(0.5, 1.0)
 
 
 @dataclass
@@ -90,19 +90,27 @@ def run_one(
             reply: Reply = adapter.call(case, settings.timeout_s)
         except (Transient, CaseTimeout) as exc:
             latency = (time.monotonic() - begin) * 1000
-            status = "timeout" if isinstance(exc, CaseTimeout) else "error"
-            failed = replace(base, status=status, latency_ms=latency, attempts=attempt + 1,
-                             error=f"{type(exc).__name__}: {exc}")
+            status: Status = "timeout" if isinstance(exc, CaseTimeout) else "error"
+            failed = replace(
+                base,
+                status=status,
+                latency_ms=latency,
+                attempts=attempt + 1,
+                error=f"{type(exc).__name__}: {exc}",
+            )
             if attempt == settings.retries:
                 return failed
             sleep(backoff_s(attempt, getattr(exc, "retry_after", None), rng))
             continue
         except Exception as exc:  # the pipeline's failure is the case's result
             latency = (time.monotonic() - begin) * 1000
-            return replace(base, latency_ms=latency, attempts=attempt + 1,
-                           error=f"{type(exc).__name__}: {exc}")
-        latency = reply.latency_ms if reply.latency_ms is not None else (
-            (time.monotonic() - begin) * 1000
+            return replace(
+                base, latency_ms=latency, attempts=attempt + 1, error=f"{type(exc).__name__}: {exc}"
+            )
+        latency = (
+            reply.latency_ms
+            if reply.latency_ms is not None
+            else ((time.monotonic() - begin) * 1000)
         )
         done = replace(base, latency_ms=latency, attempts=attempt + 1, raw_output=reply.output)
         if reply.error is not None:
@@ -126,14 +134,10 @@ def run_cases(
     progress = progress or Progress(len(jobs))
     records: dict[tuple[str, int], Record] = {}
     with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="gate") as pool:
-        pending: set[Future[Record]] = {
-            pool.submit(run_one, adapter, case, repeat, settings) for case, repeat in jobs
-        }
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                record = future.result()
-                records[(record.case_id, record.repeat)] = record
-                on_record(record)
-                progress.advance(record)
+        futures = [pool.submit(run_one, adapter, case, repeat, settings) for case, repeat in jobs]
+        for future in as_completed(futures):
+            record = future.result()
+            records[(record.case_id, record.repeat)] = record
+            on_record(record)
+            progress.advance(record)
     return [records[(case.id, repeat)] for repeat in range(settings.repeats) for case in cases]

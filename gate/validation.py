@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from gate.errors import GateError
+from gate.errors import ConfigError
 
 MAX_LISTED = 20
 """How many problems a message lists before it says how many more there are."""
@@ -133,7 +133,7 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -166,19 +166,21 @@ def read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise GateError(f"{path}: {what} not found (fix: create it or point to it)") from None
+        raise ConfigError(f"{path}: {what} not found (fix: create it or point to it)") from None
     except UnicodeDecodeError as exc:
-        raise GateError(f"{path}: not UTF-8 text at byte {exc.start} (fix: save it as UTF-8)") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text at byte {exc.start} (fix: save it as UTF-8)"
+        ) from None
     except OSError as exc:
-        raise GateError(f"{path}: cannot read {what}: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise GateError(f"{path}{line}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
     lines: dict[Loc, int] = {}
     if node is not None:
         _index_lines(node, (), lines)

@@ -50,7 +50,8 @@ class Batch:
 
     @cached_property
     def check_failed(self) -> np.ndarray:
-        return np.logical_or.reduce([passed == 0 for passed in self.checks.values()])
+        failed = [passed == 0 for passed in self.checks.values()]
+        return np.any(failed, axis=0) if failed else np.zeros(len(self.records), dtype=bool)
 
 
 def mean(values: np.ndarray, columns: Columns) -> float | None:
@@ -69,7 +70,9 @@ class MetricSpec:
     """Metrics whose per-record scores the aggregate reads (computed first)."""
 
 
-def _at_k(fn: Callable[[retrieval.Rankings, int], np.ndarray]) -> Callable[[Batch, int | None], np.ndarray]:
+def _at_k(
+    fn: Callable[[retrieval.Rankings, int], np.ndarray],
+) -> Callable[[Batch, int | None], np.ndarray]:
     def score(batch: Batch, k: int | None) -> np.ndarray:
         assert k is not None
         return fn(batch.rankings, k)
@@ -77,7 +80,9 @@ def _at_k(fn: Callable[[retrieval.Rankings, int], np.ndarray]) -> Callable[[Batc
     return score
 
 
-def _no_k(fn: Callable[[retrieval.Rankings], np.ndarray]) -> Callable[[Batch, int | None], np.ndarray]:
+def _no_k(
+    fn: Callable[[retrieval.Rankings], np.ndarray],
+) -> Callable[[Batch, int | None], np.ndarray]:
     return lambda batch, k: fn(batch.rankings)
 
 
@@ -132,10 +137,16 @@ METRICS: dict[str, MetricSpec] = {
         _per_batch(ops.latency_ms), False, "median latency, nearest rank", ops.percentile(50)
     ),
     "ops.latency_p95_ms": MetricSpec(
-        _per_batch(ops.latency_ms), False, "95th percentile latency, nearest rank", ops.percentile(95)
+        _per_batch(ops.latency_ms),
+        False,
+        "95th percentile latency, nearest rank",
+        ops.percentile(95),
     ),
     "ops.latency_p99_ms": MetricSpec(
-        _per_batch(ops.latency_ms), False, "99th percentile latency, nearest rank", ops.percentile(99)
+        _per_batch(ops.latency_ms),
+        False,
+        "99th percentile latency, nearest rank",
+        ops.percentile(99),
     ),
     "ops.error_rate": MetricSpec(
         _per_batch(ops.error), False, "runs that failed (error or timeout) / all runs"

@@ -1,0 +1,139 @@
+"""The CLI's exit codes and messages, on the shipped example and on broken input."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gate.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the shipped example, so tests can break it and write baselines freely."""
+    for name in ("gate.yml", "datasets", "thresholds", "examples"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / name)
+    return tmp_path
+
+
+def gate(project: Path, *args: str) -> int:
+    return main([*args, "-c", str(project / "gate.yml")] if args[0] != "comment" else list(args))
+
+
+def test_run__the_shipped_example_passes_against_its_baseline(project, capsys):
+    out = project / "gate-report"
+    assert gate(project, "run", "-q", "--out", str(out)) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "pass"
+    assert report["baseline"]["status"] == "found"
+    assert report["metrics"]["retrieval.mrr"]["delta"] == 0
+    assert (out / "report.md").read_text().startswith("### ✅ gate: pass")
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(records) == report["dataset"]["cases"]
+    assert all(len(r["trace_id"]) == 32 and r["scores"] for r in records)
+    assert capsys.readouterr().out.startswith("pass: ")
+
+
+def test_run__a_worse_retriever_fails_the_gate(project, monkeypatch):
+    monkeypatch.setenv("RAG_TOP_K", "1")
+    out = project / "gate-report"
+    assert gate(project, "run", "-q", "--out", str(out)) == 1
+    report = json.loads((out / "report.json").read_text())
+    failed = {(c["metric"], c["rule"]) for c in report["checks"] if c["status"] == "fail"}
+    assert ("retrieval.hit_rate@5", "min") in failed
+    assert ("retrieval.hit_rate@5", "max_drop") in failed
+    hit = report["metrics"]["retrieval.hit_rate@5"]
+    assert hit["value"] < hit["baseline"]
+    assert hit["status"] == "fail"
+
+
+def test_run__baseline_only_written_when_asked(project, monkeypatch):
+    baseline = project / "thresholds" / "baseline.json"
+    before = baseline.read_text()
+    monkeypatch.setenv("RAG_TOP_K", "1")
+    gate(project, "run", "-q", "--out", str(project / "r1"))
+    assert baseline.read_text() == before
+    assert gate(project, "run", "-q", "--out", str(project / "r2"), "--update-baseline") == 1
+    written = json.loads(baseline.read_text())
+    assert (
+        written["metrics"]["retrieval.hit_rate@5"]
+        < json.loads(before)["metrics"]["retrieval.hit_rate@5"]
+    )
+    golden = (project / "datasets/golden.jsonl").read_text().splitlines()
+    assert set(written["cases"]) == {json.loads(line)["id"] for line in golden if line.strip()}
+
+
+def test_run__missing_baseline_applies_absolute_bars_only(project):
+    (project / "thresholds" / "baseline.json").unlink()
+    out = project / "gate-report"
+    assert gate(project, "run", "-q", "--out", str(out)) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["baseline"]["status"] == "missing"
+    assert {c["kind"] for c in report["checks"]} == {"absolute"}
+
+
+def test_validate__ok_on_the_example(project, capsys):
+    assert gate(project, "validate") == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_validate__a_typo_in_thresholds_exits_2_without_traceback(project, capsys):
+    path = project / "thresholds" / "default.yml"
+    path.write_text(path.read_text().replace("retrieval.mrr:", "retrieval.mmr:"))
+    assert gate(project, "validate") == 2
+    err = capsys.readouterr().err
+    assert "unknown metric 'retrieval.mmr'" in err
+    assert "Traceback" not in err
+
+
+def test_validate__a_slice_for_an_unknown_tag_exits_2(project, capsys):
+    path = project / "thresholds" / "default.yml"
+    path.write_text(path.read_text().replace("high-risk:", "hihg-risk:"))
+    assert gate(project, "validate") == 2
+    assert "no case is tagged 'hihg-risk'" in capsys.readouterr().err
+
+
+def test_run__bad_dataset_exits_2(project, capsys):
+    (project / "datasets" / "golden.jsonl").write_text('{"id": "a"}\n')
+    assert gate(project, "run", "-q") == 2
+    assert "golden.jsonl:1: input: Field required" in capsys.readouterr().err
+
+
+def test_run__bad_target_exits_2(project, capsys):
+    path = project / "gate.yml"
+    path.write_text(path.read_text().replace("examples.rag:answer", "examples.rag:nope"))
+    assert gate(project, "run", "-q") == 2
+    assert "has no 'nope'" in capsys.readouterr().err
+
+
+def test_bad_command_line_exits_2(capsys):
+    assert main(["run", "--frobnicate"]) == 2
+    assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
+    assert main([]) == 2
+
+
+def test_a_bug_in_the_gate_exits_3_with_a_traceback(project, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr("gate.main.score_records", broken)
+    assert gate(project, "run", "-q", "--out", str(project / "out")) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "bug in the gate" in err
+
+
+def test_python_dash_m_gate_is_the_same_program():
+    done = subprocess.run(
+        [sys.executable, "-m", "gate", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("gate ")

@@ -1,0 +1,82 @@
+import pytest
+
+from gate.compare import apply_rule, status
+from gate.config import Rule
+
+
+def one(rule: Rule, value, baseline, higher_is_better=True):
+    [result] = apply_rule("m", rule, value, baseline, higher_is_better)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "passed", "reason"),
+    [
+        (Rule(min=0.8), 0.8, True, "0.8 ≥ min 0.8"),
+        (Rule(min=0.8), 0.79, False, "0.79 < min 0.8"),
+        (Rule(min=0.3), 0.1 + 0.2, True, "0.3 ≥ min 0.3"),  # float noise never fails a bar
+        (Rule(max=3500), 3600.0, False, "3600 > max 3500"),
+        (Rule(max=3500), 3500.0, True, "3500 ≤ max 3500"),
+    ],
+)
+def test_absolute_rules__hand_computed(rule, value, passed, reason):
+    result = one(rule, value, None)
+    assert (result.kind, result.passed, result.reason) == ("absolute", passed, reason)
+
+
+def test_absolute_rule__unmeasured_metric_fails_rather_than_passing_silently():
+    result = one(Rule(min=0.5), None, None)
+    assert not result.passed
+    assert result.reason.startswith("not measured")
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "baseline", "higher", "passed", "reason"),
+    [
+        (Rule(max_drop=0.03), 0.80, 0.85, True, False, "drop 0.05 > max_drop 0.03"),
+        (Rule(max_drop=0.05), 0.80, 0.85, True, True, "drop 0.05 ≤ max_drop 0.05"),
+        (Rule(max_drop=0.0), 0.90, 0.85, True, True, "drop -0.05 ≤ max_drop 0"),
+        (Rule(max_drop_pct=5), 0.80, 0.85, True, False, "drop 5.9% > max_drop_pct 5%"),
+        (Rule(max_drop_pct=10), 0.80, 0.85, True, True, "drop 5.9% ≤ max_drop_pct 10%"),
+        (
+            Rule(max_increase_pct=20),
+            1300.0,
+            1000.0,
+            False,
+            False,
+            "increase 30.0% > max_increase_pct 20%",
+        ),
+        (
+            Rule(max_increase_pct=20),
+            900.0,
+            1000.0,
+            False,
+            True,
+            "increase 0.0% ≤ max_increase_pct 20%",
+        ),
+        (Rule(max_increase=100), 1150.0, 1000.0, False, False, "increase 150 > max_increase 100"),
+        (Rule(max_increase_pct=20), 0.01, 0.0, False, False, "increase ∞% > max_increase_pct 20%"),
+        (Rule(max_drop_pct=20), 0.0, 0.0, True, True, "drop 0.0% ≤ max_drop_pct 20%"),
+    ],
+)
+def test_regression_rules__hand_computed(rule, value, baseline, higher, passed, reason):
+    result = one(rule, value, baseline, higher)
+    assert (result.kind, result.passed, result.reason) == ("regression", passed, reason)
+
+
+def test_regression_rules__skipped_without_a_baseline():
+    assert apply_rule("m", Rule(max_drop=0.01), 0.5, None, True) == []
+
+
+def test_regression_rule__metric_no_longer_measured_fails():
+    result = one(Rule(max_drop=0.01), None, 0.5)
+    assert not result.passed
+    assert "baseline 0.5" in result.reason
+
+
+def test_status__unchecked_pass_fail():
+    assert status([]) == "unchecked"
+    checks = apply_rule("m", Rule(min=0.5, max=0.9), 0.95, None, True)
+    assert [c.passed for c in checks] == [True, False]
+    assert status(checks) == "fail"
+    assert status(checks[:1]) == "pass"

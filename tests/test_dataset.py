@@ -1,0 +1,100 @@
+from pathlib import Path
+
+import pytest
+
+from gate.dataset import Case, fingerprint, load_dataset
+from gate.errors import DatasetError
+
+
+def write(tmp_path: Path, content: bytes | str) -> Path:
+    path = tmp_path / "golden.jsonl"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(path)
+    return str(caught.value).splitlines()
+
+
+def test_load__bom_crlf_and_blank_lines_are_valid(tmp_path):
+    path = write(
+        tmp_path, b'\xef\xbb\xbf{"id": "a", "input": "q"}\r\n\r\n{"id": "b", "input": {"x": 1}}\r\n'
+    )
+    cases = load_dataset(path)
+    assert [c.id for c in cases] == ["a", "b"]
+    assert cases[1].input == {"x": 1}
+
+
+def test_load__sources_list_means_grade_one_and_answer_string_means_one_answer(tmp_path):
+    path = write(
+        tmp_path, '{"id": "a", "input": "q", "expected": {"sources": ["d1", "d2"], "answer": "x"}}'
+    )
+    [case] = load_dataset(path)
+    assert case.expected.sources == {"d1": 1, "d2": 1}
+    assert case.expected.answer == ("x",)
+
+
+def test_load__every_bad_line_reported_in_one_pass_with_file_line_and_field(tmp_path):
+    path = write(
+        tmp_path,
+        "\n".join(
+            [
+                '{"id": "a", "input": "q"}',
+                '{"id": "a", "input": "q2"}',
+                "[1, 2]",
+                '{"id": "c", "input": 3}',
+                '{"id": "d", "input": "q", "expected": {"sources": {"x": 1.5}}}',
+                '{"id": "e", "input": "q", "expected": {"sourcez": ["x"]}}',
+                "{not json",
+                '{"input": "no id"}',
+            ]
+        ),
+    )
+    lines = problems(path)
+    assert lines[0] == (
+        f"{path}:2: id: 'a' already used on line 1 (fix: ids are unique, they pair a case "
+        "with its baseline)"
+    )
+    assert lines[1] == f"{path}:3: must be a JSON object, one case per line"
+    assert lines[2].startswith(f"{path}:4: input: must be a string or a JSON object")
+    assert lines[3] == (
+        f"{path}:5: expected.sources: must be a list of ids or {{id: grade}} "
+        "with integer grades ≥ 0"
+    )
+    assert (
+        lines[4]
+        == f"{path}:6: expected.sourcez: Extra inputs are not permitted (did you mean `sources`?)"
+    )
+    assert lines[5].startswith(f"{path}:7: invalid JSON")
+    assert lines[6] == f"{path}:8: id: Field required (add `id`)"
+
+
+def test_load__undecodable_bytes_name_the_line(tmp_path):
+    path = write(tmp_path, b'{"id": "a", "input": "q"}\n{"id": "b", "input": "\xff"}\n')
+    assert problems(path) == [f"{path}:2: not valid UTF-8 (fix: save it as UTF-8)"]
+
+
+def test_load__problem_list_is_capped_and_says_how_many_more(tmp_path):
+    path = write(tmp_path, "\n".join("[]" for _ in range(30)))
+    lines = problems(path)
+    assert len(lines) == 21
+    assert lines[-1] == "... and 10 more problems"
+
+
+def test_load__empty_set_is_an_error(tmp_path):
+    assert "the golden set is empty" in problems(write(tmp_path, "\n\n"))[0]
+
+
+def test_load__missing_file_is_an_error(tmp_path):
+    assert "golden set not found" in problems(tmp_path / "nope.jsonl")[0]
+
+
+def test_fingerprint__changes_with_content_not_with_order():
+    a = Case(id="a", input="q")
+    b = Case(id="b", input="r")
+    changed = Case(id="b", input="r!")
+    assert fingerprint([a, b]) == fingerprint([b, a])
+    assert fingerprint([a, b]) != fingerprint([a, changed])
+    assert b.fingerprint() != changed.fingerprint()
