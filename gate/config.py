@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -62,8 +62,53 @@ class ReplayPipeline(_Strict):
     path: Path
 
 
+class Price(_Strict):
+    """US dollars per million tokens, as providers publish their prices."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class _ChatEndpoint(_Strict):
+    """An OpenAI-compatible Chat Completions endpoint. The key is read from the environment."""
+
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY",
+        description="the environment variable holding the key; null sends none (a local server)",
+    )
+    prices: dict[str, Price] = Field(default_factory=dict, description="by model name")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_base_url(cls, value: str) -> str:
+        if not re.match(r"https?://", value):
+            raise ValueError(f"must start with http:// or https://, not {value!r}")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        # The message must not echo the value: a key pasted here by mistake stays out of logs.
+        if value is not None and not re.fullmatch(r"[A-Za-z_]\w*", value):
+            raise ValueError(
+                "must be the name of an environment variable, e.g. OPENAI_API_KEY, never the key "
+                "itself (fix: export the key under that name, keep it out of files)"
+            )
+        return value
+
+
+class OpenAIPipeline(_ChatEndpoint):
+    adapter: Literal["openai"]
+    prompt: Path = Field(description="front matter (version, model, sampling), then a template")
+    model: str | None = Field(None, description="overrides the prompt's `model:`")
+    fallback_models: list[str] = Field(
+        default_factory=list, description="tried in order when a model fails (docs/openai.md)"
+    )
+
+
 Pipeline = Annotated[
-    PythonPipeline | HttpPipeline | CommandPipeline | ReplayPipeline,
+    PythonPipeline | HttpPipeline | CommandPipeline | ReplayPipeline | OpenAIPipeline,
     Field(discriminator="adapter"),
 ]
 
@@ -79,8 +124,42 @@ class RetrievalOptions(_Strict):
     k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
 
 
+JudgedMetric = Literal[
+    "generation.faithfulness_judge",
+    "generation.answer_relevance_judge",
+    "generation.correctness_judge",
+]
+
+
+class JudgeOptions(_ChatEndpoint):
+    """The LLM judge behind the judged metrics (gate/judge.py): opt-in, its own endpoint."""
+
+    model: str
+    metrics: list[JudgedMetric] = Field(
+        default_factory=lambda: list(get_args(JudgedMetric)), min_length=1
+    )
+    cache_dir: Path = Field(
+        Path(".gate-cache/judge"), description="verdicts by (model, rubric, inputs)"
+    )
+    retries: int = Field(
+        2, ge=0, le=10, description="re-asks after a reply that is not the rubric's JSON or fails"
+    )
+    timeout_s: float = Field(60.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=64)
+
+
 class MetricOptions(_Strict):
     retrieval: RetrievalOptions = Field(default_factory=RetrievalOptions)
+    judge: JudgeOptions | None = None
+
+
+class Comparison(_Strict):
+    """How a change against the baseline is judged to be a regression (see gate.stats)."""
+
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    strict: bool = Field(False, description="fail on the point estimate, significant or not")
+    resamples: int = Field(2000, ge=100, le=100_000)
+    seed: int = 0
 
 
 class Config(_Strict):
@@ -90,6 +169,7 @@ class Config(_Strict):
     metrics: MetricOptions = Field(default_factory=MetricOptions)
     thresholds: Path | None = None
     baseline: Path | None = None
+    comparison: Comparison = Field(default_factory=Comparison)
 
     path: Path = Field(Path("gate.yml"), exclude=True)
     """Where the config was read from; relative paths inside it are relative to its folder."""
@@ -144,9 +224,17 @@ class Rule(_Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class MustPass(_Strict):
+    """Cases that must all pass whatever the statistics say (high-risk paths)."""
+
+    tags: list[str] = Field(default_factory=list)
+    cases: list[str] = Field(default_factory=list)
+
+
 class Thresholds(_Strict):
     metrics: dict[str, Rule] = Field(default_factory=dict)
     slices: dict[str, dict[str, Rule]] = Field(default_factory=dict)
+    must_pass: MustPass = Field(default_factory=MustPass)
 
     def names(self) -> set[str]:
         return set(self.metrics) | {name for rules in self.slices.values() for name in rules}

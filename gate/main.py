@@ -23,7 +23,7 @@ from gate import __version__, metrics
 from gate.adapters import Adapter, make_adapter
 from gate.baseline import Baseline, CaseEntry, read_baseline, write_baseline
 from gate.comment import render_summary
-from gate.compare import CheckResult, apply_rule
+from gate.compare import CheckResult, Paired, apply_rule, detectability, paired
 from gate.config import Config, Thresholds, cutoffs, load_config, load_thresholds
 from gate.dataset import Case, fingerprint, load_dataset
 from gate.errors import ConfigError
@@ -75,6 +75,15 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
         raise ConfigError(
             f"{config.thresholds}: slices: no case is tagged {', '.join(map(repr, unknown))}; "
             f"tags in the golden set: {', '.join(sorted(tags)) or 'none'} (fix: check the spelling)"
+        )
+    must = thresholds.must_pass
+    missing_tags = sorted(set(must.tags) - tags)
+    missing_ids = sorted(set(must.cases) - {case.id for case in cases})
+    if missing_tags or missing_ids:
+        what = [f"no case is tagged {t!r}" for t in missing_tags]
+        what += [f"no case has id {i!r}" for i in missing_ids]
+        raise ConfigError(
+            f"{config.thresholds}: must_pass: {'; '.join(what)} (fix: check the spelling)"
         )
     baseline_path = baseline_override or (
         config.resolve(config.baseline) if config.baseline else None
@@ -145,22 +154,190 @@ def score_records(plan: Plan, records: list[Record]) -> Scored:
     return Scored(names, overall, slices, per_case, scored_records)
 
 
-def check(plan: Plan, scored: Scored) -> list[CheckResult]:
+@dataclass(frozen=True)
+class Drift:
+    """How the golden set moved since the baseline."""
+
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    """Same id, different content: left out of the paired comparison."""
+    shared: list[str]
+    """Unchanged cases in both: the ones comparisons are paired on."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "shared": len(self.shared),
+        }
+
+
+def drift(plan: Plan) -> Drift | None:
+    if plan.baseline is None:
+        return None
+    before = plan.baseline.cases
+    now = {case.id: case.fingerprint() for case in plan.cases}
+    return Drift(
+        added=[i for i in now if i not in before],
+        removed=[i for i in before if i not in now],
+        changed=[i for i in now if i in before and before[i].fingerprint != now[i]],
+        shared=[i for i in now if i in before and before[i].fingerprint == now[i]],
+    )
+
+
+Key = tuple[str | None, str]
+"""(slice or None for overall, metric name)."""
+
+
+def comparisons(plan: Plan, scored: Scored, moved: Drift | None) -> dict[Key, Paired]:
+    """Paired comparisons with the baseline: every overall metric, and every slice rule."""
+    if plan.baseline is None or moved is None:
+        return {}
+    before = {i: entry.scores for i, entry in plan.baseline.cases.items()}
+    settings = plan.config.comparison
+    wanted: list[tuple[str | None, str, list[str]]] = [
+        (None, name, moved.shared) for name in scored.names
+    ]
+    tags = {case.id: case.tags for case in plan.cases}
+    for tag, rules in plan.thresholds.slices.items():
+        ids = [i for i in moved.shared if tag in tags[i]]
+        wanted += [(tag, name, ids) for name in rules]
+    out: dict[Key, Paired] = {}
+    for tag, name, ids in wanted:
+        spec, _ = metrics.parse_metric(name)
+        found = paired(
+            (name, *spec.depends_on), spec.statistic, before, scored.per_case, ids, settings
+        )
+        if found is not None:
+            out[(tag, name)] = found
+    return out
+
+
+def check(plan: Plan, scored: Scored, compared: dict[Key, Paired]) -> list[CheckResult]:
     """Every declared rule against the current values and the baseline's."""
     baseline = plan.baseline
+    settings = plan.config.comparison
     out: list[CheckResult] = []
     for name, rule in plan.thresholds.metrics.items():
         spec, _ = metrics.parse_metric(name)
         value = scored.overall[name][0]
         before = baseline.metrics.get(name) if baseline else None
-        out += apply_rule(name, rule, value, before, spec.higher_is_better)
+        out += apply_rule(
+            name,
+            rule,
+            value,
+            before,
+            spec.higher_is_better,
+            None,
+            compared.get((None, name)),
+            settings,
+        )
     for tag, rules in plan.thresholds.slices.items():
         for name, rule in rules.items():
             spec, _ = metrics.parse_metric(name)
             value = scored.slices[tag][name][0]
             before = baseline.slices.get(tag, {}).get(name) if baseline else None
-            out += apply_rule(name, rule, value, before, spec.higher_is_better, tag)
+            out += apply_rule(
+                name,
+                rule,
+                value,
+                before,
+                spec.higher_is_better,
+                tag,
+                compared.get((tag, name)),
+                settings,
+            )
+    return out + must_pass(plan, scored)
+
+
+def _passed(record: Record) -> bool:
+    return record.status == "ok" and not record.failure_modes
+
+
+def must_pass(plan: Plan, scored: Scored) -> list[CheckResult]:
+    """One check per must_pass tag (and one for the listed ids): every run of every case
+    passes, whatever the statistics say."""
+    must = plan.thresholds.must_pass
+    groups: list[tuple[str | None, set[str]]] = [
+        (tag, {c.id for c in plan.cases if tag in c.tags}) for tag in must.tags
+    ]
+    if must.cases:
+        groups.append((None, set(must.cases)))
+    out = []
+    for tag, ids in groups:
+        failing: dict[str, list[str]] = {}
+        for record in scored.records:
+            if record.case_id in ids and not _passed(record):
+                failing.setdefault(record.case_id, []).extend(record.failure_modes)
+        shown = ", ".join(
+            f"{i} ({', '.join(dict.fromkeys(modes))})" for i, modes in list(failing.items())[:5]
+        )
+        more = f", +{len(failing) - 5} more" if len(failing) > 5 else ""
+        reason = (
+            f"all {len(ids)} must-pass cases passed"
+            if not failing
+            else f"{len(failing)} of {len(ids)} must-pass cases failed: {shown}{more}"
+        )
+        passing = (len(ids) - len(failing)) / len(ids) if ids else None
+        out.append(
+            CheckResult(
+                "agent.task_success",
+                tag,
+                "absolute",
+                "must_pass",
+                1.0,
+                passing,
+                None,
+                not failing,
+                reason,
+            )
+        )
     return out
+
+
+def flips(plan: Plan, scored: Scored, moved: Drift | None) -> dict[str, list[str]]:
+    """Shared cases that passed in the baseline and fail now (regressed), and the reverse.
+
+    A case passes when it succeeded in most of its repeats (``agent.task_success`` ≥ 0.5).
+    Regressed cases come worst first: lowest success now, then most failure modes.
+    """
+    if plan.baseline is None or moved is None:
+        return {"regressed": [], "fixed": []}
+    success = "agent.task_success"
+    regressed, fixed = [], []
+    for case_id in moved.shared:
+        before = plan.baseline.cases[case_id].scores.get(success)
+        now = scored.per_case[case_id].get(success)
+        if before is None or now is None:
+            continue
+        if before >= 0.5 > now:
+            regressed.append((now, case_id))
+        elif now >= 0.5 > before:
+            fixed.append((-now, case_id))
+    modes = _modes_by_case(scored.records)
+    regressed.sort(key=lambda item: (item[0], -len(modes.get(item[1], ()))))
+    return {"regressed": [i for _, i in regressed], "fixed": [i for _, i in sorted(fixed)]}
+
+
+def _modes_by_case(records: list[Record]) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for record in records:
+        out[record.case_id] = tuple(
+            dict.fromkeys(out.get(record.case_id, ()) + record.failure_modes)
+        )
+    return out
+
+
+def flaky(scored: Scored, repeats: int) -> list[str]:
+    """Cases whose outcome differed across repeats."""
+    if repeats < 2:
+        return []
+    outcomes: dict[str, set[bool]] = {}
+    for record in scored.records:
+        outcomes.setdefault(record.case_id, set()).add(_passed(record))
+    return [case_id for case_id, seen in outcomes.items() if len(seen) > 1]
 
 
 def new_baseline(plan: Plan, scored: Scored) -> Baseline:
@@ -187,6 +364,11 @@ def new_baseline(plan: Plan, scored: Scored) -> Baseline:
 def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     """Run the gate; exit code 0 when every check passes, 1 when one fails."""
     plan = prepare(options.config, options.baseline)
+    if options.update_baseline and plan.baseline_path is None:
+        raise ConfigError(
+            "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "
+            "pass --baseline FILE)"
+        )
     out = options.out_dir
     out.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -213,14 +395,16 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
 
     scored = score_records(plan, records)
     write_records(out / "records.jsonl", scored.records)
-    checks = check(plan, scored)
+    moved = drift(plan)
+    compared = comparisons(plan, scored, moved)
+    checks = check(plan, scored, compared)
+    warnings = [
+        warning
+        for c in checks
+        if (found := compared.get((c.slice, c.metric))) and (warning := detectability(c, found))
+    ]
     baseline_status = "found" if plan.baseline else "missing"
-    if options.update_baseline:
-        if plan.baseline_path is None:
-            raise ConfigError(
-                "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "
-                "pass --baseline FILE)"
-            )
+    if options.update_baseline and plan.baseline_path is not None:
         write_baseline(plan.baseline_path, new_baseline(plan, scored))
         baseline_status = "updated"
 
@@ -239,6 +423,11 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         },
         baseline_status=baseline_status,
         pipeline_fingerprint=pipeline_fingerprint(plan.config),
+        compared=compared,
+        drift=moved.to_json() if moved else None,
+        flips=flips(plan, scored, moved),
+        flaky=flaky(scored, settings.repeats),
+        warnings=warnings,
     )
     report_path = out / "report.json"
     markdown_path = out / "report.md"

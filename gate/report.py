@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gate import __version__, metrics
-from gate.compare import CheckResult, status
-from gate.dataset import fingerprint
+from gate.compare import CheckResult, Paired, status
+from gate.dataset import Case, fingerprint
+from gate.records import Record
 
 if TYPE_CHECKING:
     from gate.main import Plan, Scored
@@ -58,6 +59,11 @@ def build_report(
     run_info: dict[str, Any],
     baseline_status: str,
     pipeline_fingerprint: str,
+    compared: dict[tuple[str | None, str], Paired] | None = None,
+    drift: dict[str, Any] | None = None,
+    flips: dict[str, list[str]] | None = None,
+    flaky: list[str] | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     """The report.json document (its shape is described in docs/report.md)."""
     baseline = plan.baseline
@@ -76,6 +82,9 @@ def build_report(
                 continue  # nothing measured it and no rule asks for it: absent, not a made-up 0
             declared = rules[name].declared() if name in rules else {}
             out[name] = _metric_entry(name, value, n, before.get(name), mine, declared)
+            comparison = (compared or {}).get((slice_name, name))
+            if comparison is not None:
+                out[name]["interval"] = comparison.to_json()
         return out
 
     slices = {
@@ -96,15 +105,12 @@ def build_report(
         for mode in record.failure_modes:
             mode_counts[mode] = mode_counts.get(mode, 0) + 1
         if record.failure_modes and record.case_id not in failing:
-            case = by_id[record.case_id]
-            failing[record.case_id] = {
-                "id": case.id,
-                "tags": list(case.tags),
-                "failure_modes": list(record.failure_modes),
-                "error": record.error,
-                "input": excerpt(case.input),
-                "answer": excerpt(record.output.answer or ""),
-            }
+            failing[record.case_id] = _case_entry(by_id[record.case_id], record)
+    first_record = {r.case_id: r for r in reversed(scored.records)}
+    flipped = {
+        direction: [_case_entry(by_id[i], first_record[i]) for i in ids]
+        for direction, ids in (flips or {}).items()
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "gate_version": __version__,
@@ -131,6 +137,25 @@ def build_report(
         "checks": [c.to_json() for c in sorted(checks, key=lambda c: c.passed)],
         "failure_modes": dict(sorted(mode_counts.items(), key=lambda kv: -kv[1])),
         "cases": {"total": len(plan.cases), "failing": list(failing.values())},
+        "flips": flipped,
+        "drift": drift,
+        "flaky": {
+            "rate": _round(len(flaky or []) / len(plan.cases)),
+            "cases": flaky or [],
+        },
+        "comparison": plan.config.comparison.model_dump(),
+        "warnings": warnings or [],
+    }
+
+
+def _case_entry(case: Case, record: Record) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "tags": list(case.tags),
+        "failure_modes": list(record.failure_modes),
+        "error": record.error,
+        "input": excerpt(case.input),
+        "answer": excerpt(record.output.answer or ""),
     }
 
 

@@ -14,6 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
+from gate import stats
 from gate.dataset import Case
 from gate.metrics import agent, failures, generation, ops, retrieval
 from gate.records import Record
@@ -27,6 +28,18 @@ class Batch:
 
     cases: list[Case]
     records: list[Record]
+    _computed: dict[Callable[[Batch], np.ndarray], np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def computed(self, fn: Callable[[Batch], np.ndarray]) -> np.ndarray:
+        """``fn(self)``, computed once: metrics and failure checks share the per-record arrays
+        (read-only, so no reader can change another's)."""
+        if fn not in self._computed:
+            values = fn(self)
+            values.flags.writeable = False
+            self._computed[fn] = values
+        return self._computed[fn]
 
     @cached_property
     def rankings(self) -> retrieval.Rankings:
@@ -40,6 +53,11 @@ class Batch:
         return [r.output.answer or "" for r in self.records]
 
     @cached_property
+    def abstained(self) -> np.ndarray:
+        """The output's ``abstained``, or the refusal detector where the output does not say."""
+        return generation.abstained(self)
+
+    @cached_property
     def failed(self) -> np.ndarray:
         return np.array([r.status != "ok" for r in self.records], dtype=bool)
 
@@ -50,8 +68,8 @@ class Batch:
 
     @cached_property
     def check_failed(self) -> np.ndarray:
-        failed = [passed == 0 for passed in self.checks.values()]
-        return np.any(failed, axis=0) if failed else np.zeros(len(self.records), dtype=bool)
+        """A check that decides ``agent.task_success`` failed."""
+        return failures.success_failed(self)
 
 
 def mean(values: np.ndarray, columns: Columns) -> float | None:
@@ -68,6 +86,9 @@ class MetricSpec:
     aggregate: Callable[[np.ndarray, Columns], float | None] = field(default=mean)
     depends_on: tuple[str, ...] = ()
     """Metrics whose per-record scores the aggregate reads (computed first)."""
+    statistic: stats.Statistic | None = None
+    """The aggregate over resampled per-case scores (columns: this metric, then ``depends_on``),
+    for paired bootstrap intervals; None for a mean. Such metrics are judged on the estimate."""
 
 
 def _at_k(
@@ -87,7 +108,7 @@ def _no_k(
 
 
 def _per_batch(fn: Callable[[Batch], np.ndarray]) -> Callable[[Batch, int | None], np.ndarray]:
-    return lambda batch, k: fn(batch)
+    return lambda batch, k: batch.computed(fn)
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -115,6 +136,27 @@ METRICS: dict[str, MetricSpec] = {
     "generation.must_not_include": MetricSpec(
         _per_batch(generation.must_not_include), True, "1 if no forbidden phrase is in the answer"
     ),
+    "generation.exact_match": MetricSpec(
+        _per_batch(generation.exact_match), True, "1 if the answer equals an acceptable one (SQuAD)"
+    ),
+    "generation.token_f1": MetricSpec(
+        _per_batch(generation.token_f1),
+        True,
+        "best token F1 against the acceptable answers (SQuAD)",
+    ),
+    "generation.faithfulness": MetricSpec(
+        _per_batch(generation.faithfulness),
+        True,
+        "answer sentences whose content words are ≥ 60% in the retrieved text / all sentences",
+    ),
+    "generation.citation_precision": MetricSpec(
+        _per_batch(generation.citation_precision), True, "cited ids relevant and retrieved / cited"
+    ),
+    "generation.citation_recall": MetricSpec(
+        _per_batch(generation.citation_recall),
+        True,
+        "relevant sources cited (and retrieved) / relevant",
+    ),
     "generation.abstention_accuracy": MetricSpec(
         _per_batch(generation.abstention_accuracy), True, "abstained exactly when unanswerable"
     ),
@@ -127,6 +169,14 @@ METRICS: dict[str, MetricSpec] = {
     "agent.tool_call_accuracy": MetricSpec(
         _per_batch(agent.tool_call_accuracy), True, "expected tool calls matched by an actual one"
     ),
+    "agent.tool_precision": MetricSpec(
+        _per_batch(agent.tool_precision),
+        True,
+        "actual (name, args) calls that were expected / actual",
+    ),
+    "agent.tool_recall": MetricSpec(
+        _per_batch(agent.tool_recall), True, "expected (name, args) calls that were made / expected"
+    ),
     "agent.trajectory_match": MetricSpec(
         _per_batch(agent.trajectory_match), True, "1 if the calls match under expected.tool_match"
     ),
@@ -134,19 +184,25 @@ METRICS: dict[str, MetricSpec] = {
         _per_batch(agent.task_success), True, "no error and every check the case defines passes"
     ),
     "ops.latency_p50_ms": MetricSpec(
-        _per_batch(ops.latency_ms), False, "median latency, nearest rank", ops.percentile(50)
+        _per_batch(ops.latency_ms),
+        False,
+        "median latency, nearest rank",
+        ops.percentile(50),
+        statistic=stats.percentile_statistic(50),
     ),
     "ops.latency_p95_ms": MetricSpec(
         _per_batch(ops.latency_ms),
         False,
         "95th percentile latency, nearest rank",
         ops.percentile(95),
+        statistic=stats.percentile_statistic(95),
     ),
     "ops.latency_p99_ms": MetricSpec(
         _per_batch(ops.latency_ms),
         False,
         "99th percentile latency, nearest rank",
         ops.percentile(99),
+        statistic=stats.percentile_statistic(99),
     ),
     "ops.error_rate": MetricSpec(
         _per_batch(ops.error), False, "runs that failed (error or timeout) / all runs"
@@ -160,6 +216,7 @@ METRICS: dict[str, MetricSpec] = {
         "total cost, failures included / successful runs",
         ops.cost_per_success,
         depends_on=("agent.task_success",),
+        statistic=stats.ratio_statistic,
     ),
     "ops.tokens_per_case": MetricSpec(
         _per_batch(ops.tokens), False, "input + output tokens per run"

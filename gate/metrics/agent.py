@@ -1,4 +1,8 @@
-"""Agent metrics: the tool calls a pipeline made against the ones the case expects."""
+"""Agent metrics: the tool calls a pipeline made against the ones the case expects.
+
+Every metric here is NaN when the case has no ``expected.tool_calls`` (``[]`` is defined: the
+agent should call nothing). A failed run made no call.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gate.dataset import ToolCall
+from gate.dataset import ToolCall, ToolMatch
 
 if TYPE_CHECKING:
     from gate.metrics import Batch
@@ -29,8 +33,11 @@ def call_score(expected: ToolCall, actual: ToolCall) -> float:
     if expected.name != actual.name:
         return 0.0
     keys = set(expected.args) | set(actual.args)
-    same = sum(1 for k in keys if k in expected.args and k in actual.args and
-               _equal(expected.args[k], actual.args[k]))
+    same = sum(
+        1
+        for k in keys
+        if k in expected.args and k in actual.args and _equal(expected.args[k], actual.args[k])
+    )
     return (1 + same) / (1 + len(keys))
 
 
@@ -46,9 +53,10 @@ def tool_call_accuracy(batch: Batch) -> np.ndarray:
     """Mean over expected calls of the best still-unused actual call's ``call_score``.
 
     Greedy in the expected order; an actual call is used at most once, so extra calls are never
-    rewarded (nor penalised: see ``trajectory_match``). A case expecting no call scores 1 when
-    none was made, else 0. NaN when the case has no ``expected.tool_calls``. Order-insensitive,
-    like DeepEval's ToolCorrectnessMetric with input parameters considered.
+    rewarded (nor penalised: see ``tool_precision`` and ``trajectory_match``). A case expecting
+    no call scores 1 when none was made, else 0. A failed run scores 0 (unless no call was
+    expected). Order-insensitive, like DeepEval's ``ToolCorrectnessMetric`` with input
+    parameters considered, with partial credit for arguments.
     """
     out = np.full(len(batch.cases), np.nan)
     for i, case in enumerate(batch.cases):
@@ -71,7 +79,54 @@ def tool_call_accuracy(batch: Batch) -> np.ndarray:
     return out
 
 
-def trajectory_matches(mode: str, expected: list[ToolCall], actual: list[ToolCall]) -> bool:
+def _pair_counts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per record: (name, arguments) pairs in both (multiset), expected, actual; and measured."""
+    size = len(batch.cases)
+    matched, n_expected, n_actual = np.zeros(size), np.zeros(size), np.zeros(size)
+    measured = np.zeros(size, dtype=bool)
+    for i, case in enumerate(batch.cases):
+        expected = case.expected.tool_calls
+        if expected is None:
+            continue
+        want = Counter(_key(c) for c in expected)
+        got = Counter(_key(c) for c in _actual(batch, i))
+        matched[i], n_expected[i], n_actual[i] = (want & got).total(), want.total(), got.total()
+        measured[i] = True
+    return matched, n_expected, n_actual, measured
+
+
+def _share(
+    matched: np.ndarray, of: np.ndarray, other: np.ndarray, measured: np.ndarray
+) -> np.ndarray:
+    """matched / of; when either side is empty, 1 if both are, else 0 (SQuAD v2's rule)."""
+    ratio = np.divide(matched, of, out=np.zeros_like(matched), where=of > 0)
+    score = np.where((of == 0) | (other == 0), (of == other).astype(float), ratio)
+    return np.where(measured, score, np.nan)
+
+
+def tool_precision(batch: Batch) -> np.ndarray:
+    """Actual calls that are expected / actual calls, over exact (name, arguments) pairs.
+
+    Multisets: a call expected once and made twice matches once. Arguments compare as JSON
+    (key order ignored, ``1`` ≠ ``"1"``). 0/0: no call expected and none made scores 1; calls
+    made where none was expected, or none made where some were, score 0. DeepEval's
+    ``ToolCorrectnessMetric`` divides by the expected calls only; this is its precision side.
+    """
+    matched, n_expected, n_actual, measured = _pair_counts(batch)
+    return _share(matched, n_actual, n_expected, measured)
+
+
+def tool_recall(batch: Batch) -> np.ndarray:
+    """Expected calls that were made / expected calls, over exact (name, arguments) pairs.
+
+    Multisets and 0/0 rules as ``tool_precision``. DeepEval's ``ToolCorrectnessMetric`` with
+    ``evaluation_params=[INPUT_PARAMETERS]`` and exact matching.
+    """
+    matched, n_expected, n_actual, measured = _pair_counts(batch)
+    return _share(matched, n_expected, n_actual, measured)
+
+
+def trajectory_matches(mode: ToolMatch, expected: list[ToolCall], actual: list[ToolCall]) -> bool:
     """Exact call matching (name and arguments) in one of four modes (as agentevals' modes).
 
     ``strict``: the same calls in the same order; ``unordered``: the same calls in any order;
@@ -90,19 +145,25 @@ def trajectory_matches(mode: str, expected: list[ToolCall], actual: list[ToolCal
 
 
 def trajectory_match(batch: Batch) -> np.ndarray:
-    """1 when the actual tool calls match the expected ones under ``expected.tool_match``."""
+    """1 when the actual tool calls match the expected ones under ``expected.tool_match``
+    (default ``unordered``), else 0. agentevals' trajectory match evaluator, same modes."""
     out = np.full(len(batch.cases), np.nan)
     for i, case in enumerate(batch.cases):
         expected = case.expected.tool_calls
         if expected is not None:
-            out[i] = float(trajectory_matches(case.expected.tool_match, list(expected),
-                                              _actual(batch, i)))
+            match = trajectory_matches(case.expected.tool_match, list(expected), _actual(batch, i))
+            out[i] = float(match)
     return out
 
 
 def task_success(batch: Batch) -> np.ndarray:
-    """1 when the run did not fail and every check its case defines passes (see
-    ``gate.metrics.failures``): required phrases, forbidden phrases, retrieval hit, tool
-    trajectory, abstention. A case defining no check succeeds when the run did not fail.
-    Measured on every case; ``ops.cost_per_success_usd`` divides by it."""
-    return (~batch.failed & ~batch.check_failed).astype(float)
+    """1 when the run did not fail and every check its case's ``expected`` defines passes.
+
+    The checks are ``gate.metrics.failures.CHECKS`` that decide success: retrieval hit,
+    required and forbidden phrases, tool trajectory, abstention (unsupported claims and wrong
+    citations label a run without failing it: see ``failures``). A case defining no check
+    succeeds when the run did not fail. Measured on every case; ``ops.cost_per_success_usd``
+    divides by it. DeepEval's ``TaskCompletionMetric`` asks an LLM instead.
+    """
+    succeeded: np.ndarray = ~batch.failed & ~batch.check_failed
+    return succeeded.astype(float)

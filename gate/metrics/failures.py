@@ -1,7 +1,13 @@
 """Failure modes: why a case failed, from a fixed taxonomy.
 
 Each check returns, per record, 1.0 (passed), 0.0 (failed) or NaN (the case does not define
-it). A failed check names the case's failure mode; a failed run adds ``error`` or ``timeout``.
+it). A failed check names the record's failure mode; a failed run adds ``error`` or ``timeout``.
+
+``agent.task_success`` requires every check that ``decides_success`` to pass. Two checks only
+label a run (a succeeding one too) and are gated through their metric's threshold instead:
+``unsupported_claim`` reads no ``expected`` field and is a lexical heuristic; ``wrong_citation``
+compares citations with ``expected.sources``, a relevance judgement that is usually partial (an
+unjudged id is not known to be wrong), so citing one is a signal, not a failed task.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gate.metrics import agent, generation
+from gate.metrics import agent, generation, retrieval
 
 if TYPE_CHECKING:
     from gate.metrics import Batch
@@ -20,42 +26,53 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Check:
-    passes: Callable[[Batch], np.ndarray]
+    """Passes where ``metric`` scores ``passing`` (1: perfect; 0: for a metric that counts a
+    failure); NaN where the metric does not measure the record."""
+
+    metric: Callable[[Batch], np.ndarray]
+    passing: float
     meaning: str
+    decides_success: bool = True
+
+    def passes(self, batch: Batch) -> np.ndarray:
+        score = batch.computed(self.metric)
+        return np.where(np.isnan(score), np.nan, (score == self.passing).astype(float))
 
 
 def _retrieval_hit(batch: Batch) -> np.ndarray:
-    from gate.metrics import retrieval
-
+    """``retrieval.hit_rate`` at the full depth retrieved: a relevant id at any rank."""
     return retrieval.hit_rate(batch.rankings, max(batch.rankings.gains.shape[1], 1))
 
 
-def _complete(batch: Batch) -> np.ndarray:
-    score = generation.must_include(batch)
-    return np.where(np.isnan(score), np.nan, (score == 1).astype(float))
-
-
-def _abstained_when_unanswerable(batch: Batch) -> np.ndarray:
-    return 1 - generation.false_answer(batch)
-
-
-def _answered_when_answerable(batch: Batch) -> np.ndarray:
-    return 1 - generation.false_refusal(batch)
-
-
 CHECKS: dict[str, Check] = {
-    "retrieval_miss": Check(_retrieval_hit, "no relevant source was retrieved at any rank"),
-    "missing_required": Check(_complete, "a must_include phrase is missing from the answer"),
+    "retrieval_miss": Check(_retrieval_hit, 1, "no relevant source was retrieved at any rank"),
+    "unsupported_claim": Check(
+        generation.faithfulness,
+        1,
+        "a sentence of the answer is not supported by the retrieved text (faithfulness < 1)",
+        decides_success=False,
+    ),
+    "missing_required": Check(
+        generation.must_include, 1, "a must_include phrase is missing from the answer"
+    ),
     "forbidden_content": Check(
-        generation.must_not_include, "the answer contains a must_not_include phrase"
+        generation.must_not_include, 1, "the answer contains a must_not_include phrase"
     ),
-    "wrong_tool": Check(agent.trajectory_match, "the tool calls do not match expected.tool_match"),
+    "wrong_citation": Check(
+        generation.citation_precision,
+        1,
+        "a cited id is not a relevant expected source, or was not retrieved",
+        decides_success=False,
+    ),
+    "wrong_tool": Check(
+        agent.trajectory_match, 1, "the tool calls do not match expected.tool_match"
+    ),
     "should_have_abstained": Check(
-        _abstained_when_unanswerable, "answered a case marked answerable: false"
+        generation.false_answer, 0, "answered a case marked answerable: false"
     ),
-    "false_refusal": Check(_answered_when_answerable, "abstained on an answerable case"),
+    "false_refusal": Check(generation.false_refusal, 0, "abstained on an answerable case"),
 }
-"""The checks a case's ``expected`` fields define, by the failure mode a failed check names."""
+"""The checks by the failure mode a failed check names, in the taxonomy's order."""
 
 RUN_FAILURES = {
     "error": "the pipeline raised, returned malformed output or a recorded error",
@@ -68,6 +85,15 @@ FAILURE_MODES = {**{name: check.meaning for name, check in CHECKS.items()}, **RU
 
 def check_results(batch: Batch) -> dict[str, np.ndarray]:
     return {name: check.passes(batch) for name, check in CHECKS.items()}
+
+
+def success_failed(batch: Batch) -> np.ndarray:
+    """Per record: a check that decides success failed."""
+    results = batch.checks
+    failed: np.ndarray = np.logical_or.reduce(
+        [results[name] == 0 for name, check in CHECKS.items() if check.decides_success]
+    )
+    return failed
 
 
 def modes(batch: Batch) -> list[tuple[str, ...]]:

@@ -1,11 +1,21 @@
-"""Generation metrics: deterministic checks of the answer text (no network, no model)."""
+"""Generation metrics: deterministic checks of the answer text (no network, no model).
+
+Conventions shared by every metric here: a score is NaN where the case lacks the ``expected``
+field the metric needs (it is not counted in the metric's n); a failed run (error or timeout)
+has no output, so it has the empty answer and no citations, and the docstrings say what that
+scores.
+"""
 
 from __future__ import annotations
 
 import re
+import string
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from gate.records import Output
 
 if TYPE_CHECKING:
     from gate.metrics import Batch
@@ -49,37 +59,256 @@ def must_not_include(batch: Batch) -> np.ndarray:
     return out
 
 
-def _abstained(batch: Batch) -> np.ndarray:
-    return np.array([bool(r.output.abstained) for r in batch.records], dtype=bool)
+# --- SQuAD: exact match and token F1 ------------------------------------------------------------
+
+_DROP_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def squad_tokens(text: str) -> list[str]:
+    """SQuAD v1.1's ``normalize_answer``, split into tokens.
+
+    In SQuAD's order: lowercase, delete ASCII punctuation (``string.punctuation``, deleted, not
+    replaced by a space: "state-of-the-art" becomes one token), replace the words a, an, the by
+    a space, split on whitespace.
+    """
+    return _ARTICLES.sub(" ", text.lower().translate(_DROP_PUNCTUATION)).split()
+
+
+def _f1(prediction: list[str], gold: list[str]) -> float:
+    if not prediction or not gold:
+        return float(prediction == gold)
+    same = sum((Counter(prediction) & Counter(gold)).values())
+    if not same:
+        return 0.0
+    precision, recall = same / len(prediction), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(batch: Batch) -> np.ndarray:
+    """1 when the normalised answer equals a normalised acceptable answer, else 0.
+
+    ``max over a in expected.answer of [squad_tokens(answer) == squad_tokens(a)]``: SQuAD's
+    ``exact_match`` (evaluate-v1.1.py), the ``exact`` of evaluate-v2.0.py. Two answers that both
+    normalise to nothing ("the", "") match. NaN without ``expected.answer``; a failed run has the
+    empty answer and scores 0. Ragas: ``ExactMatch`` compares raw strings, without normalising.
+    """
+    out = np.full(len(batch.cases), np.nan)
+    for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
+        if case.expected.answer is not None:
+            tokens = squad_tokens(answer)
+            out[i] = float(any(tokens == squad_tokens(a) for a in case.expected.answer))
+    return out
+
+
+def token_f1(batch: Batch) -> np.ndarray:
+    """SQuAD's token F1, the best over the acceptable answers.
+
+    For a prediction p and an acceptable answer g, both as ``squad_tokens``: common = the size
+    of the multiset intersection, P = common / |p|, R = common / |g|, F1 = 2PR / (P + R), 0 when
+    nothing is in common. When either side is empty, F1 is 1 if both are, else 0
+    (evaluate-v2.0.py's rule for no-answer questions). The score is the max over
+    ``expected.answer``. NaN without ``expected.answer``; a failed run scores 0 (or 1 where an
+    acceptable answer normalises to nothing). SQuAD's ``f1``; no Ragas or DeepEval equivalent
+    (Ragas' ``NonLLMStringSimilarity`` is character-based).
+    """
+    out = np.full(len(batch.cases), np.nan)
+    for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
+        if case.expected.answer is not None:
+            tokens = squad_tokens(answer)
+            out[i] = max(_f1(tokens, squad_tokens(a)) for a in case.expected.answer)
+    return out
+
+
+# --- faithfulness --------------------------------------------------------------------------------
+
+SUPPORT_THRESHOLD = 0.6
+"""A sentence is supported when at least this fraction of its content words is in the retrieved
+text: up to 40% may be missing (room for words the retrieved text phrases differently), while a
+sentence half of whose words are new (2 of 4) is unsupported."""
+
+STOPWORDS = frozenset(
+    """a an the and or but if then so as of to in on at by for with from into onto about over
+    under after before between through during is are was were be been being am do does did has
+    have had having it its this that these those there here i you he she we they me him her us
+    them my your his our their what which who whom whose when where why how can could will would
+    shall should may might must also just than too very s t""".split()  # noqa: SIM905 (reads as text)
+)
+"""Words that carry no claim. Negations (not, no, never) are kept: they change a claim."""
+
+_WORD = re.compile(r"\w+")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def content_words(text: str) -> set[str]:
+    """Distinct casefolded words of ``text`` minus ``STOPWORDS``, with a crude plural fold
+    ("keys" → "key", but not "access"), applied alike to the answer and the retrieved text."""
+    words = (w for w in _WORD.findall(text.casefold()) if w not in STOPWORDS)
+    return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words}
+
+
+def _retrieved_words(output: Output) -> set[str] | None:
+    """Content words of the retrieved texts; None when the output has no retrieved text to read.
+
+    ``retrieved`` absent, or items that are ids only: not measurable. ``retrieved: []``: the
+    pipeline retrieved nothing, so nothing supports its answer.
+    """
+    if output.retrieved is None:
+        return None
+    texts = [t for t in output.retrieved_texts() if t is not None]
+    if output.retrieved and not texts:
+        return None
+    return content_words(" ".join(texts))
+
+
+def faithfulness(batch: Batch) -> np.ndarray:
+    """Fraction of the answer's sentences supported by the retrieved text.
+
+    Sentences: the answer split after ``.``, ``!`` or ``?`` followed by whitespace, and at line
+    breaks; a sentence without content words ("It is.") is no claim and is skipped. A sentence
+    with content words W is supported when |W ∩ retrieved content words| / |W| ≥
+    ``SUPPORT_THRESHOLD`` (0.6). Score = supported sentences / sentences with claims.
+
+    NaN (not measured) when the output has no retrieved text (no ``retrieved``, or ids only),
+    when the pipeline abstained (no claim made), and when the answer has no claim (empty, a
+    failed run). ``retrieved: []`` with an answer scores 0.
+
+    Limits: lexical. It sees words, not meaning: a paraphrase with other words is unsupported,
+    and a sentence that reorders or negates retrieved words wrongly ("keys never expire" against
+    "keys expire; never share them") is supported. Use it to catch answers that bring in facts
+    absent from the context; the LLM judge (``generation.faithfulness_judge``) checks meaning.
+    Ragas ``Faithfulness`` and DeepEval ``FaithfulnessMetric`` compute the same ratio over
+    claims an LLM extracts and verifies.
+    """
+    out = np.full(len(batch.records), np.nan)
+    abstained = batch.abstained
+    for i, (record, answer) in enumerate(zip(batch.records, batch.answers, strict=True)):
+        if abstained[i]:
+            continue
+        context = _retrieved_words(record.output)
+        claims = [w for s in _SENTENCE_BREAK.split(answer) if (w := content_words(s))]
+        if context is None or not claims:
+            continue
+        out[i] = np.mean([len(w & context) / len(w) >= SUPPORT_THRESHOLD for w in claims])
+    return out
+
+
+# --- citations -----------------------------------------------------------------------------------
+
+
+def _citation_counts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per record: correct citations, distinct citations, relevant sources (NaN: not measured)."""
+    correct, cited, relevant = np.full((3, len(batch.records)), np.nan)
+    for i, (case, record) in enumerate(zip(batch.cases, batch.records, strict=True)):
+        wanted = {s for s, grade in (case.expected.sources or {}).items() if grade > 0}
+        citations = record.output.citations
+        if not wanted or (citations is None and record.status == "ok"):
+            continue
+        ids = set(citations or ())
+        good = ids & wanted
+        if record.output.retrieved is not None:
+            good &= set(record.output.retrieved_ids())
+        correct[i], cited[i], relevant[i] = len(good), len(ids), len(wanted)
+    return correct, cited, relevant
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, NaN where the denominator is 0 or NaN."""
+    out = np.full_like(numerator, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def citation_precision(batch: Batch) -> np.ndarray:
+    """Correct citations / distinct cited ids.
+
+    A citation is correct when the id is an expected source with grade > 0 and the output
+    retrieved it (a citation of something not retrieved is wrong; when the output does not
+    report ``retrieved`` at all, only relevance is checked). NaN when the case has no source
+    with grade > 0 (as the retrieval metrics), when the output reports no ``citations``, and
+    when nothing is cited (0 / 0: ``citation_recall`` is 0 then). A failed run cites nothing.
+    Ragas' ``context_precision`` is the retrieval-side analogue; neither Ragas nor DeepEval
+    scores citations against references.
+    """
+    correct, cited, _ = _citation_counts(batch)
+    return _ratio(correct, cited)
+
+
+def citation_recall(batch: Batch) -> np.ndarray:
+    """Correct citations (as ``citation_precision``) / expected sources with grade > 0.
+
+    NaN when the case has no source with grade > 0, or when an ok run reports no
+    ``citations``; nothing cited (``[]``, or a failed run) scores 0. Ragas' ``context_recall``
+    is the retrieval-side analogue.
+    """
+    correct, _, relevant = _citation_counts(batch)
+    return _ratio(correct, relevant)
+
+
+# --- abstention ----------------------------------------------------------------------------------
+
+REFUSAL_PATTERNS = (
+    r"\bi (?:don't|do not) know\b",
+    r"\bi (?:cannot|can't|can not) (?:help|answer|assist)\b",
+    r"\bi(?:'m| am) (?:unable|not able) to\b",
+    r"\b(?:not enough|insufficient) information\b",
+    r"\bi (?:don't|do not) have (?:enough|sufficient|any) information\b",
+)
+"""The refusal detector's phrases, matched anywhere in the casefolded answer (’ read as ')."""
+
+_REFUSAL = re.compile("|".join(REFUSAL_PATTERNS))
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether the answer text refuses: one of ``REFUSAL_PATTERNS`` occurs in it.
+
+    Used only when the output does not say ``abstained``. An empty answer is not a refusal (an
+    agent may answer with tool calls alone). A refusal phrase inside a real answer ("I don't
+    know your plan, but on Business...") is read as a refusal: set ``abstained`` in the output
+    where that matters.
+    """
+    return _REFUSAL.search(normalize(answer).replace("\u2019", "'")) is not None
+
+
+def abstained(batch: Batch) -> np.ndarray:
+    """Per record: the output's ``abstained`` when it says, else ``is_refusal(answer)``."""
+    return np.array(
+        [
+            is_refusal(answer) if r.output.abstained is None else r.output.abstained
+            for r, answer in zip(batch.records, batch.answers, strict=True)
+        ],
+        dtype=bool,
+    )
 
 
 def _answerable(batch: Batch) -> np.ndarray:
-    """1.0 / 0.0 from ``expected.answerable``, NaN where the case does not say."""
+    """1.0 / 0.0 from ``expected.answerable``; NaN where the case does not say or the run failed
+    (a failed run neither answered nor abstained: ``ops.error_rate`` counts it)."""
     flags = [c.expected.answerable for c in batch.cases]
-    return np.array([np.nan if f is None else float(f) for f in flags])
+    answerable = np.array([np.nan if f is None else float(f) for f in flags])
+    answerable[batch.failed] = np.nan
+    return answerable
 
 
 def abstention_accuracy(batch: Batch) -> np.ndarray:
-    """1 when the pipeline abstained exactly when ``expected.answerable`` is false.
+    """1 when the pipeline abstained exactly when ``expected.answerable`` is false, else 0.
 
-    NaN when the case does not set ``answerable``. A failed run did not abstain.
+    ``abstained`` as ``Batch.abstained`` (the output's flag or the refusal detector). NaN when
+    the case does not set ``answerable`` and for failed runs. DeepEval and Ragas have no
+    equivalent; SQuAD v2 scores a no-answer question the same way (an empty answer is right).
     """
     answerable = _answerable(batch)
-    correct = (answerable == 0) == _abstained(batch)
+    correct = (answerable == 0) == batch.abstained
     return np.where(np.isnan(answerable), np.nan, correct.astype(float))
 
 
 def false_refusal(batch: Batch) -> np.ndarray:
-    """1 when an answerable case was refused; measured on ``answerable: true`` cases only."""
-    answerable = _answerable(batch)
-    return np.where(answerable == 1, _abstained(batch).astype(float), np.nan)
+    """1 when an answerable case was refused, else 0; measured on ``answerable: true`` cases
+    whose run did not fail. Its mean is the false refusal rate."""
+    return np.where(_answerable(batch) == 1, batch.abstained.astype(float), np.nan)
 
 
 def false_answer(batch: Batch) -> np.ndarray:
-    """1 when an unanswerable case was answered; measured on ``answerable: false`` cases only.
-
-    A failed run gave no answer, so it is not a false answer.
-    """
-    answerable = _answerable(batch)
-    answered = ~_abstained(batch) & ~batch.failed
-    return np.where(answerable == 0, answered.astype(float), np.nan)
+    """1 when an unanswerable case was answered, else 0; measured on ``answerable: false`` cases
+    whose run did not fail. Its mean is the false answer (hallucination on no-answer) rate."""
+    return np.where(_answerable(batch) == 0, (~batch.abstained).astype(float), np.nan)

@@ -12,15 +12,19 @@ if TYPE_CHECKING:
 
 
 def latency_ms(batch: Batch) -> np.ndarray:
-    """Wall-clock latency of each run on a monotonic clock (failed runs included)."""
+    """Wall-clock latency of each run on a monotonic clock, failed runs included (a timeout
+    counts the time it waited); NaN where a replay file records none."""
     return np.array([np.nan if r.latency_ms is None else r.latency_ms for r in batch.records])
 
 
 def percentile(q: float) -> Callable[[np.ndarray, Mapping[str, np.ndarray]], float | None]:
     """Nearest-rank percentile (numpy's ``inverted_cdf``): the value of an actual run.
 
-    This is the SLO convention: "p95 = 812 ms" means 95% of runs took at most 812 ms, and no
-    interpolated latency that no run had is reported.
+    The value at rank ceil(q / 100 · n) of the n measured latencies sorted ascending. This is
+    the SLO convention: "p95 = 812 ms" means 95% of runs took at most 812 ms, and no
+    interpolated latency that no run had is reported (numpy's default ``linear`` would). With
+    few runs the high percentiles are the maximum (n < 20 for p95): the report gives n.
+    None when no run has a latency.
     """
 
     def aggregate(values: np.ndarray, columns: Mapping[str, np.ndarray]) -> float | None:
@@ -33,12 +37,13 @@ def percentile(q: float) -> Callable[[np.ndarray, Mapping[str, np.ndarray]], flo
 
 
 def error(batch: Batch) -> np.ndarray:
-    """1 for a run that failed (error, timeout, malformed output), else 0."""
+    """1 for a run that failed (error, timeout, malformed output), else 0: timeouts are
+    errors too, ``timeout_rate`` ≤ ``error_rate``. Measured on every run."""
     return batch.failed.astype(float)
 
 
 def timeout(batch: Batch) -> np.ndarray:
-    """1 for a run that timed out (after its retries), else 0."""
+    """1 for a run that timed out (after its retries), else 0. Measured on every run."""
     return np.array([r.status == "timeout" for r in batch.records], dtype=float)
 
 
@@ -51,14 +56,18 @@ def cost_usd(batch: Batch) -> np.ndarray:
 def cost_per_success(values: np.ndarray, columns: Mapping[str, np.ndarray]) -> float | None:
     """Total cost of all runs (failures included) / runs that succeeded; None with no success.
 
-    Failures cost money too, so a cheaper pipeline that fails more does not look cheaper.
+    Σ cost_usd over the runs that report one / Σ ``agent.task_success`` over all runs in the
+    same rows (the overall rows or a slice). Failures cost money too, so a cheaper pipeline
+    that fails more does not look cheaper; a failed run that reports no cost (an exception has
+    no ``usage``) adds nothing. n is the runs that report a cost; None also when none does.
     """
     successes = np.nansum(columns["agent.task_success"])
     return float(np.nansum(values) / successes) if successes else None
 
 
 def tokens(batch: Batch) -> np.ndarray:
-    """``usage.input_tokens + usage.output_tokens``; NaN when the pipeline reports neither."""
+    """``usage.input_tokens + usage.output_tokens`` (a missing one counts 0); NaN when the
+    output reports neither. The aggregate is the mean over the runs that report tokens."""
     out = np.full(len(batch.records), np.nan)
     for i, record in enumerate(batch.records):
         usage = record.output.usage

@@ -1,0 +1,80 @@
+"""Batches built from real ``Case`` and ``Record`` objects, for tests of metrics and checks.
+
+A run is a (case, record) pair made from the JSON a user writes (the golden-set line's
+``expected``, the pipeline's output), validated by the same models the gate uses. A failed run
+has no output, as the runner records it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gate import metrics
+from gate.dataset import Case
+from gate.records import EMPTY, Record, Status, parse_output
+
+Run = tuple[Case, Record]
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+
+
+def run(
+    expected: dict[str, Any] | None = None,
+    output: dict[str, Any] | None = None,
+    *,
+    status: Status = "ok",
+    latency_ms: float | None = 100.0,
+    case_id: str = "case",
+    tags: tuple[str, ...] = (),
+) -> Run:
+    """One run of one case: ``expected`` as in golden.jsonl, ``output`` as a pipeline returns it."""
+    case = Case.model_validate(
+        {"id": case_id, "input": "question", "expected": expected or {}, "tags": list(tags)}
+    )
+    failed = status != "ok"
+    record = Record(
+        case_id=case_id,
+        repeat=0,
+        trace_id=f"trace-{case_id}",
+        status=status,
+        latency_ms=latency_ms,
+        attempts=1,
+        started_at="2025-01-01T00:00:00Z",
+        output=EMPTY if failed else parse_output(output or {}),
+        raw_output=None if failed else output,
+        error=f"pipeline {status}" if failed else None,
+    )
+    return case, record
+
+
+def batch(*runs: Run) -> metrics.Batch:
+    return metrics.Batch([c for c, _ in runs], [r for _, r in runs])
+
+
+def scores(name: str, *runs: Run) -> np.ndarray:
+    """Per-run scores of the metric ``name``, through the registry."""
+    return metrics.score(batch(*runs), [name])[name]
+
+
+def score(
+    name: str,
+    expected: dict[str, Any] | None = None,
+    output: dict[str, Any] | None = None,
+    **record: Any,
+) -> float:
+    """The score of one run (NaN when not measured)."""
+    (value,) = scores(name, run(expected, output, **record))
+    return float(value)
+
+
+def aggregate(name: str, *runs: Run) -> tuple[float | None, int]:
+    """The metric's aggregate value and n over the runs, as the report computes them."""
+    return metrics.aggregate(name, metrics.score(batch(*runs), [name]))
+
+
+def documented(name: str) -> bool:
+    """``docs/metrics.md`` names the metric or failure mode in backticks."""
+    return f"`{name}`" in DOCS.read_text(encoding="utf-8")
