@@ -80,3 +80,36 @@ def test_status__unchecked_pass_fail():
     assert [c.passed for c in checks] == [True, False]
     assert status(checks) == "fail"
     assert status(checks[:1]) == "pass"
+
+
+def test_paired__percentile_metric_is_judged_on_the_estimate_with_interval_shown():
+    from gate import stats
+    from gate.compare import paired
+    from gate.config import Comparison
+
+    ids = [f"c{i}" for i in range(50)]
+    before = {i: {"ops.latency_p95_ms": 100.0 + n} for n, i in enumerate(ids)}
+    after = {i: {"ops.latency_p95_ms": 130.0 + n} for n, i in enumerate(ids)}
+    found = paired(
+        ("ops.latency_p95_ms",), stats.percentile_statistic(95), before, after, ids, Comparison()
+    )
+    assert found is not None and found.aggregate_only
+    assert found.interval.estimate == 30.0
+    [result] = apply_rule(
+        "ops.latency_p95_ms", Rule(max_increase_pct=20), 177.0, 147.0, False, comparison=found
+    )
+    # baseline p95 on the paired cases is 147: 20% of it is 29.4 < 30
+    assert not result.passed
+    assert result.reason.startswith("increase 30 [")
+    assert "judged on the estimate" in result.reason
+
+
+def test_paired__cases_measured_in_only_one_run_are_not_paired():
+    from gate.compare import paired
+    from gate.config import Comparison
+
+    before = {"a": {"m": 1.0}, "b": {"m": 0.0}, "c": {}}
+    after = {"a": {"m": 1.0}, "b": {}, "c": {"m": 1.0}}
+    found = paired(("m",), None, before, after, ["a", "b", "c"], Comparison())
+    assert found is not None and found.interval.n == 1
+    assert paired(("m",), None, before, after, ["b", "c"], Comparison()) is None
