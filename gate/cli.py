@@ -75,12 +75,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
         return EXIT_PASS
     if args.command == "action":
-        from gate import action
+        from gate.action import main as action
 
-        return action.main(os.environ)
-    from gate import action
+        return action(os.environ)
+    from gate.action import comment
 
-    return action.comment(args.report, os.environ)
+    return comment(args.report, os.environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 import numpy as np
 
@@ -24,9 +24,19 @@ from gate.adapters import Adapter, make_adapter
 from gate.baseline import Baseline, CaseEntry, read_baseline, write_baseline
 from gate.comment import render_summary
 from gate.compare import CheckResult, Paired, apply_rule, detectability, paired
-from gate.config import Config, Thresholds, cutoffs, load_config, load_thresholds
+from gate.config import (
+    Config,
+    JudgedMetric,
+    OpenAIPipeline,
+    Thresholds,
+    cutoffs,
+    load_config,
+    load_thresholds,
+)
 from gate.dataset import Case, fingerprint, load_dataset
 from gate.errors import ConfigError
+from gate.judge import Judge, rubric_versions
+from gate.llm import pipeline_prompt
 from gate.metrics import failures
 from gate.records import Record, RecordWriter, write_atomic, write_records
 from gate.report import build_report
@@ -89,11 +99,25 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
         config.resolve(config.baseline) if config.baseline else None
     )
     baseline = read_baseline(baseline_path) if baseline_path else None
+    if isinstance(config.pipeline, OpenAIPipeline):
+        pipeline_prompt(config.pipeline, config)  # a bad prompt file stops the run before a case
+    judged = set(config.metrics.judge.metrics) if config.metrics.judge else set()
+    unjudged = sorted(set(get_args(JudgedMetric)) & thresholds.names() - judged)
+    if unjudged:
+        raise ConfigError(
+            f"{config.thresholds}: {', '.join(unjudged)}: a judged metric needs the judge to run "
+            "it (fix: add it to `metrics.judge` in gate.yml, see docs/openai.md)"
+        )
     return Plan(config, cases, thresholds, baseline_path, baseline)
 
 
 def pipeline_fingerprint(config: Config) -> str:
     body = config.model_dump(mode="json", include={"pipeline", "metrics"})
+    # Files the config points to change what is measured as much as the config does.
+    if isinstance(config.pipeline, OpenAIPipeline):
+        body["prompt"] = pipeline_prompt(config.pipeline, config)[0].identity()
+    if config.metrics.judge is not None:
+        body["rubrics"] = rubric_versions(config.metrics.judge)
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -201,9 +225,9 @@ def comparisons(plan: Plan, scored: Scored, moved: Drift | None) -> dict[Key, Pa
         (None, name, moved.shared) for name in scored.names
     ]
     tags = {case.id: case.tags for case in plan.cases}
-    for tag, rules in plan.thresholds.slices.items():
-        ids = [i for i in moved.shared if tag in tags[i]]
-        wanted += [(tag, name, ids) for name in rules]
+    for slice_name, rules in plan.thresholds.slices.items():
+        ids = [i for i in moved.shared if slice_name in tags[i]]
+        wanted += [(slice_name, name, ids) for name in rules]
     out: dict[Key, Paired] = {}
     for tag, name, ids in wanted:
         spec, _ = metrics.parse_metric(name)
@@ -373,6 +397,9 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     out.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     begin = time.monotonic()
+    judging = plan.config.metrics.judge
+    # Made first, so a missing judge key stops the run before the pipeline spends anything.
+    judge = Judge(judging, plan.config.root) if judging else None
     adapter = adapter or make_adapter(plan.config)
     settings = plan.config.runner
     total = len(plan.cases) * settings.repeats
@@ -392,6 +419,12 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         writer.close()
         adapter.close()
     duration = time.monotonic() - begin
+    judge_stats = None
+    if judge is not None:
+        try:
+            records, judge_stats = judge.judge(plan.cases, records)
+        finally:
+            judge.close()
 
     scored = score_records(plan, records)
     write_records(out / "records.jsonl", scored.records)
@@ -429,6 +462,11 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         flaky=flaky(scored, settings.repeats),
         warnings=warnings,
     )
+    if judge_stats is not None:
+        report["judge"] = judge_stats.to_json()  # its cost apart from the pipeline's
+    if isinstance(pipeline := plan.config.pipeline, OpenAIPipeline):
+        identity = pipeline_prompt(pipeline, plan.config)[0].identity()
+        report["pipeline"]["prompt"] = {"file": str(pipeline.prompt), **identity}
     report_path = out / "report.json"
     markdown_path = out / "report.md"
     write_atomic(report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,29 @@
+# gate as a GitHub container action: the entry point reads the INPUT_* and GITHUB_* variables.
+# A patch version pinned: the image is rebuilt on every workflow run that uses the action, so a
+# floating tag would change the Python under the gate without a commit saying so.
+FROM python:3.11.13-slim-bookworm
+
+# Unbuffered: log lines reach the job log as they happen, in order with the annotations.
+# No .pyc files: nothing is written next to the code at run time.
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /opt/gate
+
+# The exact lock first (its own layer, rebuilt only when the lock changes); hashes make pip
+# refuse any file that differs from the ones the tests ran with.
+COPY requirements/image.lock requirements/image.lock
+RUN pip install --no-cache-dir --require-hashes --only-binary=:all: -r requirements/image.lock
+
+# The gate itself, built with the locked setuptools and without fetching anything more.
+COPY pyproject.toml ./
+COPY gate ./gate
+RUN pip install --no-cache-dir --no-build-isolation --no-deps . \
+    && rm -rf build ./*.egg-info
+
+# No USER line, on purpose: GitHub mounts the workspace (and the files behind GITHUB_OUTPUT and
+# GITHUB_STEP_SUMMARY) from the host, owned by the runner's user, and documents that container
+# actions must run as the default user, root, to write there. The gate writes its report, the
+# baseline and the outputs into them, so a non-root user would fail with "permission denied".
+ENTRYPOINT ["gate", "action"]

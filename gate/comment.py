@@ -1,0 +1,420 @@
+"""The report as Markdown: the pull request comment and the job summary.
+
+Pure: a report dict in, Markdown out. The report may come from an untrusted run (a fork's
+artifact, read by the privileged commenting workflow), so every string taken from it goes
+through `escape`, and every container is type-checked before use: a crafted report can make the
+comment wrong, never make it mention people, inject HTML or links, or break its layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+COMMENT_MAX_CHARS = 65_536
+"""GitHub refuses a comment body longer than this."""
+SUMMARY_MAX_CHARS = 262_144
+"""A step summary may take 1 MiB; at most 4 UTF-8 bytes a character keeps us under it."""
+
+ZWSP = "\u200b"
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()!|~$])")
+_HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# GitHub links these after rendering, in plain text: @user and @org/team (mentions, which
+# notify), #123 (a cross-reference in the other issue's timeline), URLs and www. names.
+# A zero-width space right after the trigger keeps the text readable and unlinked.
+_AUTOLINKED = re.compile(r"(?<=[@#])|(?<=:)(?=//)|(?<=www)(?=\.)", re.IGNORECASE)
+
+STATUS = {"pass": "✅ pass", "fail": "❌ fail", "unchecked": "➖"}
+VERDICT = {"pass": "✅", "fail": "❌"}
+RULES = {
+    "min": "≥ {}",
+    "max": "≤ {}",
+    "max_drop": "drop ≤ {}",
+    "max_drop_pct": "drop ≤ {}%",
+    "max_increase": "rise ≤ {}",
+    "max_increase_pct": "rise ≤ {}%",
+}
+
+
+@dataclass(frozen=True)
+class Detail:
+    """How much of the report one rendering shows; `render_*` tries these richest first."""
+
+    cases: int | None
+    """Failing cases listed (and regressed cases; None: all)."""
+    excerpt: int
+    """Characters of each input, answer and error."""
+    all_slices: bool
+    """The table of every slice metric, not only the failing ones."""
+    passing: bool
+    """The passing metrics' rows."""
+
+
+COMMENT_DETAIL = (
+    Detail(cases=20, excerpt=160, all_slices=True, passing=True),
+    Detail(cases=10, excerpt=80, all_slices=True, passing=True),
+    Detail(cases=3, excerpt=40, all_slices=False, passing=True),
+    Detail(cases=0, excerpt=0, all_slices=False, passing=True),
+    Detail(cases=0, excerpt=0, all_slices=False, passing=False),
+)
+SUMMARY_DETAIL = (
+    Detail(cases=None, excerpt=300, all_slices=True, passing=True),
+    Detail(cases=200, excerpt=200, all_slices=True, passing=True),
+    *COMMENT_DETAIL,
+)
+
+
+def escape(value: object, limit: int | None = None) -> str:
+    """Untrusted text as inert Markdown on one line, cut to ``limit`` characters.
+
+    Whitespace (newlines too) becomes single spaces, so a table row or list item stays whole;
+    Markdown punctuation is backslash-escaped, so no code span, emphasis, link, image or table
+    cell can start; ``& < >`` become entities, so no HTML tag (``</details>``, ``<img>``) can
+    open or close; mentions, issue references and URLs are broken with a zero-width space.
+    """
+    text = " ".join(_text(value).split())
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 1, 0)].rstrip() + "…"
+    text = _MARKDOWN.sub(r"\\\1", text).translate(_HTML)
+    return _AUTOLINKED.sub(ZWSP, text)
+
+
+def marker(config: str) -> str:
+    """The hidden line that finds this config's comment again (one comment per config)."""
+    digest = hashlib.sha256(config.encode()).hexdigest()[:12]
+    return f"<!-- gate:comment config={digest} -->"
+
+
+def render_comment(report: Mapping[str, Any], run_url: str | None, marker: str) -> str:
+    """The PR comment: at most COMMENT_MAX_CHARS, the details cut first when it must shrink."""
+    return _fit(report, run_url, marker, COMMENT_DETAIL, COMMENT_MAX_CHARS)
+
+
+def render_summary(report: Mapping[str, Any], run_url: str | None) -> str:
+    """The job summary: the same Markdown with every case, cut only to stay under 1 MiB."""
+    return _fit(report, run_url, None, SUMMARY_DETAIL, SUMMARY_MAX_CHARS)
+
+
+def _fit(
+    report: Mapping[str, Any],
+    run_url: str | None,
+    marker: str | None,
+    details: Sequence[Detail],
+    max_chars: int,
+) -> str:
+    for level, detail in enumerate(details):
+        text = _render(report, run_url, marker, detail, shortened=level > 0)
+        if len(text) <= max_chars:
+            return text
+    # Headline, summary and the pointer to the full report: a few hundred characters at most.
+    return "\n".join([*_head(report, run_url, marker), _shortened_note(run_url), ""])
+
+
+def _render(
+    report: Mapping[str, Any],
+    run_url: str | None,
+    marker: str | None,
+    detail: Detail,
+    shortened: bool,
+) -> str:
+    lines = _head(report, run_url, marker)
+    lines += _context(report)
+    lines += _metrics(report, detail)
+    lines += _slices(report, detail)
+    lines += _failure_modes(report)
+    lines += _warnings(report, detail)
+    lines += _flips(report, detail, run_url)
+    lines += _failing_cases(report, detail, run_url)
+    if shortened:
+        lines += ["", _shortened_note(run_url)]
+    lines += ["", _footer(report, run_url), ""]
+    return "\n".join(lines)
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def _head(report: Mapping[str, Any], run_url: str | None, marker: str | None) -> list[str]:
+    verdict = report.get("verdict")
+    icon = VERDICT.get(verdict, "⚠️") if isinstance(verdict, str) else "⚠️"
+    lines = [marker] if marker else []
+    lines += [f"### {icon} gate: {escape(verdict)}", "", escape(report.get("summary", ""), 1000)]
+    return lines
+
+
+def _context(report: Mapping[str, Any]) -> list[str]:
+    dataset, run, baseline = (_dict(report.get(key)) for key in ("dataset", "run", "baseline"))
+    facts = []
+    if "cases" in dataset:
+        cases = _count(_float(dataset["cases"]) or 0, "case")
+        facts.append(f"{cases} from {escape(dataset.get('path', '?'))}")
+    for key in ("errors", "timeouts", "repeats"):
+        count = _float(run.get(key)) or 0
+        if count > (1 if key == "repeats" else 0):
+            facts.append(_count(count, key.removesuffix("s")))
+    status = baseline.get("status")
+    if status == "found":
+        sha, created = baseline.get("git_sha"), baseline.get("created_at")
+        origin = f" of {escape(_text(sha)[:7])}" if sha else ""
+        origin += f" ({escape(_text(created)[:10])})" if created else ""
+        facts.append(f"compared with the baseline{origin}")
+    elif status == "missing":
+        facts.append("no baseline yet: regressions not checked")
+    elif status == "updated":
+        facts.append("baseline updated by this run")
+    drift = _dict(report.get("drift"))
+    moved = {kind: len(_list(drift.get(kind))) for kind in ("added", "removed", "changed")}
+    if any(moved.values()):
+        changes = ", ".join(f"{count} {kind}" for kind, count in moved.items() if count)
+        facts.append(f"golden set changed since the baseline: {changes}")
+    flaky = _list(_dict(report.get("flaky")).get("cases"))
+    if flaky:
+        facts.append(f"{_count(len(flaky), 'flaky case')} (answers differ between repeats)")
+    return ["", " · ".join(facts)] if facts else []
+
+
+def _metrics(report: Mapping[str, Any], detail: Detail) -> list[str]:
+    metrics = _dict(report.get("metrics"))
+    rows = _failing_first(metrics.items())
+    shown = [(n, r) for n, r in rows if detail.passing or r.get("status") == "fail"]
+    if not rows:
+        return []
+    lines = ["", "#### Metrics", ""]
+    if shown:
+        header = ["metric", "baseline", "current", "delta", "rule", "status"]
+        lines += _table(header, [_metric_cells(escape(n), r) for n, r in shown])
+    hidden = len(rows) - len(shown)
+    if hidden:
+        lines += ["", f"{hidden} passing or unchecked metrics not shown."]
+    lines += _interval_note(r for _, r in shown)
+    return lines
+
+
+def _slices(report: Mapping[str, Any], detail: Detail) -> list[str]:
+    rows = [
+        (tag, name, result)
+        for tag, metrics in _dict(report.get("slices")).items()
+        for name, result in _failing_first(_dict(metrics).items())
+    ]
+    failing = [row for row in rows if row[2].get("status") == "fail"]
+    header = ["slice", "metric", "baseline", "current", "delta", "rule", "status"]
+    lines = []
+    if failing:
+        lines += ["", "#### Failing slices", ""]
+        lines += _table(header, [[escape(t), *_metric_cells(escape(n), r)] for t, n, r in failing])
+    if rows and detail.all_slices:
+        tags = _count(len({tag for tag, _, _ in rows}), "slice")
+        lines += ["", _summary_tag(f"All slices ({_count(len(rows), 'metric')} in {tags})"), ""]
+        lines += _table(header, [[escape(t), *_metric_cells(escape(n), r)] for t, n, r in rows])
+        lines += [*_interval_note(r for _, _, r in rows), "", "</details>"]
+    return lines
+
+
+def _failure_modes(report: Mapping[str, Any]) -> list[str]:
+    counts = ((mode, _float(n)) for mode, n in _dict(report.get("failure_modes")).items())
+    modes = sorted(((m, n) for m, n in counts if n is not None), key=lambda mode: -mode[1])
+    if not modes:
+        return []
+    return ["", "**Failure modes:** " + " · ".join(f"{escape(m)} {_num(n)}" for m, n in modes)]
+
+
+def _warnings(report: Mapping[str, Any], detail: Detail) -> list[str]:
+    warnings = _list(report.get("warnings"))
+    if not warnings or not detail.excerpt:
+        return []
+    shown = warnings if detail.cases is None else warnings[: max(detail.cases // 2, 1)]
+    lines = ["", _summary_tag(f"⚠️ Warnings ({len(warnings)})"), ""]
+    lines += [f"- {escape(warning, 2 * detail.excerpt)}" for warning in shown]
+    if len(shown) < len(warnings):
+        lines.append(f"- … and {len(warnings) - len(shown)} more")
+    return [*lines, "", "</details>"]
+
+
+def _flips(report: Mapping[str, Any], detail: Detail, run_url: str | None) -> list[str]:
+    flips = _dict(report.get("flips"))
+    regressed, fixed = _list(flips.get("regressed")), _list(flips.get("fixed"))
+    if not regressed and not fixed:
+        return []
+    lines = [
+        "",
+        "#### Flipped cases",
+        "",
+        f"{len(regressed)} passed on the baseline and fail now; {len(fixed)} failed and pass now.",
+    ]
+    if detail.excerpt:
+        lines += _cases_table(regressed, detail, "regressed cases", run_url)
+        if fixed:
+            lines += ["", _summary_tag(f"Fixed cases ({len(fixed)})")]
+            lines += [*_cases_table(fixed, detail, "fixed cases", run_url), "", "</details>"]
+    return lines
+
+
+def _failing_cases(report: Mapping[str, Any], detail: Detail, run_url: str | None) -> list[str]:
+    cases = _dict(report.get("cases"))
+    failing = _list(cases.get("failing"))
+    if not failing or not detail.excerpt:
+        return []
+    total = f" of {_num(cases['total'])}" if _float(cases.get("total")) is not None else ""
+    lines = ["", _summary_tag(f"Failing cases ({len(failing)}{total})")]
+    lines += _cases_table(failing, detail, "failing cases", run_url)
+    return [*lines, "", "</details>"]
+
+
+def _cases_table(cases: list[Any], detail: Detail, what: str, run_url: str | None) -> list[str]:
+    shown = cases if detail.cases is None else cases[: detail.cases]
+    rows = []
+    for case in map(_dict, shown):
+        said = case.get("answer", "")
+        if case.get("error"):
+            said = f"error: {_text(case['error'])}"
+        rows.append(
+            [
+                f"**{escape(case.get('id', '?'), 80)}**",
+                ", ".join(escape(tag, 40) for tag in _list(case.get("tags"))),
+                ", ".join(escape(mode, 40) for mode in _list(case.get("failure_modes"))),
+                escape(_text(case.get("input", "")), detail.excerpt),
+                escape(said, detail.excerpt),
+            ]
+        )
+    lines = [""]
+    lines += _table(["case", "tags", "failure modes", "input", "answer"], rows) if rows else []
+    if len(shown) < len(cases):
+        lines += ["", f"Showing {len(shown)} of {len(cases)} {what}: {_where_full(run_url)}."]
+    return lines
+
+
+def _shortened_note(run_url: str | None) -> str:
+    return f"✂️ Shortened to fit GitHub's limits: {_where_full(run_url)}."
+
+
+def _footer(report: Mapping[str, Any], run_url: str | None) -> str:
+    version = escape(report.get("gate_version", "?"), 20)
+    return f"<sub>gate {version} · {_where_full(run_url)}</sub>"
+
+
+def _where_full(run_url: str | None) -> str:
+    run = _link("the run", run_url) if run_url else "the run"
+    return f"the full report is in the job summary and the report artifact of {run}"
+
+
+# --- cells ----------------------------------------------------------------------------------
+
+
+def _metric_cells(name: str, result: Mapping[str, Any]) -> list[str]:
+    return [
+        name,
+        _num(result.get("baseline")),
+        _current(result),
+        _delta(result),
+        ", ".join(_rule(rule, limit) for rule, limit in _dict(result.get("rules")).items()),
+        _status(result.get("status")),
+    ]
+
+
+def _status(status: object) -> str:
+    return STATUS.get(status, escape(status)) if isinstance(status, str) else "?"
+
+
+def _current(result: Mapping[str, Any]) -> str:
+    value = result.get("value")
+    return "n/a" if value is None else _num(value)
+
+
+def _delta(result: Mapping[str, Any]) -> str:
+    delta, baseline = _float(result.get("delta")), _float(result.get("baseline"))
+    if delta is None:
+        return "—"
+    if delta == 0:
+        return "= 0"
+    arrow = "▲" if delta > 0 else "▼"
+    sign = "+" if delta > 0 else "-"
+    text = f"{arrow} {sign}{_num(abs(delta))}"
+    if baseline:
+        text += f" ({sign}{abs(delta / baseline) * 100:.1f}%)".replace(".0%", "%")
+    direction = result.get("direction")
+    if direction in ("higher", "lower"):
+        better = (delta > 0) == (direction == "higher")
+        text += " better" if better else " worse"
+    interval = _dict(result.get("interval"))
+    low, high = _float(interval.get("low")), _float(interval.get("high"))
+    if low is not None and high is not None:
+        text += f" [{_num(low)}, {_num(high)}]"
+    return text
+
+
+def _rule(rule: str, limit: object) -> str:
+    form = RULES.get(rule)
+    return form.format(_num(limit)) if form else f"{escape(rule)} {_num(limit)}"
+
+
+def _interval_note(results: Any) -> list[str]:
+    confidences = {_float(_dict(r.get("interval")).get("confidence")) for r in results}
+    confidences.discard(None)
+    if len(confidences) != 1:
+        return []
+    (confidence,) = confidences
+    percent = _num((confidence or 0) * 100)
+    return ["", f"In brackets: the {percent}% confidence interval of the change."]
+
+
+def _num(value: object) -> str:
+    """A number as a reviewer reads it: 0.62, 812.5, 3,500; anything else escaped."""
+    if value is None:
+        return "—"
+    number = _float(value)
+    if number is None:
+        return escape(value, 40)
+    if not math.isfinite(number):
+        return str(number)
+    if abs(number) >= 1000:
+        return f"{number:,.0f}"
+    return f"{number:.4g}" if abs(number) >= 1 else f"{number:.3g}"
+
+
+def _count(number: float, noun: str) -> str:
+    return f"{_num(number)} {noun}{'' if number == 1 else 's'}"
+
+
+def _float(value: object) -> float | None:
+    """The value if it is a number (a bool is not), else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _summary_tag(title: str) -> str:
+    # A blank line must follow <summary> for GitHub to render the Markdown inside <details>.
+    return f"<details><summary>{title}</summary>"
+
+
+def _link(text: str, url: str) -> str:
+    safe = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+    return f"[{text}]({safe})"
+
+
+def _failing_first(items: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    rows = [(str(name), _dict(result)) for name, result in items]
+    return sorted(rows, key=lambda row: row[1].get("status") != "fail")
+
+
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: object) -> str:
+    """A string as is; anything else (an input may be an object) as compact JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

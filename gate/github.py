@@ -1,0 +1,242 @@
+"""GitHub's REST API: find the gate's own pull request comment and create or update it.
+
+One `requests.Session` carries the token; every call is retried on the failures that pass
+(connection errors, 5xx, 429 and secondary rate limits) and anything else becomes a
+`GitHubError` whose message says what to change. The token never appears in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from gate import __version__
+from gate.errors import GitHubError
+
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+ACTIONS_BOT = "github-actions[bot]"
+"""Who writes a comment made with the workflow's own ``GITHUB_TOKEN``."""
+
+TIMEOUT_S = 30.0
+MAX_ATTEMPTS = 5
+BACKOFF_S = 1.0
+MAX_WAIT_S = 60.0
+"""The longest the gate waits before a retry; a rate limit that resets later is not waited for."""
+SECONDARY_LIMIT_WAIT_S = 60.0
+"""GitHub's advice for a secondary rate limit that names no time: wait at least a minute."""
+
+FORK_HINT = (
+    "A pull request from a fork gets a read-only token: post the comment from a `workflow_run` "
+    "workflow instead (docs/action.md, the fork-safe pattern), or give the job "
+    "`permissions: pull-requests: write`."
+)
+
+
+@dataclass(frozen=True)
+class PostedComment:
+    id: int
+    url: str
+    created: bool
+
+
+class GitHub:
+    """A small REST client: base URL, auth and API-version headers, retries with backoff."""
+
+    def __init__(
+        self,
+        token: str,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self._sleep = sleep
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self.session = requests.Session()
+        self.session.headers.update(
+            {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": f"gate/{__version__}",
+            }
+        )
+
+    def __enter__(self) -> GitHub:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+    ) -> requests.Response:
+        """Send one request (``path`` below the API URL, or a full URL on it), retrying."""
+        url = path if path.startswith(self.api_url + "/") else self.api_url + path
+        where = f"{method} {url.removeprefix(self.api_url).split('?')[0]}"
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=json, timeout=TIMEOUT_S
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem = type(exc).__name__
+                wait = self._backoff(attempt)
+            else:
+                if response.ok:
+                    return response
+                problem = f"HTTP {response.status_code}: {_message(response)}"
+                wait = self._wait_before_retry(where, response, attempt)
+            if attempt == self._max_attempts:
+                break
+            self._sleep(wait)
+        raise GitHubError(
+            self._redact(f"{where} failed {self._max_attempts} times; the last: {problem}")
+        )
+
+    def paginate(self, path: str, params: Mapping[str, str | int]) -> Iterator[dict[str, Any]]:
+        """Every item of a listed resource, page after page, following ``Link: rel="next"``."""
+        response = self.request("GET", path, params={**params, "per_page": 100})
+        while True:
+            yield from response.json()
+            next_url = response.links.get("next", {}).get("url")
+            if not next_url:
+                return
+            # The session sends the token with every request: follow links to this API only.
+            if not next_url.startswith(self.api_url + "/"):
+                raise GitHubError(f"GitHub's next page points outside {self.api_url}: refused")
+            response = self.request("GET", next_url)
+
+    def _wait_before_retry(self, where: str, response: requests.Response, attempt: int) -> float:
+        """Seconds to wait before retrying ``response``; GitHubError when retrying cannot help."""
+        status = response.status_code
+        headers = response.headers
+        out_of_quota = headers.get("x-ratelimit-remaining") == "0"
+        if status == 429 or (
+            status == 403
+            and (
+                "retry-after" in headers
+                or out_of_quota
+                or "secondary rate limit" in _message(response).lower()
+            )
+        ):
+            wait = self._rate_limit_wait(headers, status, attempt)
+            if wait > MAX_WAIT_S:
+                raise GitHubError(
+                    self._redact(
+                        f"{where}: GitHub's rate limit asks to wait {wait:.0f} s, longer than the "
+                        f"{MAX_WAIT_S:.0f} s the gate waits (HTTP {status}: {_message(response)})"
+                    )
+                )
+            return wait
+        if status >= 500:
+            return self._backoff(attempt)
+        raise GitHubError(self._redact(_refusal(where, response)))
+
+    def _rate_limit_wait(self, headers: Mapping[str, str], status: int, attempt: int) -> float:
+        now = self._clock()
+        if (after := _retry_after(headers.get("retry-after"), now)) is not None:
+            return after
+        if headers.get("x-ratelimit-remaining") == "0":
+            with contextlib.suppress(ValueError):
+                # +1: the reset is a whole second, and the quota returns during it.
+                return max(float(headers.get("x-ratelimit-reset", "")) - now, 0.0) + 1.0
+        return SECONDARY_LIMIT_WAIT_S if status == 403 else self._backoff(attempt)
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        # Full jitter: concurrent jobs that failed together do not retry together.
+        return random.uniform(0, min(MAX_WAIT_S, BACKOFF_S * 2**attempt))
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+
+def find_comment(
+    github: GitHub, repository: str, issue_number: int, marker: str, author: str = ACTIONS_BOT
+) -> dict[str, Any] | None:
+    """The first comment on the issue that carries ``marker`` and was written by ``author``.
+
+    The author matters: anyone can paste the marker into a comment of their own, and the gate
+    must never try to edit (or be fooled by) someone else's comment.
+    """
+    comments = github.paginate(f"/repos/{repository}/issues/{issue_number}/comments", {})
+    for comment in comments:
+        login = (comment.get("user") or {}).get("login")
+        if login == author and marker in (comment.get("body") or ""):
+            return comment
+    return None
+
+
+def upsert_comment(
+    github: GitHub,
+    repository: str,
+    issue_number: int,
+    body: str,
+    marker: str,
+    author: str = ACTIONS_BOT,
+) -> PostedComment:
+    """Update the gate's comment in place, or create it on the first run."""
+    existing = find_comment(github, repository, issue_number, marker, author)
+    if existing is None:
+        response = github.request(
+            "POST", f"/repos/{repository}/issues/{issue_number}/comments", json={"body": body}
+        )
+    else:
+        response = github.request(
+            "PATCH", f"/repos/{repository}/issues/comments/{existing['id']}", json={"body": body}
+        )
+    posted = response.json()
+    return PostedComment(id=posted["id"], url=posted["html_url"], created=existing is None)
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        message = response.json().get("message", "")
+    except (ValueError, AttributeError):
+        message = response.text
+    return str(message)[:200] or response.reason or ""
+
+
+def _refusal(where: str, response: requests.Response) -> str:
+    status = response.status_code
+    said = f"{where}: HTTP {status}: {_message(response)}"
+    if status == 401:
+        return f"{said}. The token was not accepted: check the `github-token` input."
+    if status == 403:
+        return f"{said}. {FORK_HINT}"
+    if status == 404:
+        return (
+            f"{said}. Check the repository and pull request number, and that the token can see "
+            "the repository."
+        )
+    return said
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` in seconds from ``now``: it is either a number of seconds or an HTTP date."""
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(float(value), 0.0)
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - now, 0.0)
+    except (TypeError, ValueError):
+        return None

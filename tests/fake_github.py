@@ -1,0 +1,414 @@
+"""A fake GitHub REST API on 127.0.0.1 that holds every request to GitHub's own description.
+
+Each request is checked against ``shared/oracles/github/issue-comments.openapi.json`` (GitHub's
+OpenAPI document, reduced to the issue-comment operations): the method and path template must
+exist, path and query parameters must be declared and of their schema's type, and a JSON body must
+match the request body's schema. The fake's own answers are checked against the response schemas
+too, so the client under test sees what GitHub would send. Problems are recorded, not raised (a
+raise inside the server thread would only reach the client as a 500), and ``FakeGitHub`` fails
+the test when it closes with any recorded.
+
+    with FakeGitHub() as github:
+        github.add_comment(2, "hello", login="octocat")
+        github.fail_next(403)
+        ...                           # call the client with api_url=github.url, token=github.token
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+SPEC_PATH = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "oracles"
+    / "github"
+    / "issue-comments.openapi.json"
+)
+if not SPEC_PATH.is_file():
+    # A checkout without the shared oracles beside it (GitHub's own CI): nothing to check against.
+    pytest.skip(f"GitHub's API description is not at {SPEC_PATH}", allow_module_level=True)
+SPEC: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+
+MAX_PER_PAGE = 100
+"""GitHub's limit for ``per_page``; the description states it in prose, not in the schema."""
+REQUIRED_HEADERS = {
+    "Accept": "application/vnd.github+json",
+    "X-GitHub-Api-Version": "2022-11-28",
+}
+# Keywords that describe without constraining; any other unknown keyword stops the validator,
+# so it never passes a value by skipping a rule it does not understand.
+ANNOTATIONS = {"description", "example", "examples", "title", "format", "default", "deprecated"}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Failure:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    message: str = "Server Error"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    spec: dict[str, Any]
+
+    @property
+    def operation_id(self) -> str:
+        return str(self.spec["operationId"])
+
+
+def _operations() -> list[Operation]:
+    out = []
+    for template, item in SPEC["paths"].items():
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        for method, spec in item.items():
+            if method != "parameters":
+                out.append(Operation(method.upper(), template, re.compile(f"^{regex}$"), spec))
+    return out
+
+
+OPERATIONS = _operations()
+
+
+def validate(value: Any, schema: Mapping[str, Any], where: str = "$") -> list[str]:
+    """Problems of ``value`` against the subset of JSON Schema (OpenAPI 3.0) the spec uses."""
+    unknown = (
+        set(schema)
+        - ANNOTATIONS
+        - {
+            "type",
+            "nullable",
+            "properties",
+            "required",
+            "additionalProperties",
+            "items",
+            "enum",
+            "oneOf",
+            "anyOf",
+            "allOf",
+        }
+    )
+    if unknown:
+        raise NotImplementedError(f"{where}: schema keywords {sorted(unknown)}")
+    if value is None and schema.get("nullable"):
+        return []
+    if "oneOf" in schema:
+        matches = sum(not validate(value, option, where) for option in schema["oneOf"])
+        return [] if matches == 1 else [f"{where}: matches {matches} of oneOf, not exactly 1"]
+    if "anyOf" in schema and not any(not validate(value, o, where) for o in schema["anyOf"]):
+        return [f"{where}: matches none of anyOf"]
+    problems = [p for option in schema.get("allOf", []) for p in validate(value, option, where)]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    kind = schema.get("type")
+    if kind is not None and not _is_type(value, kind):
+        return [*problems, f"{where}: {type(value).__name__} is not {kind}"]
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        problems += [
+            f"{where}: missing {key!r}" for key in schema.get("required", []) if key not in value
+        ]
+        extra = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            if key in properties:
+                problems += validate(item, properties[key], f"{where}.{key}")
+            elif extra is False:
+                problems.append(f"{where}: unexpected {key!r}")
+            elif isinstance(extra, dict):
+                problems += validate(item, extra, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            problems += validate(item, schema["items"], f"{where}[{i}]")
+    return problems
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    python = {"string": str, "boolean": bool, "object": dict, "array": list, "null": type(None)}
+    return isinstance(value, python[kind])
+
+
+def _parameter_ok(text: str, schema: Mapping[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "integer":
+        return re.fullmatch(r"-?[0-9]+", text) is not None
+    if schema.get("format") == "date-time":
+        return (
+            re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+            is not None
+        )
+    return kind == "string"
+
+
+class FakeGitHub:
+    """The issue-comment endpoints of one repository, in memory, spec-checked."""
+
+    def __init__(
+        self,
+        token: str = "ghs_fakeTokenThatMustNeverBeLogged0123",
+        login: str = "github-actions[bot]",
+    ) -> None:
+        self.token = token
+        self.login = login
+        """Who the token belongs to: the author of the comments it creates."""
+        self.comments: dict[int, dict[str, Any]] = {}
+        self.requests: list[Seen] = []
+        self.violations: list[str] = []
+        self.link_base: str | None = None
+        """Where ``Link`` headers point; defaults to the fake itself."""
+        self._failures: list[Failure] = []
+        self._lock = threading.Lock()
+        self._next_id = 1000
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        # A short poll: shutdown() waits for the loop to notice, once per test.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+
+    def __enter__(self) -> FakeGitHub:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if kind is None:
+            assert not self.violations, "requests off GitHub's spec:\n" + "\n".join(self.violations)
+
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        headers: Mapping[str, str] | None = None,
+        message: str = "Server Error",
+    ) -> None:
+        """Answer the next ``times`` requests with ``status`` (after checking them)."""
+        self._failures += [Failure(status, dict(headers or {}), message) for _ in range(times)]
+
+    def add_comment(
+        self, issue: int, body: str, login: str, repository: str = "Codertocat/Hello-World"
+    ) -> dict[str, Any]:
+        """Put a comment on an issue as if ``login`` had written it."""
+        with self._lock:
+            return self._create(repository, issue, body, login)
+
+    def comments_on(self, issue: int) -> list[dict[str, Any]]:
+        return [c for c in self.comments.values() if c["_issue"] == issue]
+
+    def sent(self, method: str) -> list[Seen]:
+        return [seen for seen in self.requests if seen.method == method]
+
+    # --- the server side ------------------------------------------------------------------
+
+    def _create(self, repository: str, issue: int, body: str, login: str) -> dict[str, Any]:
+        self._next_id += 1
+        number = self._next_id
+        comment: dict[str, Any] = copy.deepcopy(
+            SPEC["paths"]["/repos/{owner}/{repo}/issues/{issue_number}/comments"]["post"][
+                "responses"
+            ]["201"]["content"]["application/json"]["examples"]["default"]["value"]
+        )
+        api = f"https://api.github.com/repos/{repository}"
+        comment.update(
+            id=number,
+            node_id=f"IC_{number}",
+            url=f"{api}/issues/comments/{number}",
+            html_url=f"https://github.com/{repository}/pull/{issue}#issuecomment-{number}",
+            issue_url=f"{api}/issues/{issue}",
+            body=body,
+            _issue=issue,
+            _repository=repository,
+        )
+        comment["user"].update(login=login, type="Bot" if login.endswith("[bot]") else "User")
+        self.comments[number] = comment
+        return comment
+
+    def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> _Answer:
+        parts = urlsplit(target)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode(errors="replace")
+        with self._lock:
+            self.requests.append(Seen(method, parts.path, query, body, headers))
+            operation, params = self._check(method, parts.path, query, headers, body)
+            if operation is None:
+                return _Answer(404, {"message": "Not Found"})
+            if self._failures:
+                failure = self._failures.pop(0)
+                return _Answer(failure.status, {"message": failure.message}, failure.headers)
+            answer = self._serve(operation, params, query, body)
+            self._check_answer(operation, answer)
+            return answer
+
+    def _check(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: Any,
+    ) -> tuple[Operation | None, dict[str, str]]:
+        where = f"{method} {path}"
+        found = [(op, m) for op in OPERATIONS if (m := op.pattern.match(path))]
+        operation = next(((op, m) for op, m in found if op.method == method), None)
+        if operation is None:
+            self.violations.append(f"{where}: no such operation in the spec")
+            return None, {}
+        op, match = operation
+        params = match.groupdict()
+        declared = {p["name"]: p for p in op.spec.get("parameters", [])}
+        for name, value in params.items():
+            if not _parameter_ok(value, declared[name]["schema"]):
+                self.violations.append(f"{where}: path parameter {name}={value!r} is not valid")
+        for name, values in query.items():
+            parameter = declared.get(name)
+            if parameter is None or parameter["in"] != "query":
+                self.violations.append(f"{where}: undeclared query parameter {name!r}")
+            elif len(values) != 1 or not _parameter_ok(values[0], parameter["schema"]):
+                self.violations.append(f"{where}: query parameter {name}={values!r} is not valid")
+        per_page = query.get("per_page", ["30"])[0]
+        if per_page.isdigit() and not 1 <= int(per_page) <= MAX_PER_PAGE:
+            self.violations.append(f"{where}: per_page={per_page} (GitHub allows 1 to 100)")
+        for name, expected in {**REQUIRED_HEADERS, "Authorization": f"Bearer {self.token}"}.items():
+            if headers.get(name.lower()) != expected:
+                self.violations.append(f"{where}: header {name} is not {expected!r}")
+        if not headers.get("user-agent"):
+            self.violations.append(f"{where}: no User-Agent (GitHub refuses such requests)")
+        request_body = op.spec.get("requestBody")
+        if request_body is None:
+            if body is not None:
+                self.violations.append(f"{where}: a body, but the operation takes none")
+        elif body is None and request_body.get("required"):
+            self.violations.append(f"{where}: no body, but the operation requires one")
+        elif body is not None:
+            if not headers.get("content-type", "").startswith("application/json"):
+                self.violations.append(f"{where}: body is not sent as application/json")
+            schema = request_body["content"]["application/json"]["schema"]
+            self.violations += [f"{where}: body {p}" for p in validate(body, schema)]
+        return op, params
+
+    def _serve(
+        self, op: Operation, params: dict[str, str], query: dict[str, list[str]], body: Any
+    ) -> _Answer:
+        repository = f"{params['owner']}/{params['repo']}"
+        if op.operation_id == "issues/list-comments":
+            issue = int(params["issue_number"])
+            listed = [
+                c
+                for c in self.comments.values()
+                if c["_issue"] == issue and c["_repository"] == repository
+            ]
+            per_page = int(query.get("per_page", ["30"])[0])
+            page = int(query.get("page", ["1"])[0])
+            last = max((len(listed) + per_page - 1) // per_page, 1)
+            chunk = listed[(page - 1) * per_page : page * per_page]
+            base = (self.link_base or self.url) + f"/repos/{repository}/issues/{issue}/comments"
+            links = [
+                f'<{base}?per_page={per_page}&page={n}>; rel="{rel}"'
+                for rel, n in (("prev", page - 1), ("next", page + 1), ("last", last), ("first", 1))
+                if 1 <= n <= last and (rel in ("prev", "next") or page != n)
+            ]
+            headers = {"Link": ", ".join(links)} if links else {}
+            return _Answer(200, [_public(c) for c in chunk], headers)
+        if op.operation_id == "issues/create-comment":
+            comment = self._create(
+                repository, int(params["issue_number"]), body["body"], self.login
+            )
+            return _Answer(201, _public(comment), {"Location": comment["url"]})
+        existing = self.comments.get(int(params["comment_id"]))
+        if existing is None or existing["_repository"] != repository:
+            return _Answer(404, {"message": "Not Found"})
+        if op.operation_id == "issues/update-comment":
+            existing.update(body=body["body"], updated_at="2026-11-24T09:00:00Z")
+            return _Answer(200, _public(existing))
+        del self.comments[existing["id"]]
+        return _Answer(204, None)
+
+    def _check_answer(self, op: Operation, answer: _Answer) -> None:
+        if answer.status >= 300:
+            return  # the reduced spec lists only some of the errors GitHub sends
+        response = op.spec["responses"].get(str(answer.status))
+        if response is None:
+            self.violations.append(f"fake: {op.operation_id} cannot answer {answer.status}")
+            return
+        schema = response.get("content", {}).get("application/json", {}).get("schema")
+        if schema is not None:
+            self.violations += [f"fake answer {p}" for p in validate(answer.body, schema)]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _public(comment: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in comment.items() if not key.startswith("_")}
+
+
+def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            answer = fake.handle(self.command, self.path, headers, raw)
+            payload = b"" if answer.body is None else json.dumps(answer.body).encode()
+            self.send_response(answer.status)
+            for key, value in answer.headers.items():
+                self.send_header(key, value)
+            if payload:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: pytest shows the recorded requests when a test fails."""
+
+    return Handler
