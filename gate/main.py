@@ -28,6 +28,7 @@ from gate.config import (
     Config,
     JudgedMetric,
     OpenAIPipeline,
+    Rule,
     Thresholds,
     cutoffs,
     load_config,
@@ -243,34 +244,28 @@ def check(plan: Plan, scored: Scored, compared: dict[Key, Paired]) -> list[Check
     """Every declared rule against the current values and the baseline's."""
     baseline = plan.baseline
     settings = plan.config.comparison
+    groups: list[tuple[str | None, dict[str, Rule]]] = [(None, plan.thresholds.metrics)]
+    groups += list(plan.thresholds.slices.items())
     out: list[CheckResult] = []
-    for name, rule in plan.thresholds.metrics.items():
-        spec, _ = metrics.parse_metric(name)
-        value = scored.overall[name][0]
-        before = baseline.metrics.get(name) if baseline else None
-        out += apply_rule(
-            name,
-            rule,
-            value,
-            before,
-            spec.higher_is_better,
-            None,
-            compared.get((None, name)),
-            settings,
+    for slice_name, rules in groups:
+        values = scored.overall if slice_name is None else scored.slices[slice_name]
+        stored = (
+            {}
+            if baseline is None
+            else baseline.metrics
+            if slice_name is None
+            else baseline.slices.get(slice_name, {})
         )
-    for tag, rules in plan.thresholds.slices.items():
         for name, rule in rules.items():
             spec, _ = metrics.parse_metric(name)
-            value = scored.slices[tag][name][0]
-            before = baseline.slices.get(tag, {}).get(name) if baseline else None
             out += apply_rule(
                 name,
                 rule,
-                value,
-                before,
+                values[name][0],
+                stored.get(name),
                 spec.higher_is_better,
-                tag,
-                compared.get((tag, name)),
+                slice_name,
+                compared.get((slice_name, name)),
                 settings,
             )
     return out + must_pass(plan, scored)

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -37,7 +37,9 @@ class Progress:
     """Progress lines for CI logs (no TTY tricks): every ~10% of the cases or 5 seconds."""
 
     total: int
-    stream: TextIO | None = sys.stderr
+    # Looked up when a Progress is made, not when this module is imported: sys.stderr may have
+    # been replaced since (pytest's capture, a redirect).
+    stream: TextIO | None = field(default_factory=lambda: sys.stderr)
     every_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
 
@@ -133,11 +135,18 @@ def run_cases(
     jobs = [(case, repeat) for repeat in range(settings.repeats) for case in cases]
     progress = progress or Progress(len(jobs))
     records: dict[tuple[str, int], Record] = {}
-    with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="gate") as pool:
+    pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="gate")
+    try:
+        # as_completed, not wait(FIRST_COMPLETED) in a loop: that re-arms every pending future on
+        # each pass, quadratic in the number of cases.
         futures = [pool.submit(run_one, adapter, case, repeat, settings) for case, repeat in jobs]
         for future in as_completed(futures):
             record = future.result()
             records[(record.case_id, record.repeat)] = record
             on_record(record)
             progress.advance(record)
+    finally:
+        # When the run is interrupted (Ctrl-C, a failing on_record), the queued cases are dropped
+        # instead of all being run before the error surfaces.
+        pool.shutdown(cancel_futures=True)
     return [records[(case.id, repeat)] for repeat in range(settings.repeats) for case in cases]
