@@ -8,21 +8,24 @@ the user's input is wrong, and the run stops before the first case.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import importlib
 import json
+import os
 import queue
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import jsonlines
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 from requests.adapters import HTTPAdapter
@@ -78,7 +81,7 @@ class PythonAdapter:
     """Calls ``module:function`` with ``(input, case)`` in this process.
 
     A Python call cannot be interrupted: on timeout the case is recorded as timed out and the call
-    is left to finish in a daemon thread, its result discarded.
+    is left to finish in its daemon thread, its result discarded.
     """
 
     def __init__(self, spec: PythonPipeline, root: Path) -> None:
@@ -106,28 +109,64 @@ class PythonAdapter:
         if not callable(target):
             raise AdapterError(f"pipeline.target: {spec.target} is not a function")
         self._function: Callable[[Any, Case], Any] = target
+        self._helpers = _Helpers()
 
     def call(self, case: Case, timeout_s: float) -> Reply:
-        result: list[Any] = []
-        failure: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                result.append(self._function(case.input, case))
-            except BaseException as exc:  # handed to the caller's thread
-                failure.append(exc)
-
-        worker = threading.Thread(target=work, name=f"case-{case.id}", daemon=True)
-        worker.start()
-        worker.join(timeout_s)
-        if worker.is_alive():
+        future = self._helpers.submit(lambda: self._function(case.input, case))
+        # Not future.result(timeout): a TimeoutError raised by the pipeline would look like ours.
+        if not wait([future], timeout_s).done:
             raise CaseTimeout(f"no result after {timeout_s:g} s")
-        if failure:
-            raise failure[0]
-        return Reply(result[0])
+        return Reply(future.result())
 
     def close(self) -> None:
-        pass
+        self._helpers.close()
+
+
+class _Helpers:
+    """Daemon threads that run Python pipeline calls, reused from case to case.
+
+    Daemon, so a call that never returns cannot keep the gate from exiting; reused, because
+    starting a thread per case costs more than the case's own overhead in the runner. A call
+    that timed out keeps its thread until it returns; the next call gets another.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._idle = 0
+        self._threads = 0
+        self._lock = threading.Lock()
+
+    def submit(self, work: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                self._threads += 1
+                threading.Thread(target=self._serve, name="gate-python", daemon=True).start()
+        self._jobs.put((work, future))
+        return future
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            work, future = job
+            try:
+                future.set_result(work())
+            except Exception as exc:  # handed to the caller's thread
+                future.set_exception(exc)
+            except BaseException as exc:
+                # sys.exit() in a pipeline must not end the gate (with exit code 0, "passed").
+                future.set_exception(RuntimeError(f"{type(exc).__name__}: {exc}"))
+            with self._lock:
+                self._idle += 1
+
+    def close(self) -> None:
+        with self._lock:
+            threads, self._threads, self._idle = self._threads, 0, 0
+        for _ in range(threads):
+            self._jobs.put(None)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -144,6 +183,73 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The wait a server asks for: OpenAI's ``retry-after-ms`` (sub-second), else Retry-After."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    return retry_after_seconds(headers.get("Retry-After"))
+
+
+class HttpRefused(Exception):
+    """A reply a retry would not fix: a 4xx other than 429, or a body that is not JSON."""
+
+
+def post_json(
+    session: requests.Session,
+    url: str,
+    body: Any,
+    timeout_s: float,
+    *,
+    label: str = "",
+    scrub: Callable[[str], str] = lambda text: text,
+) -> Any:
+    """POST ``body`` as JSON and return the decoded reply, classifying every failure.
+
+    Timeouts raise ``CaseTimeout``; connection errors, 429 and 5xx raise ``Transient`` (with the
+    server's requested wait) for the runner to retry; anything else ``HttpRefused``. Messages
+    carry the exception type, never its text (requests quotes headers, and with them tokens),
+    and the server's own explanation passes through ``scrub``.
+    """
+    try:
+        response = session.post(url, json=body, timeout=timeout_s)
+    except requests.Timeout:
+        raise CaseTimeout(f"{label}no reply from {url} after {timeout_s:g} s") from None
+    except requests.RequestException as exc:
+        raise Transient(f"{label}cannot reach {url}: {type(exc).__name__}") from None
+    status = response.status_code
+    # A labelled caller (a model name) says where; otherwise the URL does.
+    source = "" if label else f" from {url}"
+    if status == 429 or status >= 500:
+        detail = _detail(response, scrub)
+        raise Transient(
+            f"{label}HTTP {status}{source}{detail}", retry_after=retry_after(response.headers)
+        )
+    if status >= 400:
+        raise HttpRefused(f"{label}HTTP {status}{source}{_detail(response, scrub)}")
+    try:
+        return response.json()
+    except ValueError:
+        text = scrub(response.text[:200])
+        raise HttpRefused(f"{label}the reply is not JSON: {text!r}") from None
+
+
+def _detail(response: requests.Response, scrub: Callable[[str], str]) -> str:
+    """The server's own explanation (an OpenAI-style ``error.message``, else the body), short."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    text = error.get("message") if isinstance(error, dict) else error
+    if not isinstance(text, str) or not text:
+        text = response.text
+    text = scrub(" ".join(str(text).split())[:200])
+    return f": {text}" if text else ""
+
+
 class HttpAdapter:
     """POSTs ``{"id", "input"}`` as JSON; the JSON reply is the output.
 
@@ -153,30 +259,24 @@ class HttpAdapter:
     def __init__(self, spec: HttpPipeline, concurrency: int) -> None:
         self._url = spec.url
         self._session = requests.Session()
-        self._session.headers.update(
-            {k: expand_env(v, f"pipeline.headers.{k}") for k, v in spec.headers.items()}
-        )
+        headers = {k: expand_env(v, f"pipeline.headers.{k}") for k, v in spec.headers.items()}
+        self._session.headers.update(headers)
+        # Values read from the environment are secrets: a server quoting them back is scrubbed.
+        names = {n for value in spec.headers.values() for n in re.findall(r"\$\{(\w+)\}", value)}
+        self._secrets = [os.environ[n] for n in names if os.environ.get(n)]
         pool = HTTPAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
         self._session.mount("http://", pool)
         self._session.mount("https://", pool)
 
     def call(self, case: Case, timeout_s: float) -> Reply:
-        try:
-            response = self._session.post(self._url, json=_request_body(case), timeout=timeout_s)
-        except requests.Timeout:
-            raise CaseTimeout(f"no reply from {self._url} after {timeout_s:g} s") from None
-        except requests.ConnectionError as exc:
-            raise Transient(f"cannot connect to {self._url}: {type(exc).__name__}") from None
-        status = response.status_code
-        if status == 429 or status >= 500:
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
-            raise Transient(f"HTTP {status} from {self._url}", retry_after=wait)
-        if status >= 400:
-            raise RuntimeError(f"HTTP {status} from {self._url}: {response.text[:200]}")
-        try:
-            return Reply(response.json())
-        except ValueError:
-            raise ValueError(f"the reply is not JSON: {response.text[:200]!r}") from None
+        return Reply(
+            post_json(self._session, self._url, _request_body(case), timeout_s, scrub=self._scrub)
+        )
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def close(self) -> None:
         self._session.close()
@@ -206,20 +306,37 @@ class _Process:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: deque[str] = deque(maxlen=20)
         assert self.popen.stdout is not None and self.popen.stderr is not None
-        threading.Thread(target=self._pump, args=(self.popen.stdout,), daemon=True).start()
-        threading.Thread(target=self._drain, args=(self.popen.stderr,), daemon=True).start()
+        self._readers = [
+            threading.Thread(
+                target=self._pump, args=(self.popen.stdout,), name="gate-command-out", daemon=True
+            ),
+            threading.Thread(
+                target=self._drain, args=(self.popen.stderr,), name="gate-command-err", daemon=True
+            ),
+        ]
+        for reader in self._readers:
+            reader.start()
 
+    # Each reader closes its own stream when it ends: closing it from another thread while the
+    # reader is inside readline() makes the reader fail with "I/O operation on closed file".
     def _pump(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.put(line)
+        with stream:
+            for line in stream:
+                self.lines.put(line)
         self.lines.put(None)
 
     def _drain(self, stream: Any) -> None:
-        for line in stream:
-            self.stderr.append(line.rstrip("\n"))
+        with stream:
+            for line in stream:
+                self.stderr.append(line.rstrip("\n"))
 
     def died(self) -> str:
-        code = self.popen.wait(timeout=5)
+        try:
+            code = self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "the pipeline process closed its stdout but kept running"
+        # The exit can be seen before the stderr reader has read the last lines: they explain it.
+        self._readers[1].join(timeout=1)
         tail = " | ".join(list(self.stderr)[-5:])
         return f"the pipeline process exited with code {code}" + (f": {tail}" if tail else "")
 
@@ -227,9 +344,12 @@ class _Process:
         if self.popen.poll() is None:
             self.popen.kill()
         self.popen.wait(timeout=5)
-        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
-            if stream is not None:
-                stream.close()
+        # Closing flushes unsent input, which fails if the process had died.
+        with contextlib.suppress(OSError):
+            assert self.popen.stdin is not None
+            self.popen.stdin.close()
+        for reader in self._readers:
+            reader.join(timeout=1)
 
 
 class CommandAdapter:
@@ -243,7 +363,7 @@ class CommandAdapter:
         self._command = spec.command
         self._root = root
         self._idle: queue.Queue[_Process] = queue.Queue()
-        self._all: list[_Process] = []
+        self._all: set[_Process] = set()
         self._lock = threading.Lock()
         for _ in range(spec.processes):
             self._idle.put(self._start())
@@ -251,13 +371,14 @@ class CommandAdapter:
     def _start(self) -> _Process:
         process = _Process(self._command, self._root)
         with self._lock:
-            self._all.append(process)
+            self._all.add(process)
         return process
 
     def _replace(self, process: _Process) -> _Process:
-        process.stop()
+        # A process whose restart failed comes back here on the next case: discard, not remove.
         with self._lock:
-            self._all.remove(process)
+            self._all.discard(process)
+        process.stop()
         return self._start()
 
     def call(self, case: Case, timeout_s: float) -> Reply:
@@ -268,12 +389,16 @@ class CommandAdapter:
             try:
                 stdin.write(json.dumps(_request_body(case), ensure_ascii=False) + "\n")
                 stdin.flush()
+            except (OSError, ValueError):  # a broken pipe, or stdin closed by a failed restart
+                # The process was gone before this case reached it: not this case's fault.
+                reason = process.died()
+                process = self._replace(process)
+                raise Transient(f"{reason}, before this case was sent") from None
+            try:
                 line = process.lines.get(timeout=timeout_s)
             except queue.Empty:
                 process = self._replace(process)
                 raise CaseTimeout(f"no output line after {timeout_s:g} s") from None
-            except (BrokenPipeError, OSError):
-                line = None
             if line is None:
                 reason = process.died()
                 process = self._replace(process)
@@ -288,13 +413,16 @@ class CommandAdapter:
     def close(self) -> None:
         with self._lock:
             processes = list(self._all)
+        # End of input asks every process to exit; one still running after the grace period is
+        # killed.
         for process in processes:
-            if process.popen.stdin is not None and not process.popen.stdin.closed:
+            with contextlib.suppress(OSError):
+                assert process.popen.stdin is not None
                 process.popen.stdin.close()
-            try:
-                process.popen.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
+        deadline = time.monotonic() + 2
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
             process.stop()
 
 
@@ -315,22 +443,34 @@ class ReplayAdapter:
         self._rows: dict[str, list[_Recorded]] = {}
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
-        problems: list[str] = []
         try:
-            with jsonlines.open(self._path) as reader:
-                for number, row in enumerate(reader.iter(skip_empty=True), start=1):
-                    try:
-                        recorded = _Recorded.model_validate(row)
-                    except ValidationError as exc:
-                        problems += describe(exc, _Recorded, f"{self._path}:{number}")
-                        continue
-                    self._rows.setdefault(recorded.id, []).append(recorded)
+            text = self._path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise DatasetError(
                 f"{self._path}: replay file not found (fix: check `pipeline.path`)"
             ) from None
-        except (jsonlines.InvalidLineError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{self._path}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"{self._path}: not UTF-8 at byte {exc.start} (fix: save it as UTF-8)"
+            ) from None
+        problems: list[str] = []
+        # Numbered by the file's own lines (blank ones included), so file:line points at the row.
+        # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line separators.
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            where = f"{self._path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
+                continue
+            try:
+                recorded = _Recorded.model_validate(row)
+            except ValidationError as exc:
+                problems += describe(exc, _Recorded, where)
+                continue
+            self._rows.setdefault(recorded.id, []).append(recorded)
         if problems:
             raise DatasetError(capped(problems, "problems"))
 
@@ -350,11 +490,19 @@ class ReplayAdapter:
 
 AdapterFactory = Callable[[Any, Config], Adapter]
 
+
+def _openai(spec: Any, config: Config) -> Adapter:
+    from gate.llm import OpenAIAdapter  # gate.llm builds on this module: imported when used
+
+    return OpenAIAdapter(spec, config)
+
+
 ADAPTERS: dict[str, AdapterFactory] = {
     "python": lambda spec, config: PythonAdapter(spec, config.root),
     "http": lambda spec, config: HttpAdapter(spec, config.runner.concurrency),
     "command": lambda spec, config: CommandAdapter(spec, config.root),
     "replay": lambda spec, config: ReplayAdapter(spec, config.root),
+    "openai": _openai,
 }
 """Every adapter by the name ``pipeline.adapter`` selects it with."""
 

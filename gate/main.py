@@ -272,7 +272,7 @@ def check(plan: Plan, scored: Scored, compared: dict[Key, Paired]) -> list[Check
 
 
 def _passed(record: Record) -> bool:
-    return record.status == "ok" and not record.failure_modes
+    return record.scores.get("agent.task_success") == 1.0
 
 
 def must_pass(plan: Plan, scored: Scored) -> list[CheckResult]:
@@ -416,6 +416,8 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     duration = time.monotonic() - begin
     judge_stats = None
     if judge is not None:
+        if options.progress:
+            print(f"gate: judging {len(records)} runs", file=options.progress, flush=True)
         try:
             records, judge_stats = judge.judge(plan.cases, records)
         finally:

@@ -11,7 +11,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -81,6 +81,23 @@ Status = Literal["ok", "error", "timeout"]
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """The LLM judge's verdict on one record for one judged metric (see gate/judge.py)."""
+
+    score: float | None
+    """None when the judge gave no score: a judge error, or nothing in the answer to judge."""
+    rubric: str
+    """The rubric's version, e.g. ``faithfulness-v1``."""
+    model: str
+    verdict: Any = None
+    """The judge's parsed reply (claims, reasons), so a reader can see why a case scored low."""
+    error: str | None = None
+    cached: bool = False
+    cost_usd: float | None = None
+    """What this verdict cost in this run: 0 when it came from the cache, None without a price."""
+
+
+@dataclass(frozen=True)
 class Record:
     """The trace of one run of one case."""
 
@@ -96,9 +113,11 @@ class Record:
     error: str | None = None
     scores: dict[str, float] = field(default_factory=dict)
     failure_modes: tuple[str, ...] = ()
+    judgements: dict[str, Judgement] = field(default_factory=dict)
+    """Judged metric name → the judge's verdict; empty when no judge is configured."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.case_id,
             "repeat": self.repeat,
             "trace_id": self.trace_id,
@@ -111,6 +130,9 @@ class Record:
             "scores": self.scores,
             "failure_modes": list(self.failure_modes),
         }
+        if self.judgements:
+            out["judge"] = {name: asdict(j) for name, j in self.judgements.items()}
+        return out
 
 
 class RecordWriter:

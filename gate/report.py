@@ -104,7 +104,8 @@ def build_report(
     for record in scored.records:
         for mode in record.failure_modes:
             mode_counts[mode] = mode_counts.get(mode, 0) + 1
-        if record.failure_modes and record.case_id not in failing:
+        failed = record.scores.get("agent.task_success") != 1.0
+        if failed and record.case_id not in failing:
             failing[record.case_id] = _case_entry(by_id[record.case_id], record)
     first_record = {r.case_id: r for r in reversed(scored.records)}
     flipped = {

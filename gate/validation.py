@@ -7,7 +7,7 @@ Every message names the file, the line when we know it, the key, and how to fix 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -173,6 +173,11 @@ def read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int]]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, where: str, what: str = "YAML") -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML text (safely, refusing duplicate keys): its data and every key path's line."""
     try:
         data = yaml.load(text, Loader=_LineLoader)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -180,13 +185,8 @@ def read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int]]:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{where}{line}: invalid {what}: {problem}") from None
     lines: dict[Loc, int] = {}
     if node is not None:
         _index_lines(node, (), lines)
     return data, lines
-
-
-def errors_or_none(problems: Iterable[str], what: str) -> str | None:
-    listed = list(problems)
-    return capped(listed, what) if listed else None

@@ -262,7 +262,7 @@ def test_http__retries_exhausted_is_an_error() -> None:
         record = run_one(adapter, case(), 0, runner(retries=2), sleep=sleeps.append)
         adapter.close()
     assert (record.status, record.attempts, len(server.requests)) == ("error", 3, 3)
-    assert record.error == f"Transient: HTTP 503 from {server.url}"
+    assert record.error == f"Transient: HTTP 503 from {server.url}: down"
     assert len(sleeps) == 2
 
 
@@ -275,6 +275,18 @@ def test_http__404_is_an_error_without_retry() -> None:
     assert (
         record.error is not None and "HTTP 404" in record.error and "no such route" in record.error
     )
+
+
+def test_http__a_secret_header_quoted_back_by_the_server_is_scrubbed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PIPELINE_TOKEN", "s3cret-token")
+    rejected = {"error": {"message": "bad credentials: Bearer s3cret-token"}}
+    with PipelineServer([Answer(401, rejected)]) as server:
+        adapter = http(server, Authorization="Bearer ${PIPELINE_TOKEN}")
+        record = run_one(adapter, case(), 0, runner(retries=0), sleep=lambda s: None)
+        adapter.close()
+    assert record.error == f"HttpRefused: HTTP 401 from {server.url}: bad credentials: Bearer ***"
 
 
 def test_http__non_json_reply_is_an_error() -> None:
@@ -314,7 +326,7 @@ def test_http__connection_refused_is_retried_then_an_error() -> None:
     record = run_one(adapter, case(), 0, runner(retries=2), sleep=sleeps.append)
     adapter.close()
     assert (record.status, record.attempts, len(sleeps)) == ("error", 3, 2)
-    assert record.error == f"Transient: cannot connect to {url}: ConnectionError"
+    assert record.error == f"Transient: cannot reach {url}: ConnectionError"
 
 
 def test_http__header_variables_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -107,6 +107,19 @@ def _no_k(
     return lambda batch, k: fn(batch.rankings)
 
 
+def _judged(name: str) -> Callable[[Batch, int | None], np.ndarray]:
+    """The scores the judge step (gate/judge.py) stored on the records; NaN where it stored none
+    (no judge configured, nothing to judge, or a judge error), so only judged cases count."""
+
+    def score(batch: Batch, k: int | None) -> np.ndarray:
+        verdicts = [r.judgements.get(name) for r in batch.records]
+        return np.array(
+            [np.nan if v is None or v.score is None else v.score for v in verdicts], dtype=float
+        )
+
+    return score
+
+
 def _per_batch(fn: Callable[[Batch], np.ndarray]) -> Callable[[Batch, int | None], np.ndarray]:
     return lambda batch, k: batch.computed(fn)
 
@@ -165,6 +178,21 @@ METRICS: dict[str, MetricSpec] = {
     ),
     "generation.false_answer_rate": MetricSpec(
         _per_batch(generation.false_answer), False, "unanswerable cases the pipeline answered"
+    ),
+    "generation.faithfulness_judge": MetricSpec(
+        _judged("generation.faithfulness_judge"),
+        True,
+        "answer claims the judge finds supported by the retrieved text / claims (Ragas)",
+    ),
+    "generation.answer_relevance_judge": MetricSpec(
+        _judged("generation.answer_relevance_judge"),
+        True,
+        "answer statements the judge finds relevant to the question / statements (DeepEval)",
+    ),
+    "generation.correctness_judge": MetricSpec(
+        _judged("generation.correctness_judge"),
+        True,
+        "the judge's verdict against expected.answer: 1 correct, 0.5 partially, 0 incorrect",
     ),
     "agent.tool_call_accuracy": MetricSpec(
         _per_batch(agent.tool_call_accuracy), True, "expected tool calls matched by an actual one"
