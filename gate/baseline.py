@@ -36,6 +36,8 @@ class Baseline(_Model):
     git_sha: str | None = None
     dataset_fingerprint: str
     pipeline_fingerprint: str
+    prompt: dict[str, str] | None = None
+    """The pipeline prompt's version and sha256, so a report can say "rag-v3 → rag-v4"."""
     metrics: dict[str, float | None]
     slices: dict[str, dict[str, float | None]] = Field(default_factory=dict)
     cases: dict[str, CaseEntry] = Field(default_factory=dict)

@@ -167,6 +167,16 @@ def _context(report: Mapping[str, Any]) -> list[str]:
         facts.append("no baseline yet: regressions not checked")
     elif status == "updated":
         facts.append("baseline updated by this run")
+    prompt = _dict(_dict(report.get("pipeline")).get("prompt"))
+    before = _dict(prompt.get("baseline"))
+    if prompt.get("version"):
+        now = escape(prompt["version"])
+        if before.get("version") and before.get("version") != prompt["version"]:
+            facts.append(f"prompt {escape(before['version'])} → {now}")
+        elif before.get("sha256") and before.get("sha256") != prompt.get("sha256"):
+            facts.append(f"prompt {now} edited since the baseline")
+        else:
+            facts.append(f"prompt {now}")
     drift = _dict(report.get("drift"))
     moved = {kind: len(_list(drift.get(kind))) for kind in ("added", "removed", "changed")}
     if any(moved.values()):

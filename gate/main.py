@@ -63,6 +63,8 @@ class Plan:
     thresholds: Thresholds
     baseline_path: Path | None
     baseline: Baseline | None
+    prompt: dict[str, str] | None = None
+    """The pipeline prompt's version and sha256, when the pipeline has a prompt file."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,7 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
         config.resolve(config.baseline) if config.baseline else None
     )
     baseline = read_baseline(baseline_path) if baseline_path else None
-    if isinstance(config.pipeline, OpenAIPipeline):
-        pipeline_prompt(config.pipeline, config)  # a bad prompt file stops the run before a case
+    prompt = prompt_identity(config)  # a bad prompt file stops the run before the first case
     judged = set(config.metrics.judge.metrics) if config.metrics.judge else set()
     unjudged = sorted(set(get_args(JudgedMetric)) & thresholds.names() - judged)
     if unjudged:
@@ -109,14 +110,20 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
             f"{config.thresholds}: {', '.join(unjudged)}: a judged metric needs the judge to run "
             "it (fix: add it to `metrics.judge` in gate.yml, see docs/openai.md)"
         )
-    return Plan(config, cases, thresholds, baseline_path, baseline)
+    return Plan(config, cases, thresholds, baseline_path, baseline, prompt)
 
 
-def pipeline_fingerprint(config: Config) -> str:
+def prompt_identity(config: Config) -> dict[str, str] | None:
+    if not isinstance(config.pipeline, OpenAIPipeline):
+        return None
+    return pipeline_prompt(config.pipeline, config)[0].identity()
+
+
+def pipeline_fingerprint(config: Config, prompt: dict[str, str] | None) -> str:
     body = config.model_dump(mode="json", include={"pipeline", "metrics"})
     # Files the config points to change what is measured as much as the config does.
-    if isinstance(config.pipeline, OpenAIPipeline):
-        body["prompt"] = pipeline_prompt(config.pipeline, config)[0].identity()
+    if prompt is not None:
+        body["prompt"] = prompt
     if config.metrics.judge is not None:
         body["rubrics"] = rubric_versions(config.metrics.judge)
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -367,7 +374,8 @@ def new_baseline(plan: Plan, scored: Scored) -> Baseline:
         created_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         git_sha=git_sha(plan.config.root),
         dataset_fingerprint=fingerprint(plan.cases),
-        pipeline_fingerprint=pipeline_fingerprint(plan.config),
+        pipeline_fingerprint=pipeline_fingerprint(plan.config, plan.prompt),
+        prompt=plan.prompt,
         metrics={name: value for name, (value, _) in scored.overall.items()},
         slices={
             tag: {name: value for name, (value, _) in values.items()}
@@ -452,7 +460,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             "concurrency": settings.concurrency,
         },
         baseline_status=baseline_status,
-        pipeline_fingerprint=pipeline_fingerprint(plan.config),
+        pipeline_fingerprint=pipeline_fingerprint(plan.config, plan.prompt),
         compared=compared,
         drift=moved.to_json() if moved else None,
         flips=flips(plan, scored, moved),
@@ -461,9 +469,13 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     )
     if judge_stats is not None:
         report["judge"] = judge_stats.to_json()  # its cost apart from the pipeline's
-    if isinstance(pipeline := plan.config.pipeline, OpenAIPipeline):
-        identity = pipeline_prompt(pipeline, plan.config)[0].identity()
-        report["pipeline"]["prompt"] = {"file": str(pipeline.prompt), **identity}
+    if plan.prompt is not None and isinstance(pipeline := plan.config.pipeline, OpenAIPipeline):
+        before = plan.baseline.prompt if plan.baseline else None
+        report["pipeline"]["prompt"] = {
+            "file": str(pipeline.prompt),
+            **plan.prompt,
+            "baseline": before,
+        }
     report_path = out / "report.json"
     markdown_path = out / "report.md"
     write_atomic(report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")

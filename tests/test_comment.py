@@ -189,3 +189,29 @@ def test_render_comment__does_not_change_the_report() -> None:
     render_comment(data, RUN_URL, marker("gate.yml"))
 
     assert data == before
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "shown"),
+    [
+        (
+            {"version": "rag-v4", "sha256": "b"},
+            {"version": "rag-v3", "sha256": "a"},
+            "prompt rag-v3 → rag-v4",
+        ),
+        (
+            {"version": "rag-v3", "sha256": "b"},
+            {"version": "rag-v3", "sha256": "a"},
+            "prompt rag-v3 edited since the baseline",
+        ),
+        ({"version": "rag-v3", "sha256": "a"}, None, "prompt rag-v3"),
+    ],
+)
+def test_render_summary__says_which_prompt_changed(now, before, shown) -> None:
+    changed = {
+        **report("pass"),
+        "pipeline": {"adapter": "openai", "prompt": {**now, "baseline": before}},
+    }
+    assert f" · {shown}" in render_summary(changed, None) or f"{shown} · " in render_summary(
+        changed, None
+    )

@@ -19,7 +19,7 @@ from gate.config import Config, Runner, load_config
 from gate.dataset import Case
 from gate.errors import ConfigError
 from gate.llm import LLMError
-from gate.main import pipeline_fingerprint, prepare
+from gate.main import pipeline_fingerprint, prepare, prompt_identity
 from gate.records import parse_output
 from gate.runner import run_one
 
@@ -427,11 +427,11 @@ def test_no_model_anywhere_is_an_input_error(tmp_path: Path, fake: FakeOpenAI) -
 
 def test_fingerprint__any_edit_of_the_prompt_file_changes_it(tmp_path: Path) -> None:
     config = configure(tmp_path, "http://127.0.0.1:9/v1")
-    before = pipeline_fingerprint(config)
+    before = pipeline_fingerprint(config, prompt_identity(config))
 
     (tmp_path / "prompt.md").write_text(PROMPT.replace("only;", "only,"), encoding="utf-8")
 
-    assert pipeline_fingerprint(config) != before
+    assert pipeline_fingerprint(config, prompt_identity(config)) != before
 
 
 def test_example__the_shipped_config_validates_without_a_key(
