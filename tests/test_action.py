@@ -520,3 +520,38 @@ def test_workflow_command__escapes_data_and_properties() -> None:
     line = action.workflow_command("error", "50%\r\ndone", title="a:b,c\n")
 
     assert line == "::error title=a%3Ab%2Cc%0A::50%25%0D%0Adone"
+
+
+def test_entry_point__the_real_gate_on_the_shipped_example_comments_on_the_pull_request(
+    tmp_path: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container's contract: `gate action` (the Dockerfile's ENTRYPOINT) with exactly the
+    environment GitHub gives a Docker action, running the real gate on this repository."""
+    import shutil
+
+    from gate.cli import main as cli
+
+    env = github_env(tmp_path, fake)
+    workspace = Path(env["GITHUB_WORKSPACE"])
+    for name in ("gate.yml", "datasets", "thresholds", "examples"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, workspace / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, workspace / name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(workspace)
+
+    assert cli(["action"]) == 0
+
+    outputs = read_outputs(tmp_path / "set_output")
+    assert outputs["verdict"] == "pass"
+    assert outputs["summary"].startswith("pass: ")
+    report = json.loads(Path(workspace / outputs["report-path"]).read_text(encoding="utf-8"))
+    assert report["baseline"]["status"] == "found"
+    [posted] = fake.comments.values()
+    assert "gate: pass" in posted["body"]
+    assert outputs["comment-url"] == posted["html_url"]
+    assert (tmp_path / "step_summary").read_text(encoding="utf-8").startswith("### ✅ gate: pass")
+    assert (workspace / "gate-report" / "pr-number.txt").read_text() == "2\n"
