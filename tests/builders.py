@@ -7,6 +7,7 @@ has no output, as the runner records it.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,17 @@ def aggregate(name: str, *runs: Run) -> tuple[float | None, int]:
 def documented(name: str) -> bool:
     """``docs/metrics.md`` names the metric or failure mode in backticks."""
     return f"`{name}`" in DOCS.read_text(encoding="utf-8")
+
+
+def copy_example(folder: Path) -> Path:
+    """A copy of the shipped example (config, golden set, thresholds, baseline, pipeline) in
+    ``folder``, so a test can break it or write a baseline without touching the repository."""
+    root = Path(__file__).resolve().parents[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("gate.yml", "datasets", "thresholds", "examples"):
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, folder / name)
+    return folder

@@ -527,18 +527,12 @@ def test_entry_point__the_real_gate_on_the_shipped_example_comments_on_the_pull_
 ) -> None:
     """The container's contract: `gate action` (the Dockerfile's ENTRYPOINT) with exactly the
     environment GitHub gives a Docker action, running the real gate on this repository."""
-    import shutil
+    from builders import copy_example
 
     from gate.cli import main as cli
 
     env = github_env(tmp_path, fake)
-    workspace = Path(env["GITHUB_WORKSPACE"])
-    for name in ("gate.yml", "datasets", "thresholds", "examples"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, workspace / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, workspace / name)
+    workspace = copy_example(Path(env["GITHUB_WORKSPACE"]))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(workspace)

@@ -1,12 +1,12 @@
 """The CLI's exit codes and messages, on the shipped example and on broken input."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from builders import copy_example
 
 from gate.cli import main
 
@@ -15,14 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the shipped example, so tests can break it and write baselines freely."""
-    for name in ("gate.yml", "datasets", "thresholds", "examples"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, tmp_path / name)
-    return tmp_path
+    return copy_example(tmp_path)
 
 
 def gate(project: Path, *args: str) -> int:
