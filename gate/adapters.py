@@ -52,6 +52,9 @@ class Reply:
     """Set by adapters that know the latency better than the runner's clock (replay)."""
     error: str | None = None
     """Set by the replay adapter when the recorded run failed."""
+    timed: bool = True
+    """False when the call's own duration is not the pipeline's latency (a replay reads a file):
+    then ``latency_ms`` is the latency, and None means unknown."""
 
 
 class Transient(Exception):
@@ -482,7 +485,7 @@ class ReplayAdapter:
             turn = self._served.get(case.id, 0)
             self._served[case.id] = turn + 1
         row = rows[turn % len(rows)]
-        return Reply(row.output, latency_ms=row.latency_ms, error=row.error)
+        return Reply(row.output, latency_ms=row.latency_ms, error=row.error, timed=False)
 
     def close(self) -> None:
         pass

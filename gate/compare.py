@@ -175,7 +175,7 @@ class Paired:
             out["mcnemar"] = {
                 "worse": self.mcnemar.b,
                 "better": self.mcnemar.c,
-                "p_value": _r(self.mcnemar.p_value),
+                "p_worse": _r(self.mcnemar.p_worse),
             }
         if self.mde is not None:
             out["minimum_detectable_drop"] = _r(self.mde)
@@ -184,6 +184,16 @@ class Paired:
 
 def _r(value: float) -> float:
     return round(value, 6)
+
+
+def two_sided(one_sided: float) -> float:
+    """The two-sided interval whose bound is the one-sided bound at ``one_sided``.
+
+    Only a drop fails the gate, so regressions are a one-sided test: ``comparison.confidence``
+    0.95 is a false-alarm rate of at most 5% (a two-sided 95% interval would spend half of that
+    on rises nobody fails a gate for, and lose power). The report shows the 90% interval.
+    """
+    return 2 * one_sided - 1
 
 
 def paired(
@@ -213,7 +223,7 @@ def paired(
             cand,
             statistic=statistic,
             resamples=settings.resamples,
-            confidence=settings.confidence,
+            confidence=two_sided(settings.confidence),
             seed=settings.seed,
         )
     except ValueError:
@@ -224,7 +234,7 @@ def paired(
         binary = np.isin(base, (0.0, 1.0)).all() and np.isin(cand, (0.0, 1.0)).all()
         sd = float(np.std(cand - base, ddof=1)) if len(both) > 1 else None
         mde = stats.minimum_detectable_effect(
-            base, confidence=settings.confidence, paired_sd=sd or None
+            base, confidence=two_sided(settings.confidence), paired_sd=sd or None
         )
         mcnemar = stats.mcnemar_exact(base == 1, cand == 1) if binary else None
         result = replace(result, mcnemar=mcnemar, mde=mde)
@@ -253,12 +263,13 @@ def regression_check(
         tolerance=tolerance_of(rule_name, limit, comparison),
         higher_is_better=higher_is_better,
         strict=settings.strict or comparison.aggregate_only,
+        one_sided=True,
     )
     reason = f"{decision.reason} ({rule_name} {limit:g}{'%' if rule_name.endswith('_pct') else ''}"
     reason += f", n={comparison.interval.n}"
     if comparison.mcnemar is not None:
         m = comparison.mcnemar
-        reason += f", {m.b} newly failing, {m.c} newly passing, McNemar p={m.p_value:.2g}"
+        reason += f", {m.b} newly failing, {m.c} newly passing, McNemar p={m.p_worse:.2g}"
     reason += ")"
     if comparison.aggregate_only:
         reason += "; judged on the estimate (an aggregate, not a mean)"
@@ -292,7 +303,7 @@ def detectability(check: CheckResult, comparison: Paired) -> str | None:
     where = f" [{check.slice}]" if check.slice else ""
     return (
         f"{check.metric}{where}: {comparison.interval.n} paired cases can only detect drops of "
-        f"{fmt(comparison.mde)} or more (80% power, {comparison.interval.confidence:.0%} "
-        f"confidence); the tolerance asked is {fmt(tolerance)}: add cases or repeats, or "
-        "expect only large regressions to fail the gate"
+        f"{fmt(comparison.mde)} or more (80% power, "
+        f"{(1 + comparison.interval.confidence) / 2:.0%} one-sided); the tolerance asked is "
+        f"{fmt(tolerance)}: add cases or repeats, or expect only large regressions to fail the gate"
     )

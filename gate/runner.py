@@ -109,12 +109,14 @@ def run_one(
             return replace(
                 base, latency_ms=latency, attempts=attempt + 1, error=f"{type(exc).__name__}: {exc}"
             )
-        latency = (
-            reply.latency_ms
-            if reply.latency_ms is not None
-            else ((time.monotonic() - begin) * 1000)
+        measured = (time.monotonic() - begin) * 1000
+        recorded = reply.latency_ms is not None or not reply.timed
+        done = replace(
+            base,
+            latency_ms=reply.latency_ms if recorded else measured,
+            attempts=attempt + 1,
+            raw_output=reply.output,
         )
-        done = replace(base, latency_ms=latency, attempts=attempt + 1, raw_output=reply.output)
         if reply.error is not None:
             return replace(done, error=reply.error)
         try:

@@ -254,7 +254,12 @@ def minimum_detectable_effect(
 
 
 def decide(
-    interval: Interval, *, tolerance: float, higher_is_better: bool, strict: bool = False
+    interval: Interval,
+    *,
+    tolerance: float,
+    higher_is_better: bool,
+    strict: bool = False,
+    one_sided: bool = False,
 ) -> Decision:
     """The regression rule for one metric, from the interval on candidate − baseline.
 
@@ -265,6 +270,9 @@ def decide(
       better, high < 0);
     - default: regressed when significant and drop > tolerance;
     - strict: regressed when drop > tolerance, significant or not.
+    Only a drop fails a gate, so the test a gate wants is one-sided: with ``one_sided`` the
+    reason states the level as (1 + confidence) / 2, the level of the bound that decides (give
+    the gate's one-sided level c an interval at 2c − 1).
 
     The trade-off. The default fails only on drops the data can tell from noise: on an unchanged
     pipeline a 95% interval lies wholly below zero about 2.5% of the time, so false alarms stay
@@ -285,7 +293,13 @@ def decide(
 
     word = "drop" if higher_is_better else "increase"
     span = f"{word} {_number(drop)} [{_number(drop_low)}, {_number(drop_high)}]"
-    level = f"at {interval.confidence * 100:g}%"
+    # One bound of a two-sided interval at c is a one-sided test at (1 + c) / 2: a 90% interval
+    # lying wholly below zero is a drop significant at 95%, one-sided.
+    level = (
+        f"at {(1 + interval.confidence) / 2 * 100:g}% one-sided"
+        if one_sided
+        else f"at {interval.confidence * 100:g}%"
+    )
     if not beyond:
         reason = f"{span} within tolerance {_number(tolerance)}"
     elif significant:

@@ -524,6 +524,14 @@ def test_replay__serves_by_id_with_the_recorded_latency(tmp_path: Path) -> None:
     ]
 
 
+def test_replay__no_recorded_latency_is_unknown_not_the_time_to_read_a_file(
+    tmp_path: Path,
+) -> None:
+    adapter = replay(tmp_path, {"id": "a", "output": {"answer": "A"}})
+    [record] = run_all(adapter, [case("a")])
+    assert (record.status, record.latency_ms) == ("ok", None)
+
+
 def test_replay__missing_id_is_an_error(tmp_path: Path) -> None:
     adapter = replay(tmp_path, {"id": "a", "output": {"answer": "A"}})
     record = run_one(adapter, case("zzz"), 0, runner())
