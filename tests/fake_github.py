@@ -24,11 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from local_server import LocalServer
 
 SPEC_PATH = (
     Path(__file__).resolve().parents[2]
@@ -169,7 +169,7 @@ def _parameter_ok(text: str, schema: Mapping[str, Any]) -> bool:
     return kind == "string"
 
 
-class FakeGitHub:
+class FakeGitHub(LocalServer):
     """The issue-comment endpoints of one repository, in memory, spec-checked."""
 
     def __init__(
@@ -188,28 +188,13 @@ class FakeGitHub:
         self._failures: list[Failure] = []
         self._lock = threading.Lock()
         self._next_id = 1000
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        # A short poll: shutdown() waits for the loop to notice, once per test.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        server.daemon_threads = True
+        super().__init__(server)
+        self.url = f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> FakeGitHub:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if kind is None:
-            assert not self.violations, "requests off GitHub's spec:\n" + "\n".join(self.violations)
+    def verify(self) -> None:
+        assert not self.violations, "requests off GitHub's spec:\n" + "\n".join(self.violations)
 
     def fail_next(
         self,

@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from local_server import LocalServer
 
 KEY = "sk-test-fake-0123456789abcdefNEVERLOGGED"
 ROLES = {"system", "user", "assistant", "tool"}
@@ -159,7 +160,7 @@ def check_request(body: Any) -> list[str]:
     return problems
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     """The Chat Completions endpoint, scripted; ``requests`` holds every request received."""
 
     def __init__(self, key: str | None = KEY, prefix: str = "/v1") -> None:
@@ -172,12 +173,10 @@ class FakeOpenAI:
         )
         self._queue: list[Canned] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{prefix}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        server.daemon_threads = True
+        super().__init__(server)
+        self.url = f"http://127.0.0.1:{self.port}{prefix}"
 
     def reply(self, content: str | None = "ok", *, delay_s: float = 0.0, **kwargs: Any) -> None:
         """Queue a completion (see ``completion`` for the keywords)."""
@@ -194,19 +193,8 @@ class FakeOpenAI:
         """The model of every request so far, in order."""
         return [seen.body["model"] for seen in self.requests]
 
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if kind is None and self.problems:
+    def verify(self) -> None:
+        if self.problems:
             raise AssertionError("requests the real API would refuse:\n" + "\n".join(self.problems))
 
     def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> Canned:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from local_server import LocalServer
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -44,7 +46,7 @@ class Seen:
     body: Any
 
 
-class PipelineServer:
+class PipelineServer(LocalServer):
     def __init__(self, script: Iterable[Answer] = (), default: Answer | None = None) -> None:
         self.script: deque[Answer] = deque(script)
         self.default = default or Answer()
@@ -55,23 +57,12 @@ class PipelineServer:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self._sockets: set[socket.socket] = set()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.pipeline = self
-        # A short poll interval: shutdown() waits for the serving loop's next poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.pipeline = self
+        super().__init__(server)
+        self.url = f"http://127.0.0.1:{self.port}/answer"
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/answer"
-
-    def __enter__(self) -> PipelineServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self.stopping.set()
         self._server.shutdown()
         # Handler threads wait on kept-alive connections: end those, then join the threads.
