@@ -252,7 +252,7 @@ def load_thresholds(path: Path) -> Thresholds:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must be a mapping with `metrics:` and/or `slices:`")
+        raise ConfigError(f"{path}: must be a mapping of `metrics:`, `slices:` and `must_pass:`")
     try:
         thresholds = Thresholds.model_validate(data)
     except ValidationError as exc:
