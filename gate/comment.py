@@ -254,7 +254,8 @@ def _flips(report: Mapping[str, Any], detail: Detail, run_url: str | None) -> li
         "",
         "#### Flipped cases",
         "",
-        f"{len(regressed)} passed on the baseline and fail now; {len(fixed)} failed and pass now.",
+        f"{len(regressed)} passed on the baseline and fail now; {len(fixed)} failed and pass now."
+        + _chance(report),
     ]
     if detail.excerpt:
         lines += _cases_table(regressed, detail, "regressed cases", run_url)
@@ -262,6 +263,17 @@ def _flips(report: Mapping[str, Any], detail: Detail, run_url: str | None) -> li
             lines += ["", _summary_tag(f"Fixed cases ({len(fixed)})")]
             lines += [*_cases_table(fixed, detail, "fixed cases", run_url), "", "</details>"]
     return lines
+
+
+def _chance(report: Mapping[str, Any]) -> str:
+    """Whether that many flips are likely by chance alone: some cases of a non-deterministic
+    pipeline flip on every run, and a reader should not chase them."""
+    success = _dict(_dict(report.get("metrics")).get("agent.task_success"))
+    p = _float(_dict(_dict(success.get("interval")).get("mcnemar")).get("p_worse"))
+    if p is None:
+        return ""
+    verdict = "unlikely by chance alone" if p < 0.05 else "as many as chance alone often gives"
+    return f" That is {verdict} (one-sided McNemar p = {p:.2g})."
 
 
 def _failing_cases(report: Mapping[str, Any], detail: Detail, run_url: str | None) -> list[str]:

@@ -215,3 +215,17 @@ def test_render_summary__says_which_prompt_changed(now, before, shown) -> None:
     assert f" · {shown}" in render_summary(changed, None) or f"{shown} · " in render_summary(
         changed, None
     )
+
+
+@pytest.mark.parametrize(
+    ("p", "said"),
+    [(0.003, "unlikely by chance alone"), (0.4, "as many as chance alone often gives")],
+)
+def test_render_summary__says_whether_the_flips_are_more_than_chance(p: float, said: str) -> None:
+    flipped = copy.deepcopy(report("fail"))
+    case = {"id": "c1", "tags": [], "failure_modes": ["error"], "input": "q", "answer": ""}
+    flipped["flips"] = {"regressed": [case], "fixed": []}
+    success = flipped["metrics"].setdefault("agent.task_success", {"value": 0.5, "n": 2})
+    success["interval"] = {"n": 2, "mcnemar": {"worse": 1, "better": 0, "p_worse": p}}
+    text = render_summary(flipped, None)
+    assert f"1 passed on the baseline and fail now; 0 failed and pass now. That is {said}" in text
