@@ -6,6 +6,7 @@ the PR comment) are rendered by ``gate.comment``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gate import __version__, metrics
@@ -23,6 +24,15 @@ EXCERPT = 300
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+def shown(path: Path) -> str:
+    """A path as a reader of the report knows it: relative to the working directory (the
+    repository, in a workflow) when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def excerpt(value: Any, limit: int = EXCERPT) -> str:
@@ -117,7 +127,7 @@ def build_report(
         "gate_version": __version__,
         "verdict": verdict,
         "summary": summary(verdict, checks, len(plan.cases), baseline_status),
-        "config": str(plan.config.path),
+        "config": shown(plan.config.path),
         "dataset": {
             "path": str(plan.config.dataset),
             "cases": len(plan.cases),
@@ -126,7 +136,7 @@ def build_report(
         "pipeline": {"adapter": plan.config.pipeline.adapter, "fingerprint": pipeline_fingerprint},
         "run": run_info,
         "baseline": {
-            "path": str(plan.baseline_path) if plan.baseline_path else None,
+            "path": shown(plan.baseline_path) if plan.baseline_path else None,
             "status": baseline_status,
             "created_at": baseline.created_at if baseline else None,
             "git_sha": baseline.git_sha if baseline else None,
