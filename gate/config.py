@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gate.errors import ConfigError
 from gate.validation import Loc, capped, describe, read_yaml
@@ -35,20 +35,22 @@ class PythonPipeline(_Strict):
         return value
 
 
+def _http_address(value: str) -> str:
+    if not re.match(r"https?://", value):
+        raise ValueError(f"must start with http:// or https://, not {value!r}")
+    return value
+
+
+HttpAddress = Annotated[str, AfterValidator(_http_address)]
+
+
 class HttpPipeline(_Strict):
     adapter: Literal["http"]
-    url: str
+    url: HttpAddress
     headers: dict[str, str] = Field(
         default_factory=dict,
         description="${VAR} is replaced by the environment variable VAR: keep secrets out of files",
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"https?://", value):
-            raise ValueError(f"must start with http:// or https://, not {value!r}")
-        return value
 
 
 class CommandPipeline(_Strict):
@@ -72,19 +74,12 @@ class Price(_Strict):
 class _ChatEndpoint(_Strict):
     """An OpenAI-compatible Chat Completions endpoint. The key is read from the environment."""
 
-    base_url: str = "https://api.openai.com/v1"
+    base_url: HttpAddress = "https://api.openai.com/v1"
     api_key_env: str | None = Field(
         "OPENAI_API_KEY",
         description="the environment variable holding the key; null sends none (a local server)",
     )
     prices: dict[str, Price] = Field(default_factory=dict, description="by model name")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_base_url(cls, value: str) -> str:
-        if not re.match(r"https?://", value):
-            raise ValueError(f"must start with http:// or https://, not {value!r}")
-        return value
 
     @field_validator("api_key_env")
     @classmethod

@@ -65,6 +65,8 @@ class Plan:
     baseline: Baseline | None
     prompt: dict[str, str] | None = None
     """The pipeline prompt's version and sha256, when the pipeline has a prompt file."""
+    fingerprint: str = ""
+    """Of the pipeline as configured (see ``pipeline_fingerprint``)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,15 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
             f"{config.thresholds}: {', '.join(unjudged)}: a judged metric needs the judge to run "
             "it (fix: add it to `metrics.judge` in gate.yml, see docs/openai.md)"
         )
-    return Plan(config, cases, thresholds, baseline_path, baseline, prompt)
+    return Plan(
+        config,
+        cases,
+        thresholds,
+        baseline_path,
+        baseline,
+        prompt,
+        pipeline_fingerprint(config, prompt),
+    )
 
 
 def prompt_identity(config: Config) -> dict[str, str] | None:
@@ -172,17 +182,18 @@ def score_records(plan: Plan, records: list[Record]) -> Scored:
     for tag in tags:
         mask = np.array([tag in case.tags for case in batch.cases])
         slices[tag] = {name: metrics.aggregate(name, rows, mask) for name in names}
-    ids = np.array([r.case_id for r in records])
-    per_case: dict[str, dict[str, float]] = {}
-    for case in plan.cases:
-        mask = ids == case.id
-        entry = {}
-        for name in names:
-            values = rows[name][mask]
-            values = values[~np.isnan(values)]
-            if values.size:
-                entry[name] = round(float(values.mean()), 6)
-        per_case[case.id] = entry
+    # Each case's mean over its repeats, for every metric at once: sums and counts per case.
+    position = {case.id: i for i, case in enumerate(plan.cases)}
+    index = np.array([position[r.case_id] for r in records], dtype=np.intp)
+    per_case: dict[str, dict[str, float]] = {case.id: {} for case in plan.cases}
+    for name in names:
+        values = rows[name]
+        measured = ~np.isnan(values)
+        size = len(plan.cases)
+        counts = np.bincount(index[measured], minlength=size)
+        sums = np.bincount(index[measured], weights=values[measured], minlength=size)
+        for i in np.flatnonzero(counts):
+            per_case[plan.cases[i].id][name] = round(float(sums[i] / counts[i]), 6)
     return Scored(names, overall, slices, per_case, scored_records)
 
 
@@ -374,7 +385,7 @@ def new_baseline(plan: Plan, scored: Scored) -> Baseline:
         created_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         git_sha=git_sha(plan.config.root),
         dataset_fingerprint=fingerprint(plan.cases),
-        pipeline_fingerprint=pipeline_fingerprint(plan.config, plan.prompt),
+        pipeline_fingerprint=plan.fingerprint,
         prompt=plan.prompt,
         metrics={name: value for name, (value, _) in scored.overall.items()},
         slices={
@@ -460,7 +471,6 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             "concurrency": settings.concurrency,
         },
         baseline_status=baseline_status,
-        pipeline_fingerprint=pipeline_fingerprint(plan.config, plan.prompt),
         compared=compared,
         drift=moved.to_json() if moved else None,
         flips=flips(plan, scored, moved),

@@ -68,7 +68,6 @@ def build_report(
     checks: list[CheckResult],
     run_info: dict[str, Any],
     baseline_status: str,
-    pipeline_fingerprint: str,
     compared: dict[tuple[str | None, str], Paired] | None = None,
     drift: dict[str, Any] | None = None,
     flips: dict[str, list[str]] | None = None,
@@ -133,7 +132,7 @@ def build_report(
             "cases": len(plan.cases),
             "fingerprint": fingerprint(plan.cases),
         },
-        "pipeline": {"adapter": plan.config.pipeline.adapter, "fingerprint": pipeline_fingerprint},
+        "pipeline": {"adapter": plan.config.pipeline.adapter, "fingerprint": plan.fingerprint},
         "run": run_info,
         "baseline": {
             "path": shown(plan.baseline_path) if plan.baseline_path else None,
