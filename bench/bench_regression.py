@@ -3,10 +3,10 @@
     python -m bench.bench_regression [--decisions 1000] [--n 200] [--seed 0]
         [--scenario NAME|headline|all ...] [--workers 2] [--max-drop 0]
 
-Every decision drives the real gate in-process: `gate.main.run` with the replay adapter, on a
+Every decision drives the real gate in-process: `gate.pipeline.run` with the replay adapter, on a
 gate.yml, a golden set, a thresholds file and a replay file written to a temporary folder. A
 baseline run (`update_baseline`) writes the baseline; a candidate run, on freshly drawn replays,
-compares with it through `gate.compare` and `gate.stats`, exactly as `gate run` would. A decision
+compares with it through `gate.decide`, exactly as `gate run` would. A decision
 *fails* when the candidate's report fails the regression check `agent.task_success: {max_drop: 0}`
 (confidence 0.95, not strict: the defaults).
 
@@ -82,7 +82,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from gate.main import RunOptions, run
+from gate.pipeline import RunOptions, run
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -21,10 +21,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # runnable as a script from anywhere in the checkout
 
-from gate.adapters import PythonAdapter  # noqa: E402
-from gate.config import PythonPipeline, Runner  # noqa: E402
-from gate.dataset import Case  # noqa: E402
-from gate.runner import Progress, run_cases  # noqa: E402
+from gate.load.config import PythonPipeline, Runner  # noqa: E402
+from gate.load.dataset import Case  # noqa: E402
+from gate.run.adapters import PythonAdapter  # noqa: E402
+from gate.run.runner import Progress, run_cases  # noqa: E402
 
 GOAL = 1.3
 LATENCY_S = 0.05

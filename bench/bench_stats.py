@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gate.stats import (
+from gate.decide.stats import (
     decide,
     mcnemar_exact,
     minimum_detectable_effect,

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from gate import comment as markdown
 from gate.errors import GateError, GitHubError
-from gate.github import GitHub, PostedComment, upsert_comment
+from gate.publish.github import GitHub, PostedComment, upsert_comment
+from gate.render import markdown
 
 if TYPE_CHECKING:
-    from gate.main import Outcome, RunOptions
+    from gate.pipeline import Outcome, RunOptions
 
     RunFn = Callable[[RunOptions], Outcome]
 
@@ -126,7 +126,7 @@ class Context:
 def main(env: Mapping[str, str], run: RunFn | None = None, github: GitHubFactory = GitHub) -> int:
     """``gate action``: run the gate as the container's entry point; return the exit code.
 
-    ``run`` defaults to ``gate.main.run`` and ``github`` makes the API client; tests pass fakes.
+    ``run`` defaults to ``gate.pipeline.run`` and ``github`` makes the API client; tests pass fakes.
     An input error is raised as GateError (the CLI exits 2) after an ``::error`` annotation.
     """
     try:
@@ -341,7 +341,7 @@ def _escape_property(text: str) -> str:
 
 def _run_quietly(inputs: Inputs, context: Context, run: RunFn) -> Outcome:
     """Run the gate with workflow commands off: a model's output in the log cannot issue one."""
-    from gate.main import RunOptions
+    from gate.pipeline import RunOptions
 
     resume = uuid.uuid4().hex
     print(f"::stop-commands::{resume}", flush=True)
@@ -358,7 +358,7 @@ def _run_quietly(inputs: Inputs, context: Context, run: RunFn) -> Outcome:
 
 
 def _real_run(options: RunOptions) -> Outcome:
-    from gate.main import run
+    from gate.pipeline import run
 
     return run(options)
 

@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
-        from gate.main import RunOptions, run
+        from gate.pipeline import RunOptions, run
 
         outcome = run(
             RunOptions(
@@ -67,7 +67,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"report: {outcome.report_path} and {outcome.markdown_path}")
         return outcome.exit_code
     if args.command == "validate":
-        from gate.main import prepare
+        from gate.pipeline import prepare
 
         plan = prepare(args.config, args.baseline)
         rules = len(plan.thresholds.metrics) + sum(map(len, plan.thresholds.slices.values()))

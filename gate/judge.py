@@ -29,15 +29,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gate.adapters import CaseTimeout, Transient
-from gate.config import JudgeOptions
-from gate.dataset import Case
 from gate.errors import ConfigError
 from gate.llm import ChatClient, LLMError, decode_json_object, read_api_key
-from gate.prompts import Prompt, contexts_text, load_prompt, reference_contexts
-from gate.records import Judgement, Record, write_atomic
-from gate.runner import backoff_s
-from gate.validation import dotted
+from gate.load.config import JudgeOptions
+from gate.load.dataset import Case
+from gate.load.prompts import Prompt, contexts_text, load_prompt, reference_contexts
+from gate.load.validation import dotted
+from gate.run.adapters import CaseTimeout, Transient
+from gate.run.records import Judgement, Record, write_atomic
+from gate.run.runner import backoff_s
 
 RUBRICS_DIR = Path(__file__).with_name("rubrics")
 RUBRIC_PLACEHOLDERS = frozenset({"question", "answer", "contexts", "expected"})

@@ -29,17 +29,17 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from gate.adapters import HttpRefused, Reply, Transient, post_json
-from gate.config import Config, OpenAIPipeline, Price
-from gate.dataset import Case
 from gate.errors import ConfigError
-from gate.prompts import (
+from gate.load.config import Config, OpenAIPipeline, Price
+from gate.load.dataset import Case
+from gate.load.prompts import (
     PIPELINE_PLACEHOLDERS,
     Prompt,
     contexts_text,
     load_prompt,
     reference_contexts,
 )
+from gate.run.adapters import HttpRefused, Reply, Transient, post_json
 
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
 

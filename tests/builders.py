@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from gate import metrics
-from gate.dataset import Case
-from gate.records import EMPTY, Record, Status, parse_output
+from gate.load.dataset import Case
+from gate.run.records import EMPTY, Record, Status, parse_output
 
 Run = tuple[Case, Record]
 

@@ -21,8 +21,8 @@ from fake_github import FakeGitHub
 
 from gate import action
 from gate.errors import GateError
-from gate.github import GitHub
-from gate.main import Outcome, RunOptions
+from gate.pipeline import Outcome, RunOptions
+from gate.publish.github import GitHub
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT.parent / "shared" / "oracles" / "github" / "events"
@@ -42,7 +42,7 @@ def load_report(name: str) -> dict[str, Any]:
 
 @dataclass
 class FakeRun:
-    """Stands in for ``gate.main.run``: writes the canned report where the real one would."""
+    """Stands in for ``gate.pipeline.run``: writes the canned report where the real one would."""
 
     report: dict[str, Any]
     seen: list[RunOptions] = field(default_factory=list)

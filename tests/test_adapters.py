@@ -18,18 +18,18 @@ from typing import Any
 import pytest
 from http_pipeline import Answer, PipelineServer
 
-from gate.adapters import (
+from gate.errors import AdapterError, ConfigError, DatasetError
+from gate.load.config import CommandPipeline, HttpPipeline, PythonPipeline, ReplayPipeline, Runner
+from gate.load.dataset import Case
+from gate.run.adapters import (
     CommandAdapter,
     HttpAdapter,
     PythonAdapter,
     ReplayAdapter,
     retry_after_seconds,
 )
-from gate.config import CommandPipeline, HttpPipeline, PythonPipeline, ReplayPipeline, Runner
-from gate.dataset import Case
-from gate.errors import AdapterError, ConfigError, DatasetError
-from gate.records import Record
-from gate.runner import Progress, run_cases, run_one
+from gate.run.records import Record
+from gate.run.runner import Progress, run_cases, run_one
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
 ECHO = [sys.executable, str(PIPELINES / "echo.py")]

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from gate.baseline import Baseline, CaseEntry, read_baseline, write_baseline
 from gate.errors import BaselineError
+from gate.load.baseline import Baseline, CaseEntry, read_baseline, write_baseline
 
 
 def sample() -> Baseline:

@@ -118,7 +118,7 @@ def test_a_bug_in_the_gate_exits_3_with_a_traceback(project, monkeypatch, capsys
     def broken(*args, **kwargs):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr("gate.main.score_records", broken)
+    monkeypatch.setattr("gate.pipeline.score_records", broken)
     assert gate(project, "run", "-q", "--out", str(project / "out")) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "bug in the gate" in err

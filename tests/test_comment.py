@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gate.comment import (
+from gate.render.markdown import (
     COMMENT_MAX_CHARS,
     ZWSP,
     escape,

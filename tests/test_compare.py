@@ -1,7 +1,7 @@
 import pytest
 
-from gate.compare import apply_rule, status
-from gate.config import Rule
+from gate.decide.compare import apply_rule, status
+from gate.load.config import Rule
 
 
 def one(rule: Rule, value, baseline, higher_is_better=True):
@@ -83,9 +83,9 @@ def test_status__unchecked_pass_fail():
 
 
 def test_paired__percentile_metric_is_judged_on_the_estimate_with_interval_shown():
-    from gate import stats
-    from gate.compare import paired
-    from gate.config import Comparison
+    from gate.decide import stats
+    from gate.decide.compare import paired
+    from gate.load.config import Comparison
 
     ids = [f"c{i}" for i in range(50)]
     before = {i: {"ops.latency_p95_ms": 100.0 + n} for n, i in enumerate(ids)}
@@ -105,8 +105,8 @@ def test_paired__percentile_metric_is_judged_on_the_estimate_with_interval_shown
 
 
 def test_paired__cases_measured_in_only_one_run_are_not_paired():
-    from gate.compare import paired
-    from gate.config import Comparison
+    from gate.decide.compare import paired
+    from gate.load.config import Comparison
 
     before = {"a": {"m": 1.0}, "b": {"m": 0.0}, "c": {}}
     after = {"a": {"m": 1.0}, "b": {}, "c": {"m": 1.0}}

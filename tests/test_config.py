@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.config import load_config, load_thresholds
 from gate.errors import ConfigError
+from gate.load.config import load_config, load_thresholds
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

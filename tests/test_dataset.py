@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.dataset import Case, fingerprint, load_dataset
 from gate.errors import DatasetError
+from gate.load.dataset import Case, fingerprint, load_dataset
 
 
 def write(tmp_path: Path, content: bytes | str) -> Path:

@@ -8,7 +8,7 @@ import pytest
 from fake_github import FakeGitHub
 
 from gate.errors import GitHubError
-from gate.github import MAX_ATTEMPTS, GitHub, find_comment, upsert_comment
+from gate.publish.github import MAX_ATTEMPTS, GitHub, find_comment, upsert_comment
 
 REPO = "Codertocat/Hello-World"
 MARKER = "<!-- gate:comment config=abc -->"

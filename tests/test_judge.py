@@ -16,13 +16,13 @@ import yaml
 from fake_openai import KEY, Canned, FakeOpenAI, completion
 
 from gate import metrics
-from gate.adapters import Reply
-from gate.config import JudgeOptions
-from gate.dataset import Case
 from gate.errors import ConfigError
 from gate.judge import Judge, JudgeStats, cache_key, load_rubric
-from gate.main import RunOptions, prepare, run
-from gate.records import EMPTY, Record, parse_output
+from gate.load.config import JudgeOptions
+from gate.load.dataset import Case
+from gate.pipeline import RunOptions, prepare, run
+from gate.run.adapters import Reply
+from gate.run.records import EMPTY, Record, parse_output
 
 CLAIMS = {
     "claims": [

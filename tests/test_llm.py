@@ -14,14 +14,14 @@ import pytest
 import yaml
 from fake_openai import KEY, Canned, FakeOpenAI
 
-from gate.adapters import Adapter, CaseTimeout, Transient, make_adapter
-from gate.config import Config, Runner, load_config
-from gate.dataset import Case
 from gate.errors import ConfigError
 from gate.llm import LLMError
-from gate.main import pipeline_fingerprint, prepare, prompt_identity
-from gate.records import parse_output
-from gate.runner import run_one
+from gate.load.config import Config, Runner, load_config
+from gate.load.dataset import Case
+from gate.pipeline import pipeline_fingerprint, prepare, prompt_identity
+from gate.run.adapters import Adapter, CaseTimeout, Transient, make_adapter
+from gate.run.records import parse_output
+from gate.run.runner import run_one
 
 PROMPT = """\
 ---

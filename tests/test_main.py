@@ -1,6 +1,6 @@
 """The verdict against a baseline: paired comparisons, drift, flips, must_pass, repeats.
 
-Runs go through ``gate.main.run`` with a deterministic fake adapter serving queued outputs.
+Runs go through ``gate.pipeline.run`` with a deterministic fake adapter serving queued outputs.
 """
 
 import json
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from gate.adapters import Reply
-from gate.dataset import Case
-from gate.main import RunOptions, run
+from gate.load.dataset import Case
+from gate.pipeline import RunOptions, run
+from gate.run.adapters import Reply
 
 
 class FakeAdapter:

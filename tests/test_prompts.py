@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.dataset import Case
 from gate.errors import ConfigError
-from gate.prompts import contexts_text, load_prompt, reference_contexts
+from gate.load.dataset import Case
+from gate.load.prompts import contexts_text, load_prompt, reference_contexts
 
 RAG = """\
 ---

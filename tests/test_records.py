@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gate.records import (
+from gate.run.records import (
     Output,
     Record,
     RecordWriter,

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from gate.adapters import CaseTimeout, Reply, Transient
-from gate.config import Runner
-from gate.dataset import Case
-from gate.records import EMPTY, Record, RecordWriter
-from gate.runner import MAX_BACKOFF_S, Progress, backoff_s, run_cases, run_one
+from gate.load.config import Runner
+from gate.load.dataset import Case
+from gate.run.adapters import CaseTimeout, Reply, Transient
+from gate.run.records import EMPTY, Record, RecordWriter
+from gate.run.runner import MAX_BACKOFF_S, Progress, backoff_s, run_cases, run_one
 
 
 class FakeAdapter:

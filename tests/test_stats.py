@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, binomtest
 
-from gate.stats import (
+from gate.decide.stats import (
     Interval,
     decide,
     mcnemar_exact,

@@ -14,10 +14,10 @@ from functools import cached_property
 
 import numpy as np
 
-from gate import stats
-from gate.dataset import Case
+from gate.decide import stats
+from gate.load.dataset import Case
 from gate.metrics import agent, failures, generation, ops, retrieval
-from gate.records import Record
+from gate.run.records import Record
 
 Columns = Mapping[str, np.ndarray]
 

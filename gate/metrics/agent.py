@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gate.dataset import ToolCall, ToolMatch
+from gate.load.dataset import ToolCall, ToolMatch
 
 if TYPE_CHECKING:
     from gate.metrics import Batch

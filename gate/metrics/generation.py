@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gate.records import Output
+from gate.run.records import Output
 
 if TYPE_CHECKING:
     from gate.metrics import Batch

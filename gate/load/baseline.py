@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gate.errors import BaselineError
-from gate.records import write_atomic
-from gate.validation import capped, describe
+from gate.load.validation import capped, describe
+from gate.run.records import write_atomic
 
 SCHEMA_VERSION = 1
 

@@ -16,7 +16,7 @@ import jsonlines
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gate.errors import DatasetError
-from gate.validation import capped, describe
+from gate.load.validation import capped, describe
 
 ToolMatch = Literal["strict", "unordered", "subset", "superset"]
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gate.errors import ConfigError
-from gate.validation import Loc, capped, describe, read_yaml
+from gate.load.validation import Loc, capped, describe, read_yaml
 
 
 class _Strict(BaseModel):
@@ -149,7 +149,7 @@ class MetricOptions(_Strict):
 
 
 class Comparison(_Strict):
-    """How a change against the baseline is judged to be a regression (see gate.stats)."""
+    """How a change against the baseline is judged to be a regression (see gate.decide.stats)."""
 
     confidence: float = Field(0.95, gt=0.5, lt=1)
     strict: bool = Field(False, description="fail on the point estimate, significant or not")

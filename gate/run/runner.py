@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TextIO
 
-from gate.adapters import Adapter, CaseTimeout, Reply, Transient
-from gate.config import Runner
-from gate.dataset import Case
-from gate.records import EMPTY, Record, Status, parse_output
+from gate.load.config import Runner
+from gate.load.dataset import Case
+from gate.run.adapters import Adapter, CaseTimeout, Reply, Transient
+from gate.run.records import EMPTY, Record, Status, parse_output
 
 MAX_BACKOFF_S = 30.0
 """The longest wait between two attempts, whatever a server's Retry-After asks for."""

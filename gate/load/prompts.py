@@ -32,12 +32,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gate.dataset import Case
 from gate.errors import ConfigError
+from gate.load.dataset import Case
 
-# gate.validation's line-indexing YAML loader, reused so a prompt file's problems read file:line
-# exactly as gate.yml's do (read_yaml reads a whole file; here YAML is only the front matter).
-from gate.validation import capped, describe, parse_yaml
+# The line-indexing YAML loader, reused so a prompt file's problems read file:line exactly
+# as gate.yml's do (read_yaml reads a whole file; here YAML is only the front matter).
+from gate.load.validation import capped, describe, parse_yaml
 
 PIPELINE_PLACEHOLDERS = frozenset({"input", "contexts"})
 """What a pipeline prompt can use: the case's input (``input.key`` for an object input) and

@@ -368,7 +368,7 @@ def _check_probability(name: str, value: float) -> None:
 
 
 def _number(value: float) -> str:
-    """Four significant digits, as `gate.compare.fmt` prints values in the same report."""
+    """Four significant digits, as `gate.decide.compare.fmt` prints values in the same report."""
     # Adding 0.0 turns -0.0 into 0.0, so an unchanged metric does not print as "-0".
     return f"{value + 0.0:.4g}"
 

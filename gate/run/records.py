@@ -17,8 +17,8 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gate.dataset import ToolCall
-from gate.validation import dotted
+from gate.load.dataset import ToolCall
+from gate.load.validation import dotted
 
 
 class _Open(BaseModel):

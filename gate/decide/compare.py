@@ -11,8 +11,8 @@ from typing import Literal
 
 import numpy as np
 
-from gate import stats
-from gate.config import Comparison, Rule
+from gate.decide import stats
+from gate.load.config import Comparison, Rule
 
 EPSILON = 1e-9
 """Slack for float comparisons: 0.1 + 0.2 must not fail a bar of 0.3."""

@@ -20,11 +20,12 @@ from typing import Any, TextIO, get_args
 import numpy as np
 
 from gate import __version__, metrics
-from gate.adapters import Adapter, make_adapter
-from gate.baseline import Baseline, CaseEntry, read_baseline, write_baseline
-from gate.comment import render_summary
-from gate.compare import CheckResult, Paired, apply_rule, detectability, paired
-from gate.config import (
+from gate.decide.compare import CheckResult, Paired, apply_rule, detectability, paired
+from gate.errors import ConfigError
+from gate.judge import Judge, rubric_versions
+from gate.llm import pipeline_prompt
+from gate.load.baseline import Baseline, CaseEntry, read_baseline, write_baseline
+from gate.load.config import (
     Config,
     JudgedMetric,
     OpenAIPipeline,
@@ -34,14 +35,13 @@ from gate.config import (
     load_config,
     load_thresholds,
 )
-from gate.dataset import Case, fingerprint, load_dataset
-from gate.errors import ConfigError
-from gate.judge import Judge, rubric_versions
-from gate.llm import pipeline_prompt
+from gate.load.dataset import Case, fingerprint, load_dataset
 from gate.metrics import failures
-from gate.records import Record, RecordWriter, write_atomic, write_records
-from gate.report import build_report
-from gate.runner import Progress, run_cases
+from gate.render.markdown import render_summary
+from gate.render.report import build_report
+from gate.run.adapters import Adapter, make_adapter
+from gate.run.records import Record, RecordWriter, write_atomic, write_records
+from gate.run.runner import Progress, run_cases
 
 
 @dataclass(frozen=True)

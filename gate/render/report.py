@@ -1,7 +1,7 @@
 """The report: ``report.json`` (the machine's view) built from the run's values.
 
 Pure: values in, a JSON-ready dict out. The Markdown views of it (report.md, the step summary,
-the PR comment) are rendered by ``gate.comment``.
+the PR comment) are rendered by ``gate.render.markdown``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gate import __version__, metrics
-from gate.compare import CheckResult, Paired, status
-from gate.dataset import Case, fingerprint
-from gate.records import Record
+from gate.decide.compare import CheckResult, Paired, status
+from gate.load.dataset import Case, fingerprint
+from gate.run.records import Record
 
 if TYPE_CHECKING:
-    from gate.main import Plan, Scored
+    from gate.pipeline import Plan, Scored
 
 SCHEMA_VERSION = 1
 EXCERPT = 300

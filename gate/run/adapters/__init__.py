@@ -30,7 +30,8 @@ import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 from requests.adapters import HTTPAdapter
 
-from gate.config import (
+from gate.errors import AdapterError, DatasetError
+from gate.load.config import (
     CommandPipeline,
     Config,
     HttpPipeline,
@@ -38,9 +39,8 @@ from gate.config import (
     ReplayPipeline,
     expand_env,
 )
-from gate.dataset import Case
-from gate.errors import AdapterError, DatasetError
-from gate.validation import capped, describe
+from gate.load.dataset import Case
+from gate.load.validation import capped, describe
 
 
 @dataclass(frozen=True)
