@@ -26,9 +26,8 @@ from gate.decide.stats import (
     mcnemar_exact,
     minimum_detectable_effect,
     paired_bootstrap,
-    percentile_statistic,
-    ratio_statistic,
 )
+from gate.metrics.statistic import percentile_statistic, ratio_statistic
 
 CASES, PASS_RATE, DROP = 200, 0.8, 0.05
 

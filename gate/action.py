@@ -14,20 +14,18 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gate.errors import GateError, GitHubError
+from gate.pipeline import Outcome, RunOptions, World, run
 from gate.publish.github import GitHub, PostedComment, upsert_comment
 from gate.render import markdown
 
-if TYPE_CHECKING:
-    from gate.pipeline import Outcome, RunOptions
-
-    RunFn = Callable[[RunOptions], Outcome]
+RunFn = Callable[[RunOptions], Outcome]
 
 GitHubFactory = Callable[[str, str], GitHub]
 """Makes the API client from the token and the API URL (tests make one that never sleeps)."""
@@ -123,28 +121,35 @@ class Context:
         return number if isinstance(number, int) and number > 0 else None
 
 
-def main(env: Mapping[str, str], run: RunFn | None = None, github: GitHubFactory = GitHub) -> int:
+def main(
+    env: Mapping[str, str],
+    run: RunFn = run,
+    github: GitHubFactory = GitHub,
+    world: World | None = None,
+) -> int:
     """``gate action``: run the gate as the container's entry point; return the exit code.
 
     ``run`` defaults to ``gate.pipeline.run`` and ``github`` makes the API client; tests pass fakes.
+    ``world`` is what the run may read (the CLI passes the real one; by default ``env`` alone).
     An input error is raised as GateError (the CLI exits 2) after an ``::error`` annotation.
     """
     try:
-        return _action(env, run or _real_run, github)
+        return _action(env, run, github, world or World(env=env))
     except GateError as exc:
         print(workflow_command("error", str(exc), title="gate: input error"), flush=True)
         raise
 
 
-def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory) -> int:
+def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: World) -> int:
     inputs = read_inputs(env)
     token = inputs.github_token.get_secret_value()
     if token:
         print(workflow_command("add-mask", token), flush=True)
     # The pipeline under test runs in this process or below it: it has no use for the token.
     os.environ.pop(TOKEN_INPUT, None)
+    world = replace(world, env={k: v for k, v in world.env.items() if k != TOKEN_INPUT})
     context = Context.from_env(env)
-    outcome = _run_quietly(inputs, context, run)
+    outcome = _run_quietly(inputs, context, run, world)
     report = outcome.report
     run_url = context.run_url
 
@@ -339,10 +344,8 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _run_quietly(inputs: Inputs, context: Context, run: RunFn) -> Outcome:
+def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> Outcome:
     """Run the gate with workflow commands off: a model's output in the log cannot issue one."""
-    from gate.pipeline import RunOptions
-
     resume = uuid.uuid4().hex
     print(f"::stop-commands::{resume}", flush=True)
     try:
@@ -351,16 +354,11 @@ def _run_quietly(inputs: Inputs, context: Context, run: RunFn) -> Outcome:
                 config=context.workspace / inputs.config,
                 out_dir=context.workspace / inputs.output_dir,
                 update_baseline=inputs.update_baseline,
+                world=world,
             )
         )
     finally:
         print(f"::{resume}::", flush=True)
-
-
-def _real_run(options: RunOptions) -> Outcome:
-    from gate.pipeline import run
-
-    return run(options)
 
 
 def _failing_checks(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:

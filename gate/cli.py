@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from gate import __version__
+from gate import __version__, action
 from gate.errors import GateError
+from gate.pipeline import RunOptions, World, run
+from gate.plan import prepare
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
 
@@ -50,10 +54,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def git_sha(env: Mapping[str, str], folder: Path) -> str | None:
+    """The commit under test: GitHub's ``GITHUB_SHA``, else ``git rev-parse HEAD`` in ``folder``."""
+    if env.get("GITHUB_SHA"):
+        return env["GITHUB_SHA"]
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def world(config: Path) -> World:
+    """The real world: this process's environment, the clock, the commit of the config's folder."""
+    env = dict(os.environ)
+    return World(env=env, now=_now, git_sha=git_sha(env, config.resolve().parent))
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
-        from gate.pipeline import RunOptions, run
-
         outcome = run(
             RunOptions(
                 config=args.config,
@@ -61,26 +86,22 @@ def _dispatch(args: argparse.Namespace) -> int:
                 baseline=args.baseline,
                 update_baseline=args.update_baseline,
                 progress=None if args.quiet else sys.stderr,
+                world=world(args.config),
             )
         )
         print(outcome.report["summary"])
         print(f"report: {outcome.report_path} and {outcome.markdown_path}")
         return outcome.exit_code
     if args.command == "validate":
-        from gate.pipeline import prepare
-
         plan = prepare(args.config, args.baseline)
         rules = len(plan.thresholds.metrics) + sum(map(len, plan.thresholds.slices.values()))
         baseline = "found" if plan.baseline else "none yet"
         print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
         return EXIT_PASS
     if args.command == "action":
-        from gate.action import main as action
-
-        return action(os.environ)
-    from gate.action import comment
-
-    return comment(args.report, os.environ)
+        workspace = Path(os.environ.get("GITHUB_WORKSPACE") or ".")
+        return action.main(os.environ, world=world(workspace / "gate.yml"))
+    return action.comment(args.report, os.environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,13 +30,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gate.errors import ConfigError
+from gate.files import write_atomic
 from gate.llm import ChatClient, LLMError, decode_json_object, read_api_key
 from gate.load.config import JudgeOptions
 from gate.load.dataset import Case
 from gate.load.prompts import Prompt, contexts_text, load_prompt, reference_contexts
 from gate.load.validation import dotted
 from gate.run.adapters import CaseTimeout, Transient
-from gate.run.records import Judgement, Record, write_atomic
+from gate.run.records import Judgement, Record
 from gate.run.runner import backoff_s
 
 RUBRICS_DIR = Path(__file__).with_name("rubrics")
@@ -272,6 +273,7 @@ class Judge:
         self,
         options: JudgeOptions,
         root: Path,
+        env: object = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._options = options

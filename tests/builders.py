@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from gate import metrics
 from gate.load.dataset import Case
+from gate.metrics import scoring
+from gate.metrics.batch import Batch
 from gate.run.records import EMPTY, Record, Status, parse_output
 
 Run = tuple[Case, Record]
@@ -51,13 +52,13 @@ def run(
     return case, record
 
 
-def batch(*runs: Run) -> metrics.Batch:
-    return metrics.Batch([c for c, _ in runs], [r for _, r in runs])
+def batch(*runs: Run) -> Batch:
+    return Batch([c for c, _ in runs], [r for _, r in runs])
 
 
 def scores(name: str, *runs: Run) -> np.ndarray:
     """Per-run scores of the metric ``name``, through the registry."""
-    return metrics.score(batch(*runs), [name])[name]
+    return scoring.score(batch(*runs), [name])[name]
 
 
 def score(
@@ -73,7 +74,7 @@ def score(
 
 def aggregate(name: str, *runs: Run) -> tuple[float | None, int]:
     """The metric's aggregate value and n over the runs, as the report computes them."""
-    return metrics.aggregate(name, metrics.score(batch(*runs), [name]))
+    return scoring.aggregate(name, scoring.score(batch(*runs), [name]))
 
 
 def documented(name: str) -> bool:

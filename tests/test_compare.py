@@ -2,6 +2,7 @@ import pytest
 
 from gate.decide.compare import apply_rule, status
 from gate.load.config import Rule
+from gate.metrics.statistic import percentile_statistic
 
 
 def one(rule: Rule, value, baseline, higher_is_better=True):
@@ -83,7 +84,6 @@ def test_status__unchecked_pass_fail():
 
 
 def test_paired__percentile_metric_is_judged_on_the_estimate_with_interval_shown():
-    from gate.decide import stats
     from gate.decide.compare import paired
     from gate.load.config import Comparison
 
@@ -91,7 +91,7 @@ def test_paired__percentile_metric_is_judged_on_the_estimate_with_interval_shown
     before = {i: {"ops.latency_p95_ms": 100.0 + n} for n, i in enumerate(ids)}
     after = {i: {"ops.latency_p95_ms": 130.0 + n} for n, i in enumerate(ids)}
     found = paired(
-        ("ops.latency_p95_ms",), stats.percentile_statistic(95), before, after, ids, Comparison()
+        ("ops.latency_p95_ms",), percentile_statistic(95), before, after, ids, Comparison()
     )
     assert found is not None and found.aggregate_only
     assert found.interval.estimate == 30.0

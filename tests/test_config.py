@@ -4,6 +4,7 @@ import pytest
 
 from gate.errors import ConfigError
 from gate.load.config import load_config, load_thresholds
+from gate.metrics import parse_metric
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -12,9 +13,9 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def error(fn, path: Path) -> list[str]:
+def error(fn, path: Path, *args) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        fn(path)
+        fn(path, *args)
     return str(caught.value).splitlines()
 
 
@@ -76,7 +77,7 @@ def test_load_thresholds__unknown_metric_is_an_error_listing_known_names(tmp_pat
         "t.yml",
         "metrics:\n  retrieval.hit_rate@5: {min: 0.8}\n  retrieval.mrrr: {min: 0.5}\n",
     )
-    [line] = error(load_thresholds, path)
+    [line] = error(load_thresholds, path, parse_metric)
     assert line.startswith(
         f"{path}:3: metrics.retrieval.mrrr: unknown metric 'retrieval.mrrr'; known: "
     )
@@ -85,7 +86,7 @@ def test_load_thresholds__unknown_metric_is_an_error_listing_known_names(tmp_pat
 
 def test_load_thresholds__rule_in_the_good_direction_is_an_error(tmp_path):
     path = write(tmp_path, "t.yml", "metrics:\n  ops.latency_p95_ms: {max_drop: 100}\n")
-    [line] = error(load_thresholds, path)
+    [line] = error(load_thresholds, path, parse_metric)
     assert "lower is better" in line
     assert "use max_increase or max_increase_pct" in line
 
@@ -94,7 +95,7 @@ def test_load_thresholds__cutoff_required_and_rule_required(tmp_path):
     path = write(
         tmp_path, "t.yml", "metrics:\n  retrieval.hit_rate@k: {min: 0.5}\n  retrieval.mrr: {}\n"
     )
-    lines = error(load_thresholds, path)
+    lines = error(load_thresholds, path, parse_metric)
     assert "needs a cutoff, e.g. retrieval.hit_rate@5" in lines[0]
     assert "retrieval.mrr: no rule" in lines[1]
 
@@ -103,5 +104,8 @@ def test_load_thresholds__slices_and_empty_file(tmp_path):
     path = write(
         tmp_path, "t.yml", "slices:\n  high-risk:\n    generation.must_include: {min: 1.0}\n"
     )
-    assert load_thresholds(path).slices["high-risk"]["generation.must_include"].min == 1.0
-    assert load_thresholds(write(tmp_path, "e.yml", "")).metrics == {}
+    assert (
+        load_thresholds(path, parse_metric).slices["high-risk"]["generation.must_include"].min
+        == 1.0
+    )
+    assert load_thresholds(write(tmp_path, "e.yml", ""), parse_metric).metrics == {}

@@ -94,7 +94,7 @@ def test_modes__nothing_defined_nothing_failed() -> None:
 
 
 def test_checks__nan_where_the_case_does_not_define_them() -> None:
-    results = batch(run(None, {"answer": "x"})).checks
+    results = batch(run(None, {"answer": "x"})).computed(failures.check_results)
 
     assert set(results) == set(failures.CHECKS)
     assert all(np.isnan(values[0]) for values in results.values())
@@ -107,9 +107,10 @@ def test_check_failed__labels_alone_do_not_count() -> None:
         run({"must_include": ["portal"]}, {"answer": "No."}, case_id="missing"),
     )
 
-    np.testing.assert_array_equal(rows.checks["unsupported_claim"], [0, np.nan, np.nan])
-    np.testing.assert_array_equal(rows.checks["wrong_citation"], [np.nan, 0, np.nan])
-    assert rows.check_failed.tolist() == [False, False, True]
+    checks = rows.computed(failures.check_results)
+    np.testing.assert_array_equal(checks["unsupported_claim"], [0, np.nan, np.nan])
+    np.testing.assert_array_equal(checks["wrong_citation"], [np.nan, 0, np.nan])
+    assert rows.computed(failures.success_failed).tolist() == [False, False, True]
 
 
 def test_decides_success__every_check_but_the_two_labels() -> None:

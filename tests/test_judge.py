@@ -15,12 +15,14 @@ import pytest
 import yaml
 from fake_openai import KEY, Canned, FakeOpenAI, completion
 
-from gate import metrics
 from gate.errors import ConfigError
 from gate.judge import Judge, JudgeStats, cache_key, load_rubric
 from gate.load.config import JudgeOptions
 from gate.load.dataset import Case
-from gate.pipeline import RunOptions, prepare, run
+from gate.metrics.batch import Batch
+from gate.metrics.scoring import aggregate, score
+from gate.pipeline import RunOptions, run
+from gate.plan import prepare
 from gate.run.adapters import Reply
 from gate.run.records import EMPTY, Record, parse_output
 
@@ -236,9 +238,9 @@ def test_invalid_json__after_the_retries_a_judge_error_the_metric_leaves_out(
         "cached": 0,
         "errors": 1,
     }
-    batch = metrics.Batch([good[0], bad[0]], records)
-    rows = metrics.score(batch, ["generation.correctness_judge"])
-    assert metrics.aggregate("generation.correctness_judge", rows) == (1.0, 1)
+    batch = Batch([good[0], bad[0]], records)
+    rows = score(batch, ["generation.correctness_judge"])
+    assert aggregate("generation.correctness_judge", rows) == (1.0, 1)
 
 
 def test_reply_of_the_wrong_shape__is_retried_like_invalid_json(
@@ -386,9 +388,9 @@ def test_missing_judge_key__an_input_error_naming_the_variable(
 
 def test_judged_metrics__nan_without_verdicts() -> None:
     case, record = pair()
-    batch = metrics.Batch([case], [record])
+    batch = Batch([case], [record])
 
-    rows = metrics.score(batch, ["generation.faithfulness_judge"])
+    rows = score(batch, ["generation.faithfulness_judge"])
 
     assert math.isnan(rows["generation.faithfulness_judge"][0])
 

@@ -18,7 +18,7 @@ from gate.errors import ConfigError
 from gate.llm import LLMError
 from gate.load.config import Config, Runner, load_config
 from gate.load.dataset import Case
-from gate.pipeline import pipeline_fingerprint, prepare, prompt_identity
+from gate.plan import pipeline_fingerprint, prepare, prompt_identity
 from gate.run.adapters import Adapter, CaseTimeout, Transient, make_adapter
 from gate.run.records import parse_output
 from gate.run.runner import run_one

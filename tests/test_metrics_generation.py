@@ -244,7 +244,7 @@ def test_abstained__output_flag_wins_over_the_detector() -> None:
         run(status="error"),
     )
 
-    assert rows.abstained.tolist() == [False, True, True, False, False]
+    assert rows.computed(generation.refused).tolist() == [False, True, True, False, False]
 
 
 ABSTENTION_RUNS = [

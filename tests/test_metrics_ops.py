@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from builders import aggregate, batch, documented, run, scores
 
-from gate import metrics
-from gate.metrics import METRICS
+from gate.metrics import METRICS, scoring
 
 
 def timed(*latencies: float | None) -> list[Any]:
@@ -103,10 +102,10 @@ def test_cost_per_success__per_slice_successes_come_from_the_slice() -> None:
         run({"must_include": ["y"]}, usage(0.2), case_id="b", tags=("s",)),
         run(None, usage(5.0), case_id="c"),
     ]
-    rows = metrics.score(batch(*runs), ["ops.cost_per_success_usd"])
+    rows = scoring.score(batch(*runs), ["ops.cost_per_success_usd"])
     in_slice = np.array([True, True, False])
 
-    value, n = metrics.aggregate("ops.cost_per_success_usd", rows, in_slice)
+    value, n = scoring.aggregate("ops.cost_per_success_usd", rows, in_slice)
 
     assert value == pytest.approx(0.3)
     assert n == 2

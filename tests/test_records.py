@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from gate.files import write_atomic
 from gate.run.records import (
     Output,
     Record,
     RecordWriter,
     parse_output,
-    write_atomic,
     write_records,
 )
 

@@ -8,12 +8,10 @@ from gate.decide.stats import (
     Interval,
     decide,
     mcnemar_exact,
-    mean_statistic,
     minimum_detectable_effect,
     paired_bootstrap,
-    percentile_statistic,
-    ratio_statistic,
 )
+from gate.metrics.statistic import mean_statistic, percentile_statistic, ratio_statistic
 
 Z_975_PLUS_Z_80 = 1.959963984540054 + 0.8416212335729143
 

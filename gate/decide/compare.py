@@ -1,4 +1,4 @@
-"""Compare metric values with the declared thresholds and with the baseline: the verdict.
+"""Compare metric values with the declared thresholds and with the baseline: the checks.
 
 Pure: values in, checks out. A check is one rule applied to one metric (overall or in a slice)
 and says why it passed or failed, so a reader of the report sees the reasoning.
@@ -13,6 +13,7 @@ import numpy as np
 
 from gate.decide import stats
 from gate.load.config import Comparison, Rule
+from gate.metrics.statistic import Statistic, mean_statistic
 
 EPSILON = 1e-9
 """Slack for float comparisons: 0.1 + 0.2 must not fail a bar of 0.3."""
@@ -20,8 +21,10 @@ EPSILON = 1e-9
 Kind = Literal["absolute", "regression"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckResult:
+    """One rule applied to one metric (overall or in a slice), with the reason it passed or not."""
+
     metric: str
     slice: str | None
     kind: Kind
@@ -70,7 +73,17 @@ def apply_rule(
 
     def add(kind: Kind, name: str, limit: float, passed: bool, reason: str) -> None:
         out.append(
-            CheckResult(metric, slice_name, kind, name, limit, value, baseline, passed, reason)
+            CheckResult(
+                metric=metric,
+                slice=slice_name,
+                kind=kind,
+                rule=name,
+                limit=limit,
+                value=value,
+                baseline=baseline,
+                passed=passed,
+                reason=reason,
+            )
         )
 
     unmeasured = "not measured: no case defines what this metric needs"
@@ -198,7 +211,7 @@ def two_sided(one_sided: float) -> float:
 
 def paired(
     columns: tuple[str, ...],
-    statistic: stats.Statistic | None,
+    statistic: Statistic | None,
     baseline: dict[str, dict[str, float]],
     current: dict[str, dict[str, float]],
     ids: list[str],
@@ -228,7 +241,7 @@ def paired(
         )
     except ValueError:
         return None
-    whole = (statistic or stats.mean_statistic)(base[np.newaxis, ...])
+    whole = (statistic or mean_statistic)(base[np.newaxis, ...])
     result = Paired(interval, float(whole[0]), aggregate_only=statistic is not None)
     if statistic is None:
         binary = np.isin(base, (0.0, 1.0)).all() and np.isin(cand, (0.0, 1.0)).all()
@@ -274,15 +287,15 @@ def regression_check(
     if comparison.aggregate_only:
         reason += "; judged on the estimate (an aggregate, not a mean)"
     return CheckResult(
-        metric,
-        slice_name,
-        "regression",
-        rule_name,
-        limit,
-        value,
-        baseline,
-        not decision.regressed,
-        reason,
+        metric=metric,
+        slice=slice_name,
+        kind="regression",
+        rule=rule_name,
+        limit=limit,
+        value=value,
+        baseline=baseline,
+        passed=not decision.regressed,
+        reason=reason,
     )
 
 

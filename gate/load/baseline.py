@@ -10,26 +10,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from gate.errors import BaselineError
-from gate.load.validation import capped, describe
-from gate.run.records import write_atomic
+from gate.files import write_atomic
+from gate.load.validation import Strict, capped, describe
 
 SCHEMA_VERSION = 1
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CaseEntry(_Model):
+class CaseEntry(Strict):
     fingerprint: str
     scores: dict[str, float]
     """Per-case scores, the mean over repeats; a metric the case does not measure is absent."""
 
 
-class Baseline(_Model):
+class Baseline(Strict):
     schema_version: int
     gate_version: str
     created_at: str

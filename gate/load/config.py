@@ -6,22 +6,18 @@ ignored setting), and every problem is reported as ``file:line: key: problem (fi
 
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, Protocol, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from gate.errors import ConfigError
-from gate.load.validation import Loc, capped, describe, read_yaml
+from gate.load.validation import Loc, Strict, capped, describe, read_yaml
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PythonPipeline(_Strict):
+class PythonPipeline(Strict):
     adapter: Literal["python"]
     target: str = Field(description='"module:function", called with (input, case)')
 
@@ -44,7 +40,7 @@ def _http_address(value: str) -> str:
 HttpAddress = Annotated[str, AfterValidator(_http_address)]
 
 
-class HttpPipeline(_Strict):
+class HttpPipeline(Strict):
     adapter: Literal["http"]
     url: HttpAddress
     headers: dict[str, str] = Field(
@@ -53,25 +49,25 @@ class HttpPipeline(_Strict):
     )
 
 
-class CommandPipeline(_Strict):
+class CommandPipeline(Strict):
     adapter: Literal["command"]
     command: list[str] = Field(min_length=1)
     processes: int = Field(1, ge=1, le=64, description="long-lived processes serving cases")
 
 
-class ReplayPipeline(_Strict):
+class ReplayPipeline(Strict):
     adapter: Literal["replay"]
     path: Path
 
 
-class Price(_Strict):
+class Price(Strict):
     """US dollars per million tokens, as providers publish their prices."""
 
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
 
 
-class _ChatEndpoint(_Strict):
+class _ChatEndpoint(Strict):
     """An OpenAI-compatible Chat Completions endpoint. The key is read from the environment."""
 
     base_url: HttpAddress = "https://api.openai.com/v1"
@@ -108,14 +104,14 @@ Pipeline = Annotated[
 ]
 
 
-class Runner(_Strict):
+class Runner(Strict):
     concurrency: int = Field(8, ge=1, le=1024)
     timeout_s: float = Field(30.0, gt=0)
     retries: int = Field(2, ge=0, le=10)
     repeats: int = Field(1, ge=1, le=100)
 
 
-class RetrievalOptions(_Strict):
+class RetrievalOptions(Strict):
     k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
 
 
@@ -143,12 +139,12 @@ class JudgeOptions(_ChatEndpoint):
     concurrency: int = Field(4, ge=1, le=64)
 
 
-class MetricOptions(_Strict):
+class MetricOptions(Strict):
     retrieval: RetrievalOptions = Field(default_factory=RetrievalOptions)
     judge: JudgeOptions | None = None
 
 
-class Comparison(_Strict):
+class Comparison(Strict):
     """How a change against the baseline is judged to be a regression (see gate.decide.stats)."""
 
     confidence: float = Field(0.95, gt=0.5, lt=1)
@@ -157,7 +153,7 @@ class Comparison(_Strict):
     seed: int = 0
 
 
-class Config(_Strict):
+class Config(Strict):
     dataset: Path
     pipeline: Pipeline
     runner: Runner = Field(default_factory=Runner)
@@ -190,14 +186,14 @@ def load_config(path: Path) -> Config:
     return config
 
 
-def expand_env(value: str, where: str) -> str:
-    """Replace ``${VAR}`` with the environment's VAR; an unset variable is an input error."""
+def expand_env(value: str, where: str, env: Mapping[str, str]) -> str:
+    """Replace ``${VAR}`` with ``env``'s VAR; an unset variable is an input error."""
 
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in os.environ:
+        if name not in env:
             raise ConfigError(f"{where}: environment variable {name} is not set (fix: export it)")
-        return os.environ[name]
+        return env[name]
 
     return re.sub(r"\$\{(\w+)\}", one, value)
 
@@ -205,7 +201,7 @@ def expand_env(value: str, where: str) -> str:
 # --- thresholds -------------------------------------------------------------------------------
 
 
-class Rule(_Strict):
+class Rule(Strict):
     """The bars one metric must clear. Relative rules compare with the baseline."""
 
     min: float | None = None
@@ -219,14 +215,14 @@ class Rule(_Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
-class MustPass(_Strict):
+class MustPass(Strict):
     """Cases that must all pass whatever the statistics say (high-risk paths)."""
 
     tags: list[str] = Field(default_factory=list)
     cases: list[str] = Field(default_factory=list)
 
 
-class Thresholds(_Strict):
+class Thresholds(Strict):
     metrics: dict[str, Rule] = Field(default_factory=dict)
     slices: dict[str, dict[str, Rule]] = Field(default_factory=dict)
     must_pass: MustPass = Field(default_factory=MustPass)
@@ -239,10 +235,17 @@ DROP_RULES = ("max_drop", "max_drop_pct")
 INCREASE_RULES = ("max_increase", "max_increase_pct")
 
 
-def load_thresholds(path: Path) -> Thresholds:
-    """Read a thresholds file; every metric it names must exist, with rules in its bad direction."""
-    from gate.metrics import parse_metric  # the registry decides which names exist
+class KnownMetric(Protocol):
+    @property
+    def higher_is_better(self) -> bool: ...
 
+
+def load_thresholds(path: Path, parse_metric: Callable[[str], KnownMetric]) -> Thresholds:
+    """Read a thresholds file; every metric it names must exist, with rules in its bad direction.
+
+    ``parse_metric`` is the metric registry's (which decides what names exist): it raises
+    ValueError, with the known names, for a name that is not a metric.
+    """
     data, lines = read_yaml(path, "thresholds file")
     if data is None:
         data = {}
@@ -258,7 +261,7 @@ def load_thresholds(path: Path) -> Thresholds:
         line = lines.get((*loc, name))
         place = f"{path}:{line}" if line else str(path)
         try:
-            spec, _ = parse_metric(name)
+            spec = parse_metric(name)
         except ValueError as exc:
             problems.append(f"{place}: {'.'.join(map(str, loc))}.{name}: {exc}")
             continue
@@ -287,12 +290,3 @@ def _rules(thresholds: Thresholds) -> list[tuple[Loc, str, Rule]]:
     for tag, rules in thresholds.slices.items():
         out += [(("slices", tag), n, r) for n, r in rules.items()]
     return out
-
-
-def cutoffs(config: Config, thresholds: Thresholds) -> list[int]:
-    """The retrieval cutoffs to compute: the config's, plus any a threshold names."""
-    from gate.metrics import parse_metric
-
-    ks = set(config.metrics.retrieval.k)
-    ks.update(k for name in thresholds.names() if (k := parse_metric(name)[1]) is not None)
-    return sorted(ks)

@@ -13,24 +13,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonlines
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from gate.errors import DatasetError
-from gate.load.validation import capped, describe
+from gate.load.validation import Strict, capped, describe
 
 ToolMatch = Literal["strict", "unordered", "subset", "superset"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ToolCall(_Strict):
+class ToolCall(Strict):
     name: str = Field(min_length=1)
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-class Expected(_Strict):
+class Expected(Strict):
     """What a correct output looks like. Each field turns on the metrics that need it."""
 
     answer: tuple[str, ...] | None = None
@@ -66,7 +62,7 @@ class Expected(_Strict):
         raise ValueError("must be a list of ids or {id: grade} with integer grades ≥ 0")
 
 
-class Case(_Strict):
+class Case(Strict):
     id: str = Field(min_length=1)
     input: str | dict[str, Any]
     expected: Expected = Field(default_factory=Expected)

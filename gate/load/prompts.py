@@ -37,7 +37,7 @@ from gate.load.dataset import Case
 
 # The line-indexing YAML loader, reused so a prompt file's problems read file:line exactly
 # as gate.yml's do (read_yaml reads a whole file; here YAML is only the front matter).
-from gate.load.validation import capped, describe, parse_yaml
+from gate.load.validation import Strict, capped, describe, parse_yaml
 
 PIPELINE_PLACEHOLDERS = frozenset({"input", "contexts"})
 """What a pipeline prompt can use: the case's input (``input.key`` for an object input) and
@@ -49,18 +49,14 @@ _ROLE = re.compile(r"(system|user|assistant):\s*")
 _FENCE = "---"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ToolFunction(_Strict):
+class ToolFunction(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
 
-class ToolSpec(_Strict):
+class ToolSpec(Strict):
     """A tool the model may call, in the Chat Completions ``tools`` shape."""
 
     type: Literal["function"] = "function"
@@ -73,7 +69,7 @@ class ResponseFormat(BaseModel):
     type: Literal["text", "json_object", "json_schema"]
 
 
-class PromptSettings(_Strict):
+class PromptSettings(Strict):
     """The front matter. Sampling parameters left out are left to the endpoint's defaults."""
 
     version: str = Field(min_length=1, description="shown in traces and reports, e.g. rag-v3")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gate.errors import ConfigError
 
@@ -20,6 +20,13 @@ MAX_LISTED = 20
 """How many problems a message lists before it says how many more there are."""
 
 Loc = tuple[str | int, ...]
+
+
+class Strict(BaseModel):
+    """The base of every model read from a user's file: a misspelt key is an error, never a
+    silently ignored setting, and a loaded value cannot be changed afterwards."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def dotted(loc: Sequence[str | int]) -> str:

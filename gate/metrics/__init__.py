@@ -2,7 +2,9 @@
 
 A metric scores every record (one run of one case) as a float, NaN where the case does not
 define what the metric needs; the aggregate is computed from those per-record scores (the mean,
-unless the metric says otherwise), so per-case scores are kept for paired comparisons.
+unless the metric says otherwise), so per-case scores are kept for paired comparisons. The
+implementations (``retrieval``, ``generation``, ``agent``, ``failures``, ``ops``) never import
+this registry; ``scoring`` applies it to a batch.
 """
 
 from __future__ import annotations
@@ -10,66 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache
 
 import numpy as np
 
-from gate.decide import stats
-from gate.load.dataset import Case
-from gate.metrics import agent, failures, generation, ops, retrieval
-from gate.run.records import Record
+from gate.metrics import agent, failures, generation, ops, retrieval, statistic
+from gate.metrics.batch import Batch
 
 Columns = Mapping[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Batch:
-    """The rows to score: record i is a run of case i. Shared structures are built once."""
-
-    cases: list[Case]
-    records: list[Record]
-    _computed: dict[Callable[[Batch], np.ndarray], np.ndarray] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    def computed(self, fn: Callable[[Batch], np.ndarray]) -> np.ndarray:
-        """``fn(self)``, computed once: metrics and failure checks share the per-record arrays
-        (read-only, so no reader can change another's)."""
-        if fn not in self._computed:
-            values = fn(self)
-            values.flags.writeable = False
-            self._computed[fn] = values
-        return self._computed[fn]
-
-    @cached_property
-    def rankings(self) -> retrieval.Rankings:
-        return retrieval.build_rankings(
-            [r.output.retrieved_ids() for r in self.records],
-            [c.expected.sources for c in self.cases],
-        )
-
-    @cached_property
-    def answers(self) -> list[str]:
-        return [r.output.answer or "" for r in self.records]
-
-    @cached_property
-    def abstained(self) -> np.ndarray:
-        """The output's ``abstained``, or the refusal detector where the output does not say."""
-        return generation.abstained(self)
-
-    @cached_property
-    def failed(self) -> np.ndarray:
-        return np.array([r.status != "ok" for r in self.records], dtype=bool)
-
-    @cached_property
-    def checks(self) -> dict[str, np.ndarray]:
-        """Per-record outcome of every check the cases define (see ``failures.CHECKS``)."""
-        return failures.check_results(self)
-
-    @cached_property
-    def check_failed(self) -> np.ndarray:
-        """A check that decides ``agent.task_success`` failed."""
-        return failures.success_failed(self)
 
 
 def mean(values: np.ndarray, columns: Columns) -> float | None:
@@ -86,7 +36,7 @@ class MetricSpec:
     aggregate: Callable[[np.ndarray, Columns], float | None] = field(default=mean)
     depends_on: tuple[str, ...] = ()
     """Metrics whose per-record scores the aggregate reads (computed first)."""
-    statistic: stats.Statistic | None = None
+    statistic: statistic.Statistic | None = None
     """The aggregate over resampled per-case scores (columns: this metric, then ``depends_on``),
     for paired bootstrap intervals; None for a mean. Such metrics are judged on the estimate."""
 
@@ -209,28 +159,28 @@ METRICS: dict[str, MetricSpec] = {
         _per_batch(agent.trajectory_match), True, "1 if the calls match under expected.tool_match"
     ),
     "agent.task_success": MetricSpec(
-        _per_batch(agent.task_success), True, "no error and every check the case defines passes"
+        _per_batch(failures.task_success), True, "no error and every check the case defines passes"
     ),
     "ops.latency_p50_ms": MetricSpec(
         _per_batch(ops.latency_ms),
         False,
         "median latency, nearest rank",
         ops.percentile(50),
-        statistic=stats.percentile_statistic(50),
+        statistic=statistic.percentile_statistic(50),
     ),
     "ops.latency_p95_ms": MetricSpec(
         _per_batch(ops.latency_ms),
         False,
         "95th percentile latency, nearest rank",
         ops.percentile(95),
-        statistic=stats.percentile_statistic(95),
+        statistic=statistic.percentile_statistic(95),
     ),
     "ops.latency_p99_ms": MetricSpec(
         _per_batch(ops.latency_ms),
         False,
         "99th percentile latency, nearest rank",
         ops.percentile(99),
-        statistic=stats.percentile_statistic(99),
+        statistic=statistic.percentile_statistic(99),
     ),
     "ops.error_rate": MetricSpec(
         _per_batch(ops.error), False, "runs that failed (error or timeout) / all runs"
@@ -244,7 +194,7 @@ METRICS: dict[str, MetricSpec] = {
         "total cost, failures included / successful runs",
         ops.cost_per_success,
         depends_on=("agent.task_success",),
-        statistic=stats.ratio_statistic,
+        statistic=statistic.ratio_statistic,
     ),
     "ops.tokens_per_case": MetricSpec(
         _per_batch(ops.tokens), False, "input + output tokens per run"
@@ -253,8 +203,31 @@ METRICS: dict[str, MetricSpec] = {
 """Every metric by its name; ``@k`` marks a cutoff the config or a threshold supplies."""
 
 
-def parse_metric(name: str) -> tuple[MetricSpec, int | None]:
-    """``"retrieval.hit_rate@5"`` → (its spec, 5). Unknown names raise ValueError listing all."""
+@dataclass(frozen=True)
+class MetricId:
+    """A metric name parsed once: ``retrieval.hit_rate@5`` is key ``retrieval.hit_rate@k``,
+    cutoff 5, and the registry's spec for that key."""
+
+    name: str
+    key: str
+    cutoff: int | None
+    spec: MetricSpec
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.spec.higher_is_better
+
+    @property
+    def direction(self) -> str:
+        return "higher" if self.spec.higher_is_better else "lower"
+
+    def scores(self, batch: Batch) -> np.ndarray:
+        return self.spec.score(batch, self.cutoff)
+
+
+@cache
+def parse_metric(name: str) -> MetricId:
+    """``"retrieval.hit_rate@5"`` → its identity. Unknown names raise ValueError listing all."""
     match = re.fullmatch(r"(.+)@(\d+)", name)
     key, k = (match.group(1) + "@k", int(match.group(2))) if match else (name, None)
     spec = METRICS.get(key)
@@ -262,7 +235,7 @@ def parse_metric(name: str) -> tuple[MetricSpec, int | None]:
         raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
     if key.endswith("@k") and k is None:
         raise ValueError(f"{name!r} needs a cutoff, e.g. {name.removesuffix('@k')}@5")
-    return spec, k
+    return MetricId(name, key, k, spec)
 
 
 def metric_names(ks: list[int]) -> list[str]:
@@ -271,24 +244,3 @@ def metric_names(ks: list[int]) -> list[str]:
     for key in METRICS:
         names += [key.replace("@k", f"@{k}") for k in ks] if key.endswith("@k") else [key]
     return names
-
-
-def score(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
-    """Per-record scores for every metric named (and the ones their aggregates depend on)."""
-    rows: dict[str, np.ndarray] = {}
-    for name in names:
-        spec, k = parse_metric(name)
-        for dependency in spec.depends_on:
-            if dependency not in rows:
-                rows[dependency] = parse_metric(dependency)[0].score(batch, None)
-        rows[name] = spec.score(batch, k)
-    return rows
-
-
-def aggregate(name: str, rows: Columns, mask: np.ndarray | None = None) -> tuple[float | None, int]:
-    """A metric's aggregate value and its n (records measured), over the rows in ``mask``."""
-    spec, _ = parse_metric(name)
-    columns = rows if mask is None else {key: value[mask] for key, value in rows.items()}
-    values = columns[name]
-    n = int(np.count_nonzero(~np.isnan(values)))
-    return (spec.aggregate(values, columns) if n else None), n

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from gate.load.dataset import ToolCall, ToolMatch
-
-if TYPE_CHECKING:
-    from gate.metrics import Batch
+from gate.metrics.batch import Batch
 
 
 def _key(call: ToolCall) -> str:
@@ -154,16 +152,3 @@ def trajectory_match(batch: Batch) -> np.ndarray:
             match = trajectory_matches(case.expected.tool_match, list(expected), _actual(batch, i))
             out[i] = float(match)
     return out
-
-
-def task_success(batch: Batch) -> np.ndarray:
-    """1 when the run did not fail and every check its case's ``expected`` defines passes.
-
-    The checks are ``gate.metrics.failures.CHECKS`` that decide success: retrieval hit,
-    required and forbidden phrases, tool trajectory, abstention (unsupported claims and wrong
-    citations label a run without failing it: see ``failures``). A case defining no check
-    succeeds when the run did not fail. Measured on every case; ``ops.cost_per_success_usd``
-    divides by it. DeepEval's ``TaskCompletionMetric`` asks an LLM instead.
-    """
-    succeeded: np.ndarray = ~batch.failed & ~batch.check_failed
-    return succeeded.astype(float)

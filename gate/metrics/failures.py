@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gate.metrics import agent, generation, retrieval
-
-if TYPE_CHECKING:
-    from gate.metrics import Batch
+from gate.metrics.batch import Batch
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ def check_results(batch: Batch) -> dict[str, np.ndarray]:
 
 def success_failed(batch: Batch) -> np.ndarray:
     """Per record: a check that decides success failed."""
-    results = batch.checks
+    results = batch.computed(check_results)
     failed: np.ndarray = np.logical_or.reduce(
         [results[name] == 0 for name, check in CHECKS.items() if check.decides_success]
     )
@@ -98,7 +95,7 @@ def success_failed(batch: Batch) -> np.ndarray:
 
 def modes(batch: Batch) -> list[tuple[str, ...]]:
     """The failure modes of every record, in taxonomy order."""
-    results = batch.checks
+    results = batch.computed(check_results)
     out = []
     for i, record in enumerate(batch.records):
         found = [name for name, passed in results.items() if passed[i] == 0]
@@ -106,3 +103,16 @@ def modes(batch: Batch) -> list[tuple[str, ...]]:
             found.append("timeout" if record.status == "timeout" else "error")
         out.append(tuple(found))
     return out
+
+
+def task_success(batch: Batch) -> np.ndarray:
+    """1 when the run did not fail and every check its case's ``expected`` defines passes.
+
+    The checks are the ``CHECKS`` that decide success: retrieval hit,
+    required and forbidden phrases, tool trajectory, abstention (unsupported claims and wrong
+    citations label a run without failing it: see ``failures``). A case defining no check
+    succeeds when the run did not fail. Measured on every case; ``ops.cost_per_success_usd``
+    divides by it. DeepEval's ``TaskCompletionMetric`` asks an LLM instead.
+    """
+    succeeded: np.ndarray = ~batch.failed & ~batch.computed(success_failed)
+    return succeeded.astype(float)

@@ -11,14 +11,11 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gate.metrics.batch import Batch
 from gate.run.records import Output
-
-if TYPE_CHECKING:
-    from gate.metrics import Batch
 
 
 def normalize(text: str) -> str:
@@ -181,7 +178,7 @@ def faithfulness(batch: Batch) -> np.ndarray:
     claims an LLM extracts and verifies.
     """
     out = np.full(len(batch.records), np.nan)
-    abstained = batch.abstained
+    abstained = batch.computed(refused)
     for i, (record, answer) in enumerate(zip(batch.records, batch.answers, strict=True)):
         if abstained[i]:
             continue
@@ -270,7 +267,7 @@ def is_refusal(answer: str) -> bool:
     return _REFUSAL.search(normalize(answer).replace("\u2019", "'")) is not None
 
 
-def abstained(batch: Batch) -> np.ndarray:
+def refused(batch: Batch) -> np.ndarray:
     """Per record: the output's ``abstained`` when it says, else ``is_refusal(answer)``."""
     return np.array(
         [
@@ -298,17 +295,17 @@ def abstention_accuracy(batch: Batch) -> np.ndarray:
     equivalent; SQuAD v2 scores a no-answer question the same way (an empty answer is right).
     """
     answerable = _answerable(batch)
-    correct = (answerable == 0) == batch.abstained
+    correct = (answerable == 0) == batch.computed(refused)
     return np.where(np.isnan(answerable), np.nan, correct.astype(float))
 
 
 def false_refusal(batch: Batch) -> np.ndarray:
     """1 when an answerable case was refused, else 0; measured on ``answerable: true`` cases
     whose run did not fail. Its mean is the false refusal rate."""
-    return np.where(_answerable(batch) == 1, batch.abstained.astype(float), np.nan)
+    return np.where(_answerable(batch) == 1, batch.computed(refused).astype(float), np.nan)
 
 
 def false_answer(batch: Batch) -> np.ndarray:
     """1 when an unanswerable case was answered, else 0; measured on ``answerable: false`` cases
     whose run did not fail. Its mean is the false answer (hallucination on no-answer) rate."""
-    return np.where(_answerable(batch) == 0, (~batch.abstained).astype(float), np.nan)
+    return np.where(_answerable(batch) == 0, (~batch.computed(refused)).astype(float), np.nan)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from gate.metrics import Batch
+from gate.metrics.batch import Batch
 
 
 def latency_ms(batch: Batch) -> np.ndarray:

@@ -7,15 +7,17 @@ the PR comment) are rendered by ``gate.render.markdown``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gate import __version__, metrics
-from gate.decide.compare import CheckResult, Paired, status
+from gate import __version__
+from gate.decide.compare import CheckResult, status
+from gate.decide.verdict import Verdict
+from gate.load.config import OpenAIPipeline
 from gate.load.dataset import Case, fingerprint
+from gate.metrics import parse_metric
+from gate.metrics.scoring import Scored, run_passed
+from gate.plan import Plan
 from gate.run.records import Record
-
-if TYPE_CHECKING:
-    from gate.pipeline import Plan, Scored
 
 SCHEMA_VERSION = 1
 EXCERPT = 300
@@ -48,14 +50,13 @@ def _metric_entry(
     checks: list[CheckResult],
     rules: dict[str, float],
 ) -> dict[str, Any]:
-    spec, _ = metrics.parse_metric(name)
     return {
         "value": _round(value),
         "n": n,
         "baseline": _round(before),
         "delta": _round(value - before) if value is not None and before is not None else None,
         "status": status(checks),
-        "direction": "higher" if spec.higher_is_better else "lower",
+        "direction": parse_metric(name).direction,
         "rules": rules,
         "reasons": [c.reason for c in checks],
     }
@@ -65,18 +66,18 @@ def build_report(
     *,
     plan: Plan,
     scored: Scored,
-    checks: list[CheckResult],
+    verdict: Verdict,
     run_info: dict[str, Any],
     baseline_status: str,
-    compared: dict[tuple[str | None, str], Paired] | None = None,
-    drift: dict[str, Any] | None = None,
-    flips: dict[str, list[str]] | None = None,
-    flaky: list[str] | None = None,
-    warnings: list[str] | None = None,
+    judge: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report.json document (its shape is described in docs/report.md)."""
+    """The report.json document (its shape is described in docs/formats.md).
+
+    ``judge`` is the judge's own usage and cost, kept apart from the pipeline's.
+    """
     baseline = plan.baseline
     thresholds = plan.thresholds
+    checks = verdict.checks
 
     def entries(
         values: dict[str, tuple[float | None, int]],
@@ -91,7 +92,7 @@ def build_report(
                 continue  # nothing measured it and no rule asks for it: absent, not a made-up 0
             declared = rules[name].declared() if name in rules else {}
             out[name] = _metric_entry(name, value, n, before.get(name), mine, declared)
-            comparison = (compared or {}).get((slice_name, name))
+            comparison = verdict.compared.get((slice_name, name))
             if comparison is not None:
                 out[name]["interval"] = comparison.to_json()
         return out
@@ -105,34 +106,41 @@ def build_report(
         )
         for tag, values in scored.slices.items()
     }
-    failing_checks = [c for c in checks if not c.passed]
-    verdict = "fail" if failing_checks else "pass"
     by_id = {case.id: case for case in plan.cases}
     failing: dict[str, dict[str, Any]] = {}
     mode_counts: dict[str, int] = {}
     for record in scored.records:
         for mode in record.failure_modes:
             mode_counts[mode] = mode_counts.get(mode, 0) + 1
-        failed = record.scores.get("agent.task_success") != 1.0
-        if failed and record.case_id not in failing:
+        if not run_passed(record) and record.case_id not in failing:
             failing[record.case_id] = _case_entry(by_id[record.case_id], record)
     first_record = {r.case_id: r for r in reversed(scored.records)}
     flipped = {
         direction: [_case_entry(by_id[i], first_record[i]) for i in ids]
-        for direction, ids in (flips or {}).items()
+        for direction, ids in verdict.flips.items()
     }
-    return {
+    pipeline: dict[str, Any] = {
+        "adapter": plan.config.pipeline.adapter,
+        "fingerprint": plan.fingerprint,
+    }
+    if plan.prompt is not None and isinstance(plan.config.pipeline, OpenAIPipeline):
+        pipeline["prompt"] = {
+            "file": str(plan.config.pipeline.prompt),
+            **plan.prompt,
+            "baseline": baseline.prompt if baseline else None,
+        }
+    report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "gate_version": __version__,
-        "verdict": verdict,
-        "summary": summary(verdict, checks, len(plan.cases), baseline_status),
+        "verdict": verdict.name,
+        "summary": summary(verdict.name, checks, len(plan.cases), baseline_status),
         "config": shown(plan.config.path),
         "dataset": {
             "path": str(plan.config.dataset),
             "cases": len(plan.cases),
             "fingerprint": fingerprint(plan.cases),
         },
-        "pipeline": {"adapter": plan.config.pipeline.adapter, "fingerprint": plan.fingerprint},
+        "pipeline": pipeline,
         "run": run_info,
         "baseline": {
             "path": shown(plan.baseline_path) if plan.baseline_path else None,
@@ -148,14 +156,17 @@ def build_report(
         "failure_modes": dict(sorted(mode_counts.items(), key=lambda kv: -kv[1])),
         "cases": {"total": len(plan.cases), "failing": list(failing.values())},
         "flips": flipped,
-        "drift": drift,
+        "drift": verdict.drift.to_json() if verdict.drift else None,
         "flaky": {
-            "rate": _round(len(flaky or []) / len(plan.cases)),
-            "cases": flaky or [],
+            "rate": _round(len(verdict.flaky) / len(plan.cases)),
+            "cases": verdict.flaky,
         },
         "comparison": plan.config.comparison.model_dump(),
-        "warnings": warnings or [],
+        "warnings": verdict.warnings,
     }
+    if judge is not None:
+        report["judge"] = judge
+    return report
 
 
 def _case_entry(case: Case, record: Record) -> dict[str, Any]:

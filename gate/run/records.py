@@ -7,8 +7,6 @@ finished ones readable; at the end the file is rewritten atomically with each ca
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -17,6 +15,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gate.files import write_atomic
 from gate.load.dataset import ToolCall
 from gate.load.validation import dotted
 
@@ -151,21 +150,6 @@ class RecordWriter:
 
     def close(self) -> None:
         self._file.close()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_records(path: Path, records: Iterable[Record]) -> None:

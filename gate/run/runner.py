@@ -132,6 +132,7 @@ def run_cases(
     settings: Runner,
     on_record: Callable[[Record], None] = lambda record: None,
     progress: Progress | None = None,
+    now: object = None,
 ) -> list[Record]:
     """Run every case ``settings.repeats`` times; records come back in dataset order."""
     jobs = [(case, repeat) for repeat in range(settings.repeats) for case in cases]

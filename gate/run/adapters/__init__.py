@@ -262,7 +262,9 @@ class HttpAdapter:
     def __init__(self, spec: HttpPipeline, concurrency: int) -> None:
         self._url = spec.url
         self._session = requests.Session()
-        headers = {k: expand_env(v, f"pipeline.headers.{k}") for k, v in spec.headers.items()}
+        headers = {
+            k: expand_env(v, f"pipeline.headers.{k}", os.environ) for k, v in spec.headers.items()
+        }
         self._session.headers.update(headers)
         # Values read from the environment are secrets: a server quoting them back is scrubbed.
         names = {n for value in spec.headers.values() for n in re.findall(r"\$\{(\w+)\}", value)}
@@ -510,5 +512,5 @@ ADAPTERS: dict[str, AdapterFactory] = {
 """Every adapter by the name ``pipeline.adapter`` selects it with."""
 
 
-def make_adapter(config: Config) -> Adapter:
+def make_adapter(config: Config, env: Mapping[str, str]) -> Adapter:
     return ADAPTERS[config.pipeline.adapter](config.pipeline, config)

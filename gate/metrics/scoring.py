@@ -1,0 +1,97 @@
+"""Scoring a run: every record through the registry, aggregated overall, per slice and per case.
+
+The one definition of "passed": a run passed when ``agent.task_success`` is 1; a case passed
+when it succeeded in most of its repeats (its mean ``agent.task_success`` ≥ 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gate.load.dataset import Case
+from gate.metrics import Columns, failures, parse_metric
+from gate.metrics.batch import Batch
+from gate.run.records import Record
+
+SUCCESS = "agent.task_success"
+"""The metric that says whether a run, and a case, passed."""
+
+
+def run_passed(record: Record) -> bool:
+    """One run passed: no error and every check its case defines passed."""
+    return record.scores.get(SUCCESS) == 1.0
+
+
+def case_passed(success: float) -> bool:
+    """A case passed when it succeeded in most of its repeats (mean task success ≥ 0.5)."""
+    return success >= 0.5
+
+
+def score(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
+    """Per-record scores for every metric named (and the ones their aggregates depend on)."""
+    rows: dict[str, np.ndarray] = {}
+    for name in names:
+        metric = parse_metric(name)
+        for dependency in metric.spec.depends_on:
+            if dependency not in rows:
+                rows[dependency] = parse_metric(dependency).scores(batch)
+        rows[name] = metric.scores(batch)
+    return rows
+
+
+def aggregate(name: str, rows: Columns, mask: np.ndarray | None = None) -> tuple[float | None, int]:
+    """A metric's aggregate value and its n (records measured), over the rows in ``mask``."""
+    columns = rows if mask is None else {key: value[mask] for key, value in rows.items()}
+    values = columns[name]
+    n = int(np.count_nonzero(~np.isnan(values)))
+    return (parse_metric(name).spec.aggregate(values, columns) if n else None), n
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scored:
+    """Metric values overall, per slice, and per case (the mean over repeats)."""
+
+    names: list[str]
+    overall: dict[str, tuple[float | None, int]]
+    slices: dict[str, dict[str, tuple[float | None, int]]]
+    per_case: dict[str, dict[str, float]]
+    records: list[Record]
+
+
+def score_records(cases: list[Case], records: list[Record], names: list[str]) -> Scored:
+    """Score every record (run i of some case) on ``names``; slices are the cases' tags."""
+    by_id = {case.id: case for case in cases}
+    batch = Batch([by_id[r.case_id] for r in records], records)
+    rows = score(batch, names)
+    modes = failures.modes(batch)
+    scored_records = [
+        replace(
+            record,
+            scores={n: round(float(rows[n][i]), 6) for n in names if not np.isnan(rows[n][i])},
+            failure_modes=modes[i],
+        )
+        for i, record in enumerate(records)
+    ]
+    overall = {name: aggregate(name, rows) for name in names}
+    tags = sorted({tag for case in cases for tag in case.tags})
+    slices = {}
+    for tag in tags:
+        mask = np.array([tag in case.tags for case in batch.cases])
+        slices[tag] = {name: aggregate(name, rows, mask) for name in names}
+    # Each case's mean over its repeats, for every metric at once: sums and counts per case.
+    position = {case.id: i for i, case in enumerate(cases)}
+    index = np.array([position[r.case_id] for r in records], dtype=np.intp)
+    per_case: dict[str, dict[str, float]] = {case.id: {} for case in cases}
+    for name in names:
+        values = rows[name]
+        measured = ~np.isnan(values)
+        size = len(cases)
+        counts = np.bincount(index[measured], minlength=size)
+        sums = np.bincount(index[measured], weights=values[measured], minlength=size)
+        for i in np.flatnonzero(counts):
+            per_case[cases[i].id][name] = round(float(sums[i] / counts[i]), 6)
+    return Scored(
+        names=names, overall=overall, slices=slices, per_case=per_case, records=scored_records
+    )

@@ -1,0 +1,54 @@
+"""Statistics of a metric over resampled cases: what paired bootstrap intervals evaluate.
+
+A metric's aggregate is a mean unless it says otherwise (percentiles, ratios); these are the same
+aggregates evaluated on many resamples at once: ``values`` is (resamples × n) or, for a statistic
+of several columns, (resamples × n × c); the result has one value per resample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+Statistic = Callable[[FloatArray], FloatArray]
+
+
+def mean_statistic(values: FloatArray) -> FloatArray:
+    """The mean of each resample: `values` (resamples × n) → (resamples,)."""
+    means: FloatArray = values.mean(axis=1)
+    return means
+
+
+def percentile_statistic(q: float) -> Statistic:
+    """The nearest-rank `q`-th percentile of each resample (numpy's `inverted_cdf`).
+
+    Nearest rank always returns an observed value, as latency percentiles are usually reported:
+    the p95 of 40 latencies is the 38th smallest. `percentile_statistic(95)` gives p95.
+    """
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be within [0, 100]; got {q}")
+
+    def percentile(values: FloatArray) -> FloatArray:
+        return np.percentile(values, q, axis=1, method="inverted_cdf")
+
+    return percentile
+
+
+def ratio_statistic(values: FloatArray) -> FloatArray:
+    """sum(column 0) / sum(column 1) of each resample: (resamples × n × 2) → (resamples,).
+
+    For ratio metrics such as cost per success, pass `np.column_stack([cost, success])` for
+    both the baseline and the candidate. A resample whose denominator sums to 0 gives inf or
+    nan, which `paired_bootstrap` rejects: the ratio has no interval when successes are rare.
+    """
+    if values.ndim != 3 or values.shape[2] != 2:
+        raise ValueError(
+            "ratio_statistic needs two columns per case (numerator, denominator): pass "
+            "np.column_stack([numerator, denominator]) as baseline and candidate"
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios: FloatArray = values[..., 0].sum(axis=1) / values[..., 1].sum(axis=1)
+    return ratios
