@@ -54,7 +54,7 @@ def template(path: str) -> str:
 
 
 def plan(root: Path) -> list[Planned]:
-    """Every file ``gate init`` would write into ``root``, and how it compares with what is there."""
+    """The files ``gate init`` would write into ``root``, each compared with what is there."""
     planned = []
     for path in FILES:
         content = template(path)
