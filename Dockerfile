@@ -1,7 +1,9 @@
 # gate as a GitHub container action: the entry point reads the INPUT_* and GITHUB_* variables.
-# A patch version pinned: the image is rebuilt on every workflow run that uses the action, so a
-# floating tag would change the Python under the gate without a commit saying so.
-FROM python:3.11.13-slim-bookworm
+# Pinned by digest (the multi-platform index of the tag, so amd64 and arm64 runners both resolve
+# it): the image is rebuilt on every workflow run that uses the action, and a tag, even a patch
+# one, is re-pushed with Debian updates, which would change what runs under the gate without a
+# commit saying so. Dependabot (.github/dependabot.yml) proposes the next digest.
+FROM python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
 # Unbuffered: log lines reach the job log as they happen, in order with the annotations.
 # No .pyc files: nothing is written next to the code at run time.

@@ -1,4 +1,4 @@
-"""The command line: ``gate run | validate | action | comment``.
+"""The command line: ``gate run | validate | action | comment | init``.
 
 Exit codes: 0 the gate passed, 1 it failed, 2 the input is wrong (a message, no traceback),
 3 a bug in the gate (a traceback, so it can be reported).
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
 
     comment = commands.add_parser("comment", help="post or update the PR comment from a report")
     comment.add_argument("--report", type=Path, required=True, help="a finished report.json")
+
+    init = commands.add_parser("init", help="write a starter gate.yml, golden set and workflows")
+    init.add_argument("--force", action="store_true", help="overwrite files that differ")
     return parser
 
 
@@ -98,6 +101,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         baseline = "found" if plan.baseline else "none yet"
         print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
         return EXIT_PASS
+    if args.command == "init":
+        from gate.scaffold import init
+
+        return init(Path.cwd(), force=args.force, out=sys.stdout)
     if args.command == "action":
         workspace = Path(os.environ.get("GITHUB_WORKSPACE") or ".")
         return action.main(os.environ, world=world(workspace / "gate.yml"))
