@@ -23,7 +23,6 @@ from gate import __version__, metrics
 from gate.decide.compare import CheckResult, Paired, apply_rule, detectability, paired
 from gate.errors import ConfigError
 from gate.judge import Judge, rubric_versions
-from gate.llm import pipeline_prompt
 from gate.load.baseline import Baseline, CaseEntry, read_baseline, write_baseline
 from gate.load.config import (
     Config,
@@ -40,6 +39,7 @@ from gate.metrics import failures
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
+from gate.run.adapters.openai import pipeline_prompt
 from gate.run.records import Record, RecordWriter, write_atomic, write_records
 from gate.run.runner import Progress, run_cases
 
@@ -413,8 +413,8 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     begin = time.monotonic()
     judging = plan.config.metrics.judge
     # Made first, so a missing judge key stops the run before the pipeline spends anything.
-    judge = Judge(judging, plan.config.root) if judging else None
-    adapter = adapter or make_adapter(plan.config)
+    judge = Judge(judging, plan.config.root, os.environ) if judging else None
+    adapter = adapter or make_adapter(plan.config, os.environ)
     settings = plan.config.runner
     total = len(plan.cases) * settings.repeats
     if options.progress:
@@ -427,7 +427,12 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     writer = RecordWriter(out / "records.jsonl")
     try:
         records = run_cases(
-            plan.cases, adapter, settings, writer.write, Progress(total, options.progress)
+            plan.cases,
+            adapter,
+            settings,
+            writer.write,
+            Progress(total, options.progress),
+            now=lambda: datetime.now(UTC),
         )
     finally:
         writer.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from gate.judge import Judge, JudgeStats, cache_key, load_rubric
 from gate.load.config import JudgeOptions
 from gate.load.dataset import Case
 from gate.pipeline import RunOptions, prepare, run
-from gate.run.adapters import Reply
+from gate.run.adapters.base import Reply
 from gate.run.records import EMPTY, Record, parse_output
 
 CLAIMS = {
@@ -117,7 +118,7 @@ def judge_all(
     fake: FakeOpenAI, tmp_path: Path, *pairs: tuple[Case, Record], **more: Any
 ) -> tuple[list[Record], JudgeStats, list[float]]:
     waits: list[float] = []
-    judge = Judge(options(fake, tmp_path, **more), tmp_path, sleep=waits.append)
+    judge = Judge(options(fake, tmp_path, **more), tmp_path, os.environ, sleep=waits.append)
     try:
         records, stats = judge.judge([c for c, _ in pairs], [r for _, r in pairs])
     finally:
@@ -381,7 +382,7 @@ def test_missing_judge_key__an_input_error_naming_the_variable(
     judge_options = JudgeOptions(model="m", api_key_env="JUDGE_KEY")
 
     with pytest.raises(ConfigError, match=r"^metrics.judge.api_key_env: .* JUDGE_KEY is not set"):
-        Judge(judge_options, tmp_path)
+        Judge(judge_options, tmp_path, os.environ)
 
 
 def test_judged_metrics__nan_without_verdicts() -> None:
