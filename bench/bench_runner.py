@@ -15,6 +15,7 @@ import io
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ sys.path.insert(0, str(HERE.parent))  # runnable as a script from anywhere in th
 
 from gate.load.config import PythonPipeline, Runner  # noqa: E402
 from gate.load.dataset import Case  # noqa: E402
-from gate.run.adapters import PythonAdapter  # noqa: E402
+from gate.run.adapters.python import PythonAdapter  # noqa: E402
 from gate.run.runner import Progress, run_cases  # noqa: E402
 
 GOAL = 1.3
@@ -56,7 +57,13 @@ def main() -> int:
     walls = []
     for _ in range(args.rounds):
         begin = time.perf_counter()
-        records = run_cases(cases, adapter, settings, progress=Progress(len(cases), io.StringIO()))
+        records = run_cases(
+            cases,
+            adapter,
+            settings,
+            progress=Progress(len(cases), io.StringIO()),
+            now=lambda: datetime.now(UTC),
+        )
         walls.append(time.perf_counter() - begin)
         failed = [r for r in records if r.status != "ok"]
         if failed:

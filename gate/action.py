@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -29,6 +30,11 @@ RunFn = Callable[[RunOptions], Outcome]
 
 GitHubFactory = Callable[[str, str], GitHub]
 """Makes the API client from the token and the API URL (tests make one that never sleeps)."""
+
+
+def _github(token: str, api_url: str) -> GitHub:
+    return GitHub(token, api_url, clock=time.time)
+
 
 PR_EVENTS = ("pull_request", "pull_request_target")
 PR_NUMBER_FILE = "pr-number.txt"
@@ -124,7 +130,7 @@ class Context:
 def main(
     env: Mapping[str, str],
     run: RunFn = run,
-    github: GitHubFactory = GitHub,
+    github: GitHubFactory = _github,
     world: World | None = None,
 ) -> int:
     """``gate action``: run the gate as the container's entry point; return the exit code.
@@ -195,7 +201,7 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     return code
 
 
-def comment(report_path: Path, env: Mapping[str, str], github: GitHubFactory = GitHub) -> int:
+def comment(report_path: Path, env: Mapping[str, str], github: GitHubFactory = _github) -> int:
     """``gate comment``: post or update the PR comment from a report an earlier run uploaded.
 
     Meant for a ``workflow_run`` workflow: the report, and the pull request number next to it,

@@ -8,7 +8,7 @@ them: a reader of records.jsonl sees every claim and reason, and no metric ever 
 - A reply that is not the rubric's JSON is asked for again (``retries`` times, telling the model
   what was wrong), then recorded as a judge error: no score, so the metric leaves the case out,
   and the report says how many. 429, 5xx and timeouts are retried within the same budget, with
-  the runner's backoff (honouring ``Retry-After``).
+  the runner's backoff (``gate.retry``, honouring ``Retry-After``).
 - Verdicts are cached on disk, one file per sha256 of (judge model, rubric version and text,
   inputs): a re-run of unchanged cases sends nothing. Only verdicts are cached: never an error,
   never the key.
@@ -21,7 +21,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,9 +36,8 @@ from gate.load.config import JudgeOptions
 from gate.load.dataset import Case
 from gate.load.prompts import Prompt, contexts_text, load_prompt, reference_contexts
 from gate.load.validation import dotted
-from gate.run.adapters import CaseTimeout, Transient
+from gate.retry import CaseTimeout, Transient, backoff_s
 from gate.run.records import Judgement, Record
-from gate.run.runner import backoff_s
 
 RUBRICS_DIR = Path(__file__).with_name("rubrics")
 RUBRIC_PLACEHOLDERS = frozenset({"question", "answer", "contexts", "expected"})
@@ -273,12 +272,13 @@ class Judge:
         self,
         options: JudgeOptions,
         root: Path,
-        env: object = None,
+        env: Mapping[str, str],
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``env`` holds the judge's API key (``options.api_key_env``)."""
         self._options = options
         self._rubrics: dict[str, Rubric] = {name: load_rubric(name) for name in options.metrics}
-        api_key = read_api_key(options.api_key_env, "metrics.judge.api_key_env")
+        api_key = read_api_key(env, options.api_key_env, "metrics.judge.api_key_env")
         self._client = ChatClient(options.base_url, api_key, options.prices, options.concurrency)
         folder = options.cache_dir if options.cache_dir.is_absolute() else root / options.cache_dir
         self._cache = JudgeCache(folder)

@@ -1,4 +1,4 @@
-"""An OpenAI-compatible Chat Completions client on requests, and the ``openai`` adapter.
+"""An OpenAI-compatible Chat Completions client, shared by the ``openai`` adapter and the judge.
 
 The client sends one request and sorts its failure the way the runner retries: 429, 5xx and
 connection errors are ``Transient`` (carrying the server's ``Retry-After``), a timeout is
@@ -13,33 +13,23 @@ failed, the attempt raises ``Transient`` if any failure was transient, so the ru
 otherwise ``LLMError`` listing each model's failure. The model that answered is the output's
 ``model``, and the failures before it are its ``fallback_errors``.
 
-The API key is read from the environment variable the config names, travels only in the
-Authorization header, and is scrubbed from every message built from a server's reply.
+The API key is read from the environment variable the config names (in the environment its caller
+passes), travels only in the Authorization header, and is scrubbed from every message built from
+a server's reply.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-
 from gate.errors import ConfigError
-from gate.load.config import Config, OpenAIPipeline, Price
-from gate.load.dataset import Case
-from gate.load.prompts import (
-    PIPELINE_PLACEHOLDERS,
-    Prompt,
-    contexts_text,
-    load_prompt,
-    reference_contexts,
-)
-from gate.run.adapters import HttpRefused, Reply, Transient, post_json
+from gate.load.config import Price
+from gate.retry import Transient
+from gate.transport import HttpRefused, post_json, session
 
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
 
@@ -70,14 +60,14 @@ class Completion:
         }
 
 
-def read_api_key(variable: str | None, setting: str) -> str | None:
-    """The key from the environment variable ``variable``; unset is an input error naming it.
+def read_api_key(env: Mapping[str, str], variable: str | None, setting: str) -> str | None:
+    """The key from ``env[variable]``; unset is an input error naming it.
 
     ``setting`` is the config key that names the variable, for the message.
     """
     if variable is None:
         return None
-    key = os.environ.get(variable, "").strip()
+    key = env.get(variable, "").strip()
     if not key:
         raise ConfigError(
             f"{setting}: the environment variable {variable} is not set, so there is no API key "
@@ -143,14 +133,10 @@ class ChatClient:
         self, base_url: str, api_key: str | None, prices: Mapping[str, Price], pool_size: int
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self._key = api_key
+        self._secrets = [api_key] if api_key else []
         self._prices = prices
-        self._session = requests.Session()
-        if api_key is not None:
-            self._session.headers["Authorization"] = f"Bearer {api_key}"
-        pool = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-        self._session.mount("http://", pool)
-        self._session.mount("https://", pool)
+        headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
+        self._session = session(pool_size, headers)
 
     def complete(self, model: str, body: Mapping[str, Any], timeout_s: float) -> Completion:
         """One request: ``body`` holds the messages and parameters; ``model`` is added to it."""
@@ -161,7 +147,7 @@ class ChatClient:
                 {"model": model, **body},
                 timeout_s,
                 label=f"{model}: ",
-                scrub=self._scrub,
+                secrets=self._secrets,
             )
         except HttpRefused as exc:
             raise LLMError(str(exc)) from None
@@ -188,10 +174,6 @@ class ChatClient:
             output_tokens=output_tokens,
             cost_usd=cost_usd(self._prices.get(model), input_tokens, output_tokens),
         )
-
-    def _scrub(self, text: str) -> str:
-        # Servers quote a rejected key back ("Incorrect API key provided: sk-..."), sometimes whole.
-        return text.replace(self._key, "***") if self._key else text
 
     def close(self) -> None:
         self._session.close()
@@ -221,61 +203,3 @@ def complete_first(
     if transient:
         raise Transient(message, retry_after=min(waits, default=None))
     raise LLMError(message)
-
-
-def pipeline_prompt(spec: OpenAIPipeline, config: Config) -> tuple[Prompt, list[str]]:
-    """The pipeline's prompt and the models to try, primary first; ConfigError when either is
-    wrong, so ``gate validate`` finds it before a case runs."""
-    prompt = load_prompt(config.resolve(spec.prompt), PIPELINE_PLACEHOLDERS)
-    model = spec.model or prompt.settings.model
-    if model is None:
-        raise ConfigError(
-            f"{prompt.path}: no model (fix: set `model:` in the prompt's front matter or "
-            "`pipeline.model` in gate.yml)"
-        )
-    return prompt, [model, *spec.fallback_models]
-
-
-class OpenAIAdapter:
-    """Renders the prompt for a case and asks the model (then the fallbacks) for a completion.
-
-    The output: ``answer`` (the message text, or in JSON mode the fields of the JSON object the
-    model returned), ``tool_calls``, ``usage`` with cost, ``model``, ``prompt_version`` and
-    ``prompt_sha256``, ``finish_reason``.
-    """
-
-    def __init__(self, spec: OpenAIPipeline, config: Config) -> None:
-        self._prompt, self._models = pipeline_prompt(spec, config)
-        api_key = read_api_key(spec.api_key_env, "pipeline.api_key_env")
-        self._client = ChatClient(spec.base_url, api_key, spec.prices, config.runner.concurrency)
-
-    def call(self, case: Case, timeout_s: float) -> Reply:
-        values: dict[str, Any] = {"input": case.input}
-        if "contexts" in self._prompt.placeholders:
-            values["contexts"] = contexts_text(reference_contexts(case))
-        body = {"messages": self._prompt.render(values), **self._prompt.parameters()}
-        completion, failures = complete_first(self._client, self._models, body, timeout_s)
-        output: dict[str, Any] = {}
-        # A reply that only calls tools has no text to decode, in JSON mode or not.
-        if self._prompt.json_mode and not (completion.content is None and completion.tool_calls):
-            try:
-                output.update(decode_json_object(completion.content))
-            except ValueError as exc:
-                raise ValueError(f"{completion.model} broke JSON mode: {exc}") from None
-        else:
-            output["answer"] = completion.content
-        if completion.tool_calls:
-            output["tool_calls"] = completion.tool_calls
-        output.update(
-            usage=completion.usage(),
-            model=completion.model,
-            prompt_version=self._prompt.version,
-            prompt_sha256=self._prompt.sha256,
-            finish_reason=completion.finish_reason,
-        )
-        if failures:
-            output["fallback_errors"] = failures
-        return Reply(output)
-
-    def close(self) -> None:
-        self._client.close()

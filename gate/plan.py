@@ -16,7 +16,6 @@ from typing import get_args
 from gate import metrics
 from gate.errors import ConfigError
 from gate.judge import rubric_versions
-from gate.llm import pipeline_prompt
 from gate.load.baseline import Baseline, read_baseline
 from gate.load.config import (
     Config,
@@ -27,6 +26,7 @@ from gate.load.config import (
     load_thresholds,
 )
 from gate.load.dataset import Case, load_dataset
+from gate.run.adapters.openai import pipeline_prompt
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ def sleeps() -> list[float]:
 
 
 def client(sleeps: list[float]) -> action.GitHubFactory:
-    return lambda token, url: GitHub(token, url, sleep=sleeps.append)
+    return lambda token, url: GitHub(token, url, sleep=sleeps.append, clock=time.time)
 
 
 def github_env(

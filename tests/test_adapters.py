@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,20 @@ from http_pipeline import Answer, PipelineServer
 from gate.errors import AdapterError, ConfigError, DatasetError
 from gate.load.config import CommandPipeline, HttpPipeline, PythonPipeline, ReplayPipeline, Runner
 from gate.load.dataset import Case
-from gate.run.adapters import (
-    CommandAdapter,
-    HttpAdapter,
-    PythonAdapter,
-    ReplayAdapter,
-    retry_after_seconds,
-)
+from gate.retry import retry_after_seconds
+from gate.run.adapters.command import CommandAdapter
+from gate.run.adapters.http import HttpAdapter
+from gate.run.adapters.python import PythonAdapter
+from gate.run.adapters.replay import ReplayAdapter
 from gate.run.records import Record
 from gate.run.runner import Progress, run_cases, run_one
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
 ECHO = [sys.executable, str(PIPELINES / "echo.py")]
+
+
+def utc_now() -> datetime:
+    return datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def case(case_id: str = "c1", question: Any = "q", **fields: Any) -> Case:
@@ -44,7 +47,9 @@ def runner(**settings: Any) -> Runner:
 
 
 def run_all(adapter: Any, cases: list[Case], **settings: Any) -> list[Record]:
-    return run_cases(cases, adapter, runner(**settings), progress=Progress(len(cases), None))
+    return run_cases(
+        cases, adapter, runner(**settings), progress=Progress(len(cases), None), now=utc_now
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +99,7 @@ def test_python__target_in_the_config_folder_called_with_input_and_case(tmp_path
         PythonPipeline(adapter="python", target="team_pipeline_a1.rag:answer"), tmp_path
     )
     try:
-        record = run_one(adapter, case("k1", {"text": "hi"}, tags=["x"]), 0, runner())
+        record = run_one(adapter, case("k1", {"text": "hi"}, tags=["x"]), 0, runner(), now=utc_now)
     finally:
         adapter.close()
         sys.modules.pop("team_pipeline_a1.rag", None)
@@ -105,7 +110,7 @@ def test_python__target_in_the_config_folder_called_with_input_and_case(tmp_path
 
 
 def test_python__dotted_attribute_target(functions: PythonAdapterFactory) -> None:
-    record = run_one(functions("chain.invoke"), case(question="q"), 0, runner())
+    record = run_one(functions("chain.invoke"), case(question="q"), 0, runner(), now=utc_now)
     assert (record.status, record.output.answer) == ("ok", "chain: q")
 
 
@@ -113,7 +118,9 @@ def test_python__exception_becomes_the_case_error_without_retry(
     functions: PythonAdapterFactory,
 ) -> None:
     sleeps: list[float] = []
-    record = run_one(functions("fail"), case(question="mars"), 0, runner(), sleep=sleeps.append)
+    record = run_one(
+        functions("fail"), case(question="mars"), 0, runner(), sleep=sleeps.append, now=utc_now
+    )
     assert record.status == "error"
     assert record.error is not None
     assert record.error.startswith("KeyError:") and "no document for 'mars'" in record.error
@@ -123,7 +130,7 @@ def test_python__exception_becomes_the_case_error_without_retry(
 def test_python__pipeline_timeout_error_is_its_error_not_our_timeout(
     functions: PythonAdapterFactory,
 ) -> None:
-    record = run_one(functions("own_timeout"), case(), 0, runner())
+    record = run_one(functions("own_timeout"), case(), 0, runner(), now=utc_now)
     assert record.status == "error"
     assert record.error == "TimeoutError: the vector store did not answer"
 
@@ -131,7 +138,7 @@ def test_python__pipeline_timeout_error_is_its_error_not_our_timeout(
 def test_python__sys_exit_in_the_pipeline_is_a_case_error(
     functions: PythonAdapterFactory,
 ) -> None:
-    record = run_one(functions("exit_zero"), case(), 0, runner())
+    record = run_one(functions("exit_zero"), case(), 0, runner(), now=utc_now)
     assert record.status == "error"
     assert record.error is not None and "SystemExit" in record.error
 
@@ -144,6 +151,7 @@ def test_python__slow_function_times_out_and_is_retried(functions: PythonAdapter
         0,
         runner(timeout_s=0.05, retries=2),
         sleep=sleeps.append,
+        now=utc_now,
     )
     assert record.status == "timeout"
     assert record.attempts == 3
@@ -155,10 +163,10 @@ def test_python__a_timed_out_call_does_not_hold_up_the_next(
     functions: PythonAdapterFactory,
 ) -> None:
     adapter = functions("slow_if_asked")
-    assert run_one(adapter, case(question="slow"), 0, runner(timeout_s=0.05, retries=0)).status == (
-        "timeout"
-    )
-    record = run_one(adapter, case(question="next"), 0, runner(timeout_s=2))
+    assert run_one(
+        adapter, case(question="slow"), 0, runner(timeout_s=0.05, retries=0), now=utc_now
+    ).status == ("timeout")
+    record = run_one(adapter, case(question="next"), 0, runner(timeout_s=2), now=utc_now)
     assert (record.status, record.output.answer) == ("ok", "echo: next")
 
 
@@ -168,7 +176,7 @@ def test_python__helper_threads_are_reused_and_end_on_close(
     settle("gate-python")  # helpers of earlier tests' adapters, closed but maybe not yet ended
     adapter = functions("answer")
     for i in range(20):
-        assert run_one(adapter, case(f"c{i}"), 0, runner()).status == "ok"
+        assert run_one(adapter, case(f"c{i}"), 0, runner(), now=utc_now).status == "ok"
     assert threads("gate-python") == 1
     adapter.close()
     assert settle("gate-python") == 0
@@ -212,7 +220,9 @@ def test_python__module_failing_on_import_is_an_adapter_error(tmp_path: Path) ->
 
 def http(server: PipelineServer, concurrency: int = 4, **headers: str) -> HttpAdapter:
     return HttpAdapter(
-        HttpPipeline(adapter="http", url=server.url, headers=headers), concurrency=concurrency
+        HttpPipeline(adapter="http", url=server.url, headers=headers),
+        concurrency=concurrency,
+        env=os.environ,
     )
 
 
@@ -225,7 +235,7 @@ def test_http__posts_id_and_input_only() -> None:
     )
     with PipelineServer([Answer(200, {"answer": "rotate it", "retrieved": ["d1"]})]) as server:
         adapter = http(server)
-        record = run_one(adapter, secret, 0, runner())
+        record = run_one(adapter, secret, 0, runner(), now=utc_now)
         adapter.close()
     assert record.status == "ok"
     assert record.output.retrieved_ids() == ["d1"]
@@ -238,7 +248,7 @@ def test_http__500_is_retried_then_succeeds() -> None:
     sleeps: list[float] = []
     with PipelineServer([Answer(500, {"error": "overloaded"}), Answer(200)]) as server:
         adapter = http(server)
-        record = run_one(adapter, case(), 0, runner(), sleep=sleeps.append)
+        record = run_one(adapter, case(), 0, runner(), sleep=sleeps.append, now=utc_now)
         adapter.close()
     assert (record.status, record.attempts, len(server.requests)) == ("ok", 2, 2)
     assert len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.5  # first backoff: 0.5 s, jittered
@@ -249,7 +259,7 @@ def test_http__429_retry_after_is_the_wait_asked_of_the_runner() -> None:
     script = [Answer(429, {"error": "slow down"}, headers={"Retry-After": "1"}), Answer(200)]
     with PipelineServer(script) as server:
         adapter = http(server)
-        record = run_one(adapter, case(), 0, runner(), sleep=sleeps.append)
+        record = run_one(adapter, case(), 0, runner(), sleep=sleeps.append, now=utc_now)
         adapter.close()
     assert (record.status, record.attempts) == ("ok", 2)
     assert sleeps == [1.0]
@@ -259,7 +269,7 @@ def test_http__retries_exhausted_is_an_error() -> None:
     sleeps: list[float] = []
     with PipelineServer(default=Answer(503, {"error": "down"})) as server:
         adapter = http(server)
-        record = run_one(adapter, case(), 0, runner(retries=2), sleep=sleeps.append)
+        record = run_one(adapter, case(), 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
         adapter.close()
     assert (record.status, record.attempts, len(server.requests)) == ("error", 3, 3)
     assert record.error == f"Transient: HTTP 503 from {server.url}: down"
@@ -269,7 +279,7 @@ def test_http__retries_exhausted_is_an_error() -> None:
 def test_http__404_is_an_error_without_retry() -> None:
     with PipelineServer([Answer(404, {"detail": "no such route"})]) as server:
         adapter = http(server)
-        record = run_one(adapter, case(), 0, runner(retries=2), sleep=lambda s: None)
+        record = run_one(adapter, case(), 0, runner(retries=2), sleep=lambda s: None, now=utc_now)
         adapter.close()
     assert (record.status, record.attempts, len(server.requests)) == ("error", 1, 1)
     assert (
@@ -284,7 +294,7 @@ def test_http__a_secret_header_quoted_back_by_the_server_is_scrubbed(
     rejected = {"error": {"message": "bad credentials: Bearer s3cret-token"}}
     with PipelineServer([Answer(401, rejected)]) as server:
         adapter = http(server, Authorization="Bearer ${PIPELINE_TOKEN}")
-        record = run_one(adapter, case(), 0, runner(retries=0), sleep=lambda s: None)
+        record = run_one(adapter, case(), 0, runner(retries=0), sleep=lambda s: None, now=utc_now)
         adapter.close()
     assert record.error == f"HttpRefused: HTTP 401 from {server.url}: bad credentials: Bearer ***"
 
@@ -292,7 +302,7 @@ def test_http__a_secret_header_quoted_back_by_the_server_is_scrubbed(
 def test_http__non_json_reply_is_an_error() -> None:
     with PipelineServer([Answer(200, b"<html>Bad gateway</html>")]) as server:
         adapter = http(server)
-        record = run_one(adapter, case(), 0, runner())
+        record = run_one(adapter, case(), 0, runner(), now=utc_now)
         adapter.close()
     assert record.status == "error"
     assert record.error is not None and "not JSON" in record.error and "<html>" in record.error
@@ -302,7 +312,9 @@ def test_http__read_timeout_is_a_timeout() -> None:
     sleeps: list[float] = []
     with PipelineServer(default=Answer(200, delay_s=10)) as server:
         adapter = http(server)
-        record = run_one(adapter, case(), 0, runner(timeout_s=0.1, retries=1), sleep=sleeps.append)
+        record = run_one(
+            adapter, case(), 0, runner(timeout_s=0.1, retries=1), sleep=sleeps.append, now=utc_now
+        )
         adapter.close()
     assert (record.status, record.attempts, len(sleeps)) == ("timeout", 2, 1)
     assert record.error is not None and record.error.startswith("CaseTimeout: no reply from")
@@ -311,7 +323,7 @@ def test_http__read_timeout_is_a_timeout() -> None:
 def test_http__dropped_connection_is_transient() -> None:
     with PipelineServer([Answer(drop=True), Answer(200, {"answer": "second try"})]) as server:
         adapter = http(server)
-        record = run_one(adapter, case(), 0, runner(), sleep=lambda s: None)
+        record = run_one(adapter, case(), 0, runner(), sleep=lambda s: None, now=utc_now)
         adapter.close()
     assert (record.status, record.attempts, record.output.answer) == ("ok", 2, "second try")
 
@@ -321,9 +333,9 @@ def test_http__connection_refused_is_retried_then_an_error() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/answer"
-    adapter = HttpAdapter(HttpPipeline(adapter="http", url=url), concurrency=2)
+    adapter = HttpAdapter(HttpPipeline(adapter="http", url=url), concurrency=2, env=os.environ)
     sleeps: list[float] = []
-    record = run_one(adapter, case(), 0, runner(retries=2), sleep=sleeps.append)
+    record = run_one(adapter, case(), 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     adapter.close()
     assert (record.status, record.attempts, len(sleeps)) == ("error", 3, 2)
     assert record.error == f"Transient: cannot reach {url}: ConnectionError"
@@ -333,7 +345,7 @@ def test_http__header_variables_come_from_the_environment(monkeypatch: pytest.Mo
     monkeypatch.setenv("GATE_TEST_TOKEN", "s3cret")
     with PipelineServer() as server:
         adapter = http(server, Authorization="Bearer ${GATE_TEST_TOKEN}", **{"X-Team": "search"})
-        run_one(adapter, case(), 0, runner())
+        run_one(adapter, case(), 0, runner(), now=utc_now)
         adapter.close()
     (seen,) = server.requests
     assert seen.headers["Authorization"] == "Bearer s3cret"
@@ -346,7 +358,7 @@ def test_http__unset_header_variable_is_a_config_error(monkeypatch: pytest.Monke
         adapter="http", url="http://127.0.0.1:9/", headers={"Authorization": "${GATE_TEST_UNSET}"}
     )
     with pytest.raises(ConfigError, match=r"pipeline.headers.Authorization: .*GATE_TEST_UNSET"):
-        HttpAdapter(spec, concurrency=1)
+        HttpAdapter(spec, concurrency=1, env=os.environ)
 
 
 def test_http__pool_reuses_connections_across_cases() -> None:
@@ -427,9 +439,9 @@ def test_command__processes_share_the_cases(command: Any) -> None:
 
 def test_command__malformed_line_fails_that_case_only(command: Any) -> None:
     adapter = command()
-    first = run_one(adapter, case("a", "before"), 0, runner())
-    bad = run_one(adapter, case("b", "malformed"), 0, runner())
-    after = run_one(adapter, case("c", "after"), 0, runner())
+    first = run_one(adapter, case("a", "before"), 0, runner(), now=utc_now)
+    bad = run_one(adapter, case("b", "malformed"), 0, runner(), now=utc_now)
+    after = run_one(adapter, case("c", "after"), 0, runner(), now=utc_now)
     assert bad.status == "error"
     assert bad.error == "ValueError: the output line is not JSON: 'this is not JSON'"
     assert bad.attempts == 1
@@ -439,9 +451,9 @@ def test_command__malformed_line_fails_that_case_only(command: Any) -> None:
 
 def test_command__hang_times_out_and_the_process_is_replaced(command: Any) -> None:
     adapter = command()
-    first = run_one(adapter, case("a", "before"), 0, runner())
-    hung = run_one(adapter, case("b", "hang"), 0, runner(timeout_s=0.2, retries=0))
-    after = run_one(adapter, case("c", "after"), 0, runner())
+    first = run_one(adapter, case("a", "before"), 0, runner(), now=utc_now)
+    hung = run_one(adapter, case("b", "hang"), 0, runner(timeout_s=0.2, retries=0), now=utc_now)
+    after = run_one(adapter, case("c", "after"), 0, runner(), now=utc_now)
     assert (hung.status, hung.error) == ("timeout", "CaseTimeout: no output line after 0.2 s")
     assert after.output.answer == "echo: after"
     assert pid_of(after) != pid_of(first)
@@ -450,9 +462,9 @@ def test_command__hang_times_out_and_the_process_is_replaced(command: Any) -> No
 
 def test_command__crash_reports_exit_code_and_stderr_then_replaced(command: Any) -> None:
     adapter = command()
-    first = run_one(adapter, case("a", "before"), 0, runner())
-    crashed = run_one(adapter, case("b", "crash"), 0, runner(), sleep=lambda s: None)
-    after = run_one(adapter, case("c", "after"), 0, runner())
+    first = run_one(adapter, case("a", "before"), 0, runner(), now=utc_now)
+    crashed = run_one(adapter, case("b", "crash"), 0, runner(), sleep=lambda s: None, now=utc_now)
+    after = run_one(adapter, case("c", "after"), 0, runner(), now=utc_now)
     assert crashed.status == "error"
     assert crashed.attempts == 1  # the case crashed it: running it again would crash it again
     assert crashed.error == (
@@ -465,13 +477,15 @@ def test_command__crash_reports_exit_code_and_stderr_then_replaced(command: Any)
 
 def test_command__process_gone_before_the_case_is_retried_on_a_new_one(command: Any) -> None:
     adapter = command()
-    last = run_one(adapter, case("a", "answer-then-exit"), 0, runner())
+    last = run_one(adapter, case("a", "answer-then-exit"), 0, runner(), now=utc_now)
     gone = pid_of(last)
     deadline = time.monotonic() + 5
     while not _exited(gone) and time.monotonic() < deadline:
         time.sleep(0.01)
     sleeps: list[float] = []
-    record = run_one(adapter, case("b", "next"), 0, runner(retries=1), sleep=sleeps.append)
+    record = run_one(
+        adapter, case("b", "next"), 0, runner(retries=1), sleep=sleeps.append, now=utc_now
+    )
     assert (record.status, record.attempts, len(sleeps)) == ("ok", 2, 1)
     assert pid_of(record) != gone
 
@@ -494,7 +508,7 @@ def test_command__close_leaves_no_process_or_reader_behind(command: Any) -> None
     assert settle("gate-command") == 0
     adapter = command(processes=3)
     records = run_all(adapter, [case(f"c{i}") for i in range(12)], concurrency=3)
-    hung = run_one(adapter, case("h", "hang"), 0, runner(timeout_s=0.1, retries=0))
+    hung = run_one(adapter, case("h", "hang"), 0, runner(timeout_s=0.1, retries=0), now=utc_now)
     assert hung.status == "timeout"
     pids = {pid_of(r) for r in records}
     adapter.close()
@@ -534,14 +548,14 @@ def test_replay__no_recorded_latency_is_unknown_not_the_time_to_read_a_file(
 
 def test_replay__missing_id_is_an_error(tmp_path: Path) -> None:
     adapter = replay(tmp_path, {"id": "a", "output": {"answer": "A"}})
-    record = run_one(adapter, case("zzz"), 0, runner())
+    record = run_one(adapter, case("zzz"), 0, runner(), now=utc_now)
     assert record.status == "error"
     assert record.error == "LookupError: no recorded output for this case in outputs.jsonl"
 
 
 def test_replay__recorded_error_is_the_case_error(tmp_path: Path) -> None:
     adapter = replay(tmp_path, {"id": "a", "output": None, "latency_ms": 30000, "error": "timeout"})
-    record = run_one(adapter, case("a"), 0, runner())
+    record = run_one(adapter, case("a"), 0, runner(), now=utc_now)
     assert (record.status, record.error, record.latency_ms, record.attempts) == (
         "error",
         "timeout",
@@ -591,7 +605,7 @@ def test_replay__bom_and_crlf_are_read(tmp_path: Path) -> None:
         b'\xef\xbb\xbf{"id": "a", "output": {"answer": "A"}}\r\n{"id": "b", "output": {}}\r\n'
     )
     adapter = ReplayAdapter(ReplayPipeline(adapter="replay", path=Path("outputs.jsonl")), tmp_path)
-    assert run_one(adapter, case("a"), 0, runner()).output.answer == "A"
+    assert run_one(adapter, case("a"), 0, runner(), now=utc_now).output.answer == "A"
 
 
 def test_replay__missing_file_is_a_dataset_error(tmp_path: Path) -> None:

@@ -154,7 +154,7 @@ def test_request__refusals_raise_at_once_without_the_token(
 def test_request__connection_errors_are_retried(sleeps: list[float]) -> None:
     with FakeGitHub() as gone:
         url = gone.url  # closed when the block ends: nothing listens there any more
-    client = GitHub("ghs_secret", url, sleep=sleeps.append)
+    client = GitHub("ghs_secret", url, sleep=sleeps.append, clock=lambda: NOW)
 
     with pytest.raises(GitHubError, match="ConnectionError") as caught:
         find_comment(client, REPO, 2, MARKER)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +22,9 @@ from gate.load.config import JudgeOptions
 from gate.load.dataset import Case
 from gate.metrics.batch import Batch
 from gate.metrics.scoring import aggregate, score
-from gate.pipeline import RunOptions, run
+from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
-from gate.run.adapters import Reply
+from gate.run.adapters.base import Reply
 from gate.run.records import EMPTY, Record, parse_output
 
 CLAIMS = {
@@ -119,7 +120,7 @@ def judge_all(
     fake: FakeOpenAI, tmp_path: Path, *pairs: tuple[Case, Record], **more: Any
 ) -> tuple[list[Record], JudgeStats, list[float]]:
     waits: list[float] = []
-    judge = Judge(options(fake, tmp_path, **more), tmp_path, sleep=waits.append)
+    judge = Judge(options(fake, tmp_path, **more), tmp_path, os.environ, sleep=waits.append)
     try:
         records, stats = judge.judge([c for c, _ in pairs], [r for _, r in pairs])
     finally:
@@ -383,7 +384,7 @@ def test_missing_judge_key__an_input_error_naming_the_variable(
     judge_options = JudgeOptions(model="m", api_key_env="JUDGE_KEY")
 
     with pytest.raises(ConfigError, match=r"^metrics.judge.api_key_env: .* JUDGE_KEY is not set"):
-        Judge(judge_options, tmp_path)
+        Judge(judge_options, tmp_path, os.environ)
 
 
 def test_judged_metrics__nan_without_verdicts() -> None:
@@ -439,7 +440,12 @@ def project(tmp_path: Path, judge: dict[str, Any] | None, thresholds: dict[str, 
 
 
 def gate_run(config: Path) -> dict[str, Any]:
-    options = RunOptions(config=config, out_dir=config.parent / "out", progress=None)
+    options = RunOptions(
+        config=config,
+        out_dir=config.parent / "out",
+        progress=None,
+        world=World(env={"OPENAI_API_KEY": KEY}),
+    )
     return run(options, adapter=Answers()).report
 
 

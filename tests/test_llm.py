@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ from gate.llm import LLMError
 from gate.load.config import Config, Runner, load_config
 from gate.load.dataset import Case
 from gate.plan import pipeline_fingerprint, prepare, prompt_identity
-from gate.run.adapters import Adapter, CaseTimeout, Transient, make_adapter
+from gate.retry import CaseTimeout, Transient
+from gate.run.adapters import Adapter, make_adapter
 from gate.run.records import parse_output
 from gate.run.runner import run_one
 
@@ -40,6 +43,11 @@ user:
 
 Question: {{ input }}
 """
+
+
+def utc_now() -> datetime:
+    return datetime(2025, 1, 1, tzinfo=UTC)
+
 
 CASE = Case.model_validate(
     {
@@ -67,7 +75,7 @@ def configure(tmp_path: Path, base_url: str, prompt: str = PROMPT, **pipeline: A
 
 
 def adapter(tmp_path: Path, base_url: str, prompt: str = PROMPT, **pipeline: Any) -> Adapter:
-    return make_adapter(configure(tmp_path, base_url, prompt, **pipeline))
+    return make_adapter(configure(tmp_path, base_url, prompt, **pipeline), os.environ)
 
 
 def ask(tmp_path: Path, fake: FakeOpenAI, prompt: str = PROMPT, **pipeline: Any) -> Any:
@@ -193,7 +201,7 @@ def test_tools__malformed_arguments_are_the_cases_error(tmp_path: Path, fake: Fa
     fake.reply(None, tool_calls=[("lookup_order", '{"order_id": ')])
     made = adapter(tmp_path, fake.url, TOOLS_PROMPT)
 
-    record = run_one(made, CASE, 0, Runner(retries=2), sleep=lambda s: None)
+    record = run_one(made, CASE, 0, Runner(retries=2), sleep=lambda s: None, now=utc_now)
     made.close()
 
     assert record.status == "error" and record.attempts == 1
@@ -227,7 +235,7 @@ def test_json_mode__invalid_json_is_the_cases_error(tmp_path: Path, fake: FakeOp
     fake.reply('{"answer": "After 90 days.",')
     made = adapter(tmp_path, fake.url, JSON_PROMPT)
 
-    record = run_one(made, CASE, 0, Runner(retries=2), sleep=lambda s: None)
+    record = run_one(made, CASE, 0, Runner(retries=2), sleep=lambda s: None, now=utc_now)
     made.close()
 
     assert record.status == "error"
@@ -240,7 +248,7 @@ def test_429__retried_by_the_runner_after_retry_after(tmp_path: Path, fake: Fake
     made = adapter(tmp_path, fake.url)
     waits: list[float] = []
 
-    record = run_one(made, CASE, 0, Runner(retries=2), sleep=waits.append)
+    record = run_one(made, CASE, 0, Runner(retries=2), sleep=waits.append, now=utc_now)
     made.close()
 
     assert waits == [2.0]
@@ -268,7 +276,9 @@ def test_500_then_success__one_backoff(tmp_path: Path, fake: FakeOpenAI) -> None
     made = adapter(tmp_path, fake.url)
     waits: list[float] = []
 
-    record = run_one(made, CASE, 0, Runner(retries=1), sleep=waits.append, rng=random.Random(0))
+    record = run_one(
+        made, CASE, 0, Runner(retries=1), sleep=waits.append, rng=random.Random(0), now=utc_now
+    )
     made.close()
 
     assert record.status == "ok" and record.attempts == 2
@@ -299,7 +309,7 @@ def test_fallback__an_overloaded_primary_hands_over_at_once(
     made = adapter(tmp_path, fake.url, fallback_models=["backup-model"])
     waits: list[float] = []
 
-    record = run_one(made, CASE, 0, Runner(retries=2), sleep=waits.append)
+    record = run_one(made, CASE, 0, Runner(retries=2), sleep=waits.append, now=utc_now)
     made.close()
 
     assert waits == [] and record.attempts == 1
@@ -331,7 +341,7 @@ def test_fallback__all_refused_is_the_cases_error_without_retries(
     fake.fail(400, "context_length_exceeded")
     made = adapter(tmp_path, fake.url, fallback_models=["backup-model"])
 
-    record = run_one(made, CASE, 0, Runner(retries=2), sleep=lambda s: None)
+    record = run_one(made, CASE, 0, Runner(retries=2), sleep=lambda s: None, now=utc_now)
     made.close()
 
     assert record.status == "error" and record.attempts == 1
@@ -381,7 +391,7 @@ def test_api_key__missing_variable_is_an_input_error_naming_it(
     config = configure(tmp_path, "http://127.0.0.1:9/v1", api_key_env="TEAM_LLM_KEY")
 
     with pytest.raises(ConfigError) as caught:
-        make_adapter(config)
+        make_adapter(config, os.environ)
 
     assert str(caught.value).startswith(
         "pipeline.api_key_env: the environment variable TEAM_LLM_KEY is not set"
@@ -403,7 +413,7 @@ def test_api_key__never_in_an_error_even_when_the_server_quotes_it(
     fake.fail(401, f"Incorrect API key provided: {KEY}. You can find your API key at ...")
     made = adapter(tmp_path, fake.url)
 
-    record = run_one(made, CASE, 0, Runner(retries=0), sleep=lambda s: None)
+    record = run_one(made, CASE, 0, Runner(retries=0), sleep=lambda s: None, now=utc_now)
     made.close()
 
     assert "Incorrect API key provided: ***." in (record.error or "")

@@ -12,7 +12,7 @@ import yaml
 
 from gate.load.dataset import Case
 from gate.pipeline import RunOptions, run
-from gate.run.adapters import Reply
+from gate.run.adapters.base import Reply
 
 
 class FakeAdapter:

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,10 @@ import pytest
 
 from gate.load.config import Runner
 from gate.load.dataset import Case
-from gate.run.adapters import CaseTimeout, Reply, Transient
+from gate.retry import MAX_BACKOFF_S, CaseTimeout, Transient, backoff_s
+from gate.run.adapters.base import Reply
 from gate.run.records import EMPTY, Record, RecordWriter
-from gate.run.runner import MAX_BACKOFF_S, Progress, backoff_s, run_cases, run_one
+from gate.run.runner import Progress, run_cases, run_one
 
 
 class FakeAdapter:
@@ -50,6 +51,10 @@ class FakeAdapter:
         pass
 
 
+def utc_now() -> datetime:
+    return datetime(2025, 1, 1, tzinfo=UTC)
+
+
 def cases(n: int) -> list[Case]:
     return [Case(id=f"c{i}", input=f"question {i}") for i in range(n)]
 
@@ -63,7 +68,7 @@ def quiet(n: int) -> Progress:
 
 
 def run(adapter: FakeAdapter, items: list[Case], **settings: Any) -> list[Record]:
-    return run_cases(items, adapter, runner(**settings), progress=quiet(len(items)))
+    return run_cases(items, adapter, runner(**settings), progress=quiet(len(items)), now=utc_now)
 
 
 # --- concurrency, repeats, order --------------------------------------------------------------
@@ -122,7 +127,12 @@ def test_run_cases__records_in_dataset_order_whatever_order_they_finish() -> Non
             others_recorded.set()
 
     records = run_cases(
-        cases(3), FakeAdapter(answer), runner(concurrency=3), on_record, progress=quiet(3)
+        cases(3),
+        FakeAdapter(answer),
+        runner(concurrency=3),
+        on_record,
+        progress=quiet(3),
+        now=utc_now,
     )
     assert finished[-1] == "c0"
     assert [r.case_id for r in records] == ["c0", "c1", "c2"]
@@ -144,7 +154,14 @@ def test_run_cases__records_jsonl_is_readable_while_the_run_goes_on(tmp_path: Pa
 
     writer = RecordWriter(path)
     try:
-        run_cases(cases(5), FakeAdapter(answer), runner(concurrency=1), writer.write, quiet(5))
+        run_cases(
+            cases(5),
+            FakeAdapter(answer),
+            runner(concurrency=1),
+            writer.write,
+            quiet(5),
+            now=utc_now,
+        )
     finally:
         writer.close()
     assert seen_mid_run == ["c0", "c1", "c2", "c3"]
@@ -167,7 +184,7 @@ def test_run_cases__a_failing_on_record_stops_the_run_without_running_the_rest()
 
     adapter = FakeAdapter(answer)
     with pytest.raises(OSError, match="No space left"):
-        run_cases(cases(200), adapter, runner(concurrency=2), disk_full, quiet(200))
+        run_cases(cases(200), adapter, runner(concurrency=2), disk_full, quiet(200), now=utc_now)
     assert len(adapter.calls) < 50  # the queued cases were dropped, not all run first
 
 
@@ -196,6 +213,7 @@ def test_progress__a_line_every_tenth_without_a_tty() -> None:
         FakeAdapter(answer),
         runner(concurrency=4),
         progress=Progress(50, stream, every_s=3600),
+        now=utc_now,
     )
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue() and "\x1b" not in stream.getvalue()
@@ -242,7 +260,7 @@ class Flaky:
 def test_run_one__transient_failures_are_retried_with_backoff() -> None:
     sleeps: list[float] = []
     adapter = FakeAdapter(Flaky(Transient("HTTP 502"), Transient("HTTP 503")))
-    record = run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append)
+    record = run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     assert (record.status, record.attempts, record.output.answer) == ("ok", 3, "finally")
     assert record.error is None
     assert len(sleeps) == 2 and 0.25 <= sleeps[0] <= 0.5 and 0.5 <= sleeps[1] <= 1.0
@@ -251,14 +269,14 @@ def test_run_one__transient_failures_are_retried_with_backoff() -> None:
 def test_run_one__retry_after_is_honoured_up_to_the_cap() -> None:
     sleeps: list[float] = []
     adapter = FakeAdapter(Flaky(Transient("429", retry_after=2), Transient("429", retry_after=900)))
-    run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append)
+    run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     assert sleeps == [2, MAX_BACKOFF_S]
 
 
 def test_run_one__timeouts_are_retried_then_recorded_as_timeout() -> None:
     sleeps: list[float] = []
     adapter = FakeAdapter(Flaky(*[CaseTimeout("no result after 5 s")] * 3))
-    record = run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append)
+    record = run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     assert (record.status, record.attempts, len(sleeps)) == ("timeout", 3, 2)
     assert record.error == "CaseTimeout: no result after 5 s"
     assert record.output == EMPTY
@@ -267,7 +285,7 @@ def test_run_one__timeouts_are_retried_then_recorded_as_timeout() -> None:
 def test_run_one__other_exceptions_are_the_case_error_at_once() -> None:
     sleeps: list[float] = []
     adapter = FakeAdapter(Flaky(PermissionError("model access denied")))
-    record = run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append)
+    record = run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     assert (record.status, record.attempts, sleeps) == ("error", 1, [])
     assert record.error == "PermissionError: model access denied"
 
@@ -277,7 +295,7 @@ def test_run_one__latency_from_the_pipeline_call_and_a_utc_start() -> None:
         time.sleep(0.02)
         return {}
 
-    record = run_one(FakeAdapter(answer), cases(1)[0], 0, runner())
+    record = run_one(FakeAdapter(answer), cases(1)[0], 0, runner(), now=utc_now)
     assert record.latency_ms is not None and record.latency_ms >= 20
     assert record.started_at.endswith("Z")
     datetime.fromisoformat(record.started_at.replace("Z", "+00:00"))
@@ -299,7 +317,7 @@ NOT_AN_OBJECT = 'malformed output: expected a JSON object like {"answer": ...}, 
     ],
 )
 def test_run_one__malformed_output_is_the_case_error_naming_the_field(raw: Any, error: str) -> None:
-    record = run_one(FakeAdapter(lambda case: raw), cases(1)[0], 0, runner())
+    record = run_one(FakeAdapter(lambda case: raw), cases(1)[0], 0, runner(), now=utc_now)
     assert record.status == "error"
     assert record.error is not None and error in record.error
     assert (record.attempts, record.output, record.raw_output) == (1, EMPTY, raw)
@@ -310,7 +328,7 @@ def test_run_one__a_replayed_error_is_kept_as_recorded() -> None:
         def call(self, case: Case, timeout_s: float) -> Reply:
             return Reply(None, latency_ms=1234.5, error="upstream 502")
 
-    record = run_one(Recorded(), cases(1)[0], 0, runner())
+    record = run_one(Recorded(), cases(1)[0], 0, runner(), now=utc_now)
     assert (record.status, record.error, record.latency_ms) == ("error", "upstream 502", 1234.5)
 
 

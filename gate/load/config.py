@@ -7,7 +7,7 @@ ignored setting), and every problem is reported as ``file:line: key: problem (fi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal, Protocol, get_args
 
@@ -184,18 +184,6 @@ def load_config(path: Path) -> Config:
         problems = describe(exc, Config, str(path), lines)
         raise ConfigError(capped(problems, "problems")) from None
     return config
-
-
-def expand_env(value: str, where: str, env: Mapping[str, str]) -> str:
-    """Replace ``${VAR}`` with ``env``'s VAR; an unset variable is an input error."""
-
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            raise ConfigError(f"{where}: environment variable {name} is not set (fix: export it)")
-        return env[name]
-
-    return re.sub(r"\$\{(\w+)\}", one, value)
 
 
 # --- thresholds -------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ One `requests.Session` carries the token; every call is retried on the failures 
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,6 +18,8 @@ import requests
 
 from gate import __version__
 from gate.errors import GitHubError
+from gate.retry import backoff_s, retry_after
+from gate.transport import redact, session
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -27,7 +28,8 @@ ACTIONS_BOT = "github-actions[bot]"
 
 TIMEOUT_S = 30.0
 MAX_ATTEMPTS = 5
-BACKOFF_S = 1.0
+BACKOFF_S = 2.0
+"""The wait after the first failure, at most (jittered); it doubles with each further one."""
 MAX_WAIT_S = 60.0
 """The longest the gate waits before a retry; a rate limit that resets later is not waited for."""
 SECONDARY_LIMIT_WAIT_S = 60.0
@@ -55,24 +57,25 @@ class GitHub:
         token: str,
         api_url: str = DEFAULT_API_URL,
         *,
+        clock: Callable[[], float],
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
+        """``clock`` is the wall clock (epoch seconds): rate limits name the time they reset."""
         self.api_url = api_url.rstrip("/")
         self._token = token
         self._sleep = sleep
         self._clock = clock
+        self._rng = random.Random()
         self._max_attempts = max_attempts
-        self.session = requests.Session()
-        self.session.headers.update(
-            {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": f"gate/{__version__}",
-            }
-        )
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": f"gate/{__version__}",
+        }
+        # One request at a time: one connection.
+        self.session = session(1, headers)
 
     def __enter__(self) -> GitHub:
         return self
@@ -152,7 +155,7 @@ class GitHub:
 
     def _rate_limit_wait(self, headers: Mapping[str, str], status: int, attempt: int) -> float:
         now = self._clock()
-        if (after := _retry_after(headers.get("retry-after"), now)) is not None:
+        if (after := retry_after(headers, now)) is not None:
             return after
         if headers.get("x-ratelimit-remaining") == "0":
             with contextlib.suppress(ValueError):
@@ -160,13 +163,11 @@ class GitHub:
                 return max(float(headers.get("x-ratelimit-reset", "")) - now, 0.0) + 1.0
         return SECONDARY_LIMIT_WAIT_S if status == 403 else self._backoff(attempt)
 
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        # Full jitter: concurrent jobs that failed together do not retry together.
-        return random.uniform(0, min(MAX_WAIT_S, BACKOFF_S * 2**attempt))
+    def _backoff(self, attempt: int) -> float:
+        return backoff_s(attempt - 1, None, self._rng, first_s=BACKOFF_S, cap_s=MAX_WAIT_S)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        return redact(text, [self._token])
 
 
 def find_comment(
@@ -228,15 +229,3 @@ def _refusal(where: str, response: requests.Response) -> str:
             "the repository."
         )
     return said
-
-
-def _retry_after(value: str | None, now: float) -> float | None:
-    """``Retry-After`` in seconds from ``now``: it is either a number of seconds or an HTTP date."""
-    if value is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(float(value), 0.0)
-    try:
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - now, 0.0)
-    except (TypeError, ValueError):
-        return None

@@ -18,18 +18,9 @@ from typing import TextIO
 
 from gate.load.config import Runner
 from gate.load.dataset import Case
-from gate.run.adapters import Adapter, CaseTimeout, Reply, Transient
+from gate.retry import CaseTimeout, Transient, backoff_s
+from gate.run.adapters.base import Adapter, Reply
 from gate.run.records import EMPTY, Record, Status, parse_output
-
-MAX_BACKOFF_S = 30.0
-"""The longest wait between two attempts, whatever a server's Retry-After asks for."""
-
-
-def backoff_s(attempt: int, retry_after: float | None, rng: random.Random) -> float:
-    """Full-jitter exponential backoff (0.5 s · 2^attempt), or the server's Retry-After."""
-    if retry_after is not None:
-        return min(retry_after, MAX_BACKOFF_S)
-    return min(MAX_BACKOFF_S, 0.5 * 2.0**attempt) * rng.uniform(0.5, 1.0)
 
 
 @dataclass
@@ -80,11 +71,16 @@ def run_one(
     settings: Runner,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
+    *,
+    now: Callable[[], datetime],
 ) -> Record:
-    """Run one case to a Record, retrying transient failures and timeouts; never raises."""
+    """Run one case to a Record, retrying transient failures and timeouts; never raises.
+
+    ``now`` is the wall clock (timezone-aware) that stamps the record's start.
+    """
     rng = rng or random.Random()
     trace_id = uuid.uuid4().hex
-    started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    started_at = now().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     base = Record(case.id, repeat, trace_id, "error", None, 0, started_at)
     for attempt in range(settings.retries + 1):
         begin = time.monotonic()
@@ -132,9 +128,13 @@ def run_cases(
     settings: Runner,
     on_record: Callable[[Record], None] = lambda record: None,
     progress: Progress | None = None,
-    now: object = None,
+    *,
+    now: Callable[[], datetime],
 ) -> list[Record]:
-    """Run every case ``settings.repeats`` times; records come back in dataset order."""
+    """Run every case ``settings.repeats`` times; records come back in dataset order.
+
+    ``now`` stamps each record's start (see ``run_one``).
+    """
     jobs = [(case, repeat) for repeat in range(settings.repeats) for case in cases]
     progress = progress or Progress(len(jobs))
     records: dict[tuple[str, int], Record] = {}
@@ -142,7 +142,9 @@ def run_cases(
     try:
         # as_completed, not wait(FIRST_COMPLETED) in a loop: that re-arms every pending future on
         # each pass, quadratic in the number of cases.
-        futures = [pool.submit(run_one, adapter, case, repeat, settings) for case, repeat in jobs]
+        futures = [
+            pool.submit(run_one, adapter, case, repeat, settings, now=now) for case, repeat in jobs
+        ]
         for future in as_completed(futures):
             record = future.result()
             records[(record.case_id, record.repeat)] = record

@@ -1,0 +1,78 @@
+"""The ``replay`` adapter: outputs recorded earlier, read from a JSONL file."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gate.errors import DatasetError
+from gate.load.config import ReplayPipeline
+from gate.load.dataset import Case
+from gate.load.validation import capped, describe
+from gate.run.adapters.base import Reply
+
+
+class _Recorded(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    output: dict[str, Any] | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class ReplayAdapter:
+    """Serves recorded outputs by case id. Several lines for one id are served in turn, one per
+    repeat, so a recorded non-deterministic pipeline replays its variation."""
+
+    def __init__(self, spec: ReplayPipeline, root: Path) -> None:
+        self._path = spec.path if spec.path.is_absolute() else root / spec.path
+        self._rows: dict[str, list[_Recorded]] = {}
+        self._served: dict[str, int] = {}
+        self._lock = threading.Lock()
+        try:
+            text = self._path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise DatasetError(
+                f"{self._path}: replay file not found (fix: check `pipeline.path`)"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"{self._path}: not UTF-8 at byte {exc.start} (fix: save it as UTF-8)"
+            ) from None
+        problems: list[str] = []
+        # Numbered by the file's own lines (blank ones included), so file:line points at the row.
+        # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line separators.
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            where = f"{self._path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
+                continue
+            try:
+                recorded = _Recorded.model_validate(row)
+            except ValidationError as exc:
+                problems += describe(exc, _Recorded, where)
+                continue
+            self._rows.setdefault(recorded.id, []).append(recorded)
+        if problems:
+            raise DatasetError(capped(problems, "problems"))
+
+    def call(self, case: Case, timeout_s: float) -> Reply:
+        rows = self._rows.get(case.id)
+        if not rows:
+            raise LookupError(f"no recorded output for this case in {self._path.name}")
+        with self._lock:
+            turn = self._served.get(case.id, 0)
+            self._served[case.id] = turn + 1
+        row = rows[turn % len(rows)]
+        return Reply(row.output, latency_ms=row.latency_ms, error=row.error, timed=False)
+
+    def close(self) -> None:
+        pass
