@@ -19,6 +19,7 @@ from gate import __version__, action
 from gate.errors import GateError
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
+from gate.scaffold import init
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
 
@@ -102,8 +103,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
         return EXIT_PASS
     if args.command == "init":
-        from gate.scaffold import init
-
         return init(Path.cwd(), force=args.force, out=sys.stdout)
     if args.command == "action":
         workspace = Path(os.environ.get("GITHUB_WORKSPACE") or ".")

@@ -280,7 +280,7 @@ class Judge:
         self._rubrics: dict[str, Rubric] = {name: load_rubric(name) for name in options.metrics}
         api_key = read_api_key(env, options.api_key_env, "metrics.judge.api_key_env")
         self._client = ChatClient(options.base_url, api_key, options.prices, options.concurrency)
-        folder = options.cache_dir if options.cache_dir.is_absolute() else root / options.cache_dir
+        folder = root / options.cache_dir  # an absolute cache_dir stays as it is
         self._cache = JudgeCache(folder)
         self._sleep = sleep
         self._rng = random.Random()

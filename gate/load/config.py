@@ -170,7 +170,7 @@ class Config(Strict):
         return self.path.parent
 
     def resolve(self, path: Path) -> Path:
-        return path if path.is_absolute() else self.root / path
+        return self.root / path  # pathlib keeps an absolute path as it is
 
 
 def load_config(path: Path) -> Config:

@@ -7,17 +7,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from gate.errors import DatasetError
 from gate.load.config import ReplayPipeline
 from gate.load.dataset import Case
-from gate.load.validation import capped, describe
+from gate.load.validation import Strict, capped, describe
 from gate.run.adapters.base import Reply
 
 
-class _Recorded(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Recorded(Strict):
     id: str
     output: dict[str, Any] | None = None
     latency_ms: float | None = None
@@ -29,7 +28,7 @@ class ReplayAdapter:
     repeat, so a recorded non-deterministic pipeline replays its variation."""
 
     def __init__(self, spec: ReplayPipeline, root: Path) -> None:
-        self._path = spec.path if spec.path.is_absolute() else root / spec.path
+        self._path = root / spec.path  # an absolute spec.path stays as it is
         self._rows: dict[str, list[_Recorded]] = {}
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
