@@ -1,1 +1,1 @@
-"""run"""
+"""Run: every case through the team's pipeline (adapters), concurrently, into records."""
