@@ -1,7 +1,7 @@
 """``gate action`` and ``gate comment`` with exactly the environment GitHub gives a Docker action.
 
 No Docker engine runs here, so the container's contract is tested at its entry point: inputs as
-``INPUT_<NAME>`` with hyphens kept, the real webhook payloads from shared/oracles/github/events as
+``INPUT_<NAME>`` with hyphens kept, the real webhook payloads from data/oracles/github/events as
 ``GITHUB_EVENT_PATH``, output and summary files in tmp_path, and the fake GitHub as the API.
 """
 
@@ -25,8 +25,9 @@ from gate.pipeline import Outcome, RunOptions
 from gate.publish.github import GitHub
 
 ROOT = Path(__file__).resolve().parents[1]
-EVENTS = ROOT.parent / "shared" / "oracles" / "github" / "events"
-REPORTS = Path(__file__).parent / "data" / "reports"
+DATA = Path(__file__).parent / "data"
+EVENTS = DATA / "oracles" / "github" / "events"
+REPORTS = DATA / "reports"
 PR_PAYLOADS = [
     "pull_request_opened.payload.json",
     "pull_request_opened.with-organization.payload.json",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
-from fake_github import FakeGitHub
+from fake_github import ORACLES, SPEC, FakeGitHub
 
 from gate.errors import GitHubError
 from gate.publish.github import MAX_ATTEMPTS, GitHub, find_comment, upsert_comment
@@ -171,3 +172,11 @@ def test_paginate__never_follows_a_link_to_another_host(fake: FakeGitHub, client
     with pytest.raises(GitHubError, match="outside"):
         find_comment(client, REPO, 2, MARKER)
     assert len(fake.requests) == 1
+
+
+def test_spec__the_fakes_description_has_the_issue_comment_operations_unchanged() -> None:
+    comments = json.loads((ORACLES / "issue-comments.openapi.json").read_text(encoding="utf-8"))
+
+    for path, operations in comments["paths"].items():
+        for method, operation in operations.items():
+            assert SPEC["paths"][path][method] == operation, f"{method.upper()} {path}"
