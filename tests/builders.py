@@ -1,22 +1,31 @@
-"""Batches built from real ``Case`` and ``Record`` objects, for tests of metrics and checks.
+"""What tests build: runs and batches for metrics, runner settings, projects, a fake pipeline.
 
 A run is a (case, record) pair made from the JSON a user writes (the golden-set line's
 ``expected``, the pipeline's output), validated by the same models the gate uses. A failed run
 has no output, as the runner records it.
+
+``conftest.py`` binds ``write_project`` to a test's ``tmp_path`` as the ``make_project`` fixture.
 """
 
 from __future__ import annotations
 
-import shutil
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
+from gate.load.config import Runner
 from gate.load.dataset import Case
 from gate.metrics import scoring
 from gate.metrics.batch import Batch
+from gate.run.adapters.base import Adapter, Reply
 from gate.run.records import EMPTY, Record, Status, parse_output
+from gate.run.runner import Progress, run_cases
 
 Run = tuple[Case, Record]
 
@@ -82,15 +91,86 @@ def documented(name: str) -> bool:
     return f"`{name}`" in DOCS.read_text(encoding="utf-8")
 
 
-def copy_example(folder: Path) -> Path:
-    """A copy of the shipped example (config, golden set, thresholds, baseline, pipeline) in
-    ``folder``, so a test can break it or write a baseline without touching the repository."""
-    root = Path(__file__).resolve().parents[1]
+def runner(**settings: Any) -> Runner:
+    """Runner settings: 4 cases at once, 5 s each, 2 retries, unless ``settings`` say otherwise."""
+    return Runner.model_validate({"concurrency": 4, "timeout_s": 5, "retries": 2, **settings})
+
+
+def utc_now() -> datetime:
+    """The runner's clock in tests: a fixed moment, so records are reproducible."""
+    return datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def run_all(adapter: Adapter, cases: list[Case], **settings: Any) -> list[Record]:
+    """Every case through the runner with ``runner(**settings)``, printing no progress."""
+    return run_cases(
+        cases, adapter, runner(**settings), progress=Progress(len(cases), None), now=utc_now
+    )
+
+
+MakeProject = Callable[..., Path]
+"""The ``make_project`` fixture: ``write_project`` bound to the test's ``tmp_path``."""
+
+
+def write_project(
+    folder: Path,
+    cases: Iterable[Mapping[str, Any]],
+    thresholds: Mapping[str, Any] | None = None,
+    **config: Any,
+) -> Path:
+    """``golden.jsonl`` with ``cases``, ``thresholds.yml`` when given, and the ``gate.yml`` naming
+    them, in ``folder``; returns the path of gate.yml. The pipeline replays a file never read (the
+    test passes its own adapter); ``config`` adds or replaces top-level keys of gate.yml."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("gate.yml", "datasets", "thresholds", "examples"):
-        source = root / name
-        if source.is_dir():
-            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, folder / name)
-    return folder
+    lines = "".join(json.dumps(case) + "\n" for case in cases)
+    (folder / "golden.jsonl").write_text(lines, encoding="utf-8")
+    body: dict[str, Any] = {
+        "dataset": "golden.jsonl",
+        "pipeline": {"adapter": "replay", "path": "unused.jsonl"},
+    }
+    if thresholds is not None:
+        (folder / "thresholds.yml").write_text(yaml.safe_dump(dict(thresholds)), encoding="utf-8")
+        body["thresholds"] = "thresholds.yml"
+    body.update(config)
+    (folder / "gate.yml").write_text(yaml.safe_dump(body), encoding="utf-8")
+    return folder / "gate.yml"
+
+
+class FakeAdapter:
+    """A deterministic pipeline: answers every call with ``answer(case)``, which may wait or
+    raise. Keeps the case ids it was called with, and the most calls it was serving at once."""
+
+    def __init__(self, answer: Callable[[Case], Any] = lambda case: {"answer": case.id}) -> None:
+        self.answer = answer
+        self.calls: list[str] = []
+        self.active = 0
+        self.max_active = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def queued(cls, outputs: Mapping[str, list[Any]]) -> FakeAdapter:
+        """Serves each case id's outputs in turn, one per call (so one per repeat); the last one
+        again once the others are used up."""
+        queues = {case_id: list(queue) for case_id, queue in outputs.items()}
+        lock = threading.Lock()
+
+        def answer(case: Case) -> Any:
+            with lock:
+                queue = queues[case.id]
+                return queue.pop(0) if len(queue) > 1 else queue[0]
+
+        return cls(answer)
+
+    def call(self, case: Case, timeout_s: float) -> Reply:
+        with self._lock:
+            self.calls.append(case.id)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            return Reply(self.answer(case))
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def close(self) -> None:
+        pass

@@ -1,7 +1,7 @@
 """``gate action`` and ``gate comment`` with exactly the environment GitHub gives a Docker action.
 
 No Docker engine runs here, so the container's contract is tested at its entry point: inputs as
-``INPUT_<NAME>`` with hyphens kept, the real webhook payloads from shared/oracles/github/events as
+``INPUT_<NAME>`` with hyphens kept, the real webhook payloads from data/oracles/github/events as
 ``GITHUB_EVENT_PATH``, output and summary files in tmp_path, and the fake GitHub as the API.
 """
 
@@ -11,7 +11,6 @@ import copy
 import json
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from gate.pipeline import Outcome, RunOptions
 from gate.publish.github import GitHub
 
 ROOT = Path(__file__).resolve().parents[1]
-EVENTS = ROOT.parent / "shared" / "oracles" / "github" / "events"
-REPORTS = Path(__file__).parent / "data" / "reports"
+DATA = Path(__file__).parent / "data"
+EVENTS = DATA / "oracles" / "github" / "events"
+REPORTS = DATA / "reports"
 PR_PAYLOADS = [
     "pull_request_opened.payload.json",
     "pull_request_opened.with-organization.payload.json",
@@ -59,24 +59,13 @@ class FakeRun:
         return Outcome(code, self.report, report_path, markdown_path)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as server:
-        yield server
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
 def client(sleeps: list[float]) -> action.GitHubFactory:
     return lambda token, url: GitHub(token, url, sleep=sleeps.append, clock=time.time)
 
 
 def github_env(
     tmp_path: Path,
-    fake: FakeGitHub,
+    fake_github: FakeGitHub,
     event: str = PR_PAYLOADS[0],
     event_name: str = "pull_request",
     **inputs: str,
@@ -86,7 +75,7 @@ def github_env(
     workspace.mkdir(exist_ok=True)
     env = {
         "INPUT_CONFIG": "gate.yml",
-        "INPUT_GITHUB-TOKEN": fake.token,
+        "INPUT_GITHUB-TOKEN": fake_github.token,
         "INPUT_COMMENT": "true",
         "INPUT_FAIL-ON": "any",
         "INPUT_UPDATE-BASELINE": "false",
@@ -95,7 +84,7 @@ def github_env(
         "GITHUB_EVENT_NAME": event_name,
         "GITHUB_EVENT_PATH": str(EVENTS / event),
         "GITHUB_REPOSITORY": "Codertocat/Hello-World",
-        "GITHUB_API_URL": fake.url,
+        "GITHUB_API_URL": fake_github.url,
         "GITHUB_SERVER_URL": "https://github.com",
         "GITHUB_WORKSPACE": str(workspace),
         "GITHUB_OUTPUT": str(tmp_path / "set_output"),
@@ -123,12 +112,12 @@ def read_outputs(path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("payload", PR_PAYLOADS)
 def test_main__pull_request_posts_the_comment_and_writes_outputs(
-    tmp_path: Path, fake: FakeGitHub, payload: str
+    tmp_path: Path, fake_github: FakeGitHub, payload: str
 ) -> None:
     report = load_report("fail")
     report["summary"] = "fail: 3 of 9 checks failed\nsecond line: 100% sure, a::b"
     run = FakeRun(report)
-    env = github_env(tmp_path, fake, payload)
+    env = github_env(tmp_path, fake_github, payload)
 
     code = action.main(env, run)
 
@@ -138,7 +127,7 @@ def test_main__pull_request_posts_the_comment_and_writes_outputs(
     assert options.config == workspace / "gate.yml"
     assert options.out_dir == workspace / "gate-report"
     assert not options.update_baseline
-    (comment,) = fake.comments_on(2)
+    (comment,) = fake_github.comments_on(2)
     assert comment["body"].startswith("<!-- gate:comment config=")
     assert "### ❌ gate: fail" in comment["body"]
     assert "/Codertocat/Hello-World/actions/runs/30433642" in comment["body"]
@@ -152,16 +141,16 @@ def test_main__pull_request_posts_the_comment_and_writes_outputs(
     assert (workspace / "gate-report" / "pr-number.txt").read_text() == "2\n"
 
 
-def test_main__second_run_updates_the_same_comment(tmp_path: Path, fake: FakeGitHub) -> None:
-    env = github_env(tmp_path, fake)
+def test_main__second_run_updates_the_same_comment(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    env = github_env(tmp_path, fake_github)
 
     assert action.main(env, FakeRun(load_report("fail"))) == 1
     assert action.main(env, FakeRun(load_report("pass"))) == 0
 
-    (comment,) = fake.comments_on(2)
+    (comment,) = fake_github.comments_on(2)
     assert "### ✅ gate: pass" in comment["body"]
-    assert len(fake.sent("POST")) == 1
-    assert len(fake.sent("PATCH")) == 1
+    assert len(fake_github.sent("POST")) == 1
+    assert len(fake_github.sent("PATCH")) == 1
     summary = (tmp_path / "step_summary").read_text(encoding="utf-8")
     # Appended to, not overwritten: both runs' reports are there.
     assert summary.count("### ❌ gate: fail") == summary.count("### ✅ gate: pass") == 1
@@ -172,35 +161,38 @@ def test_main__second_run_updates_the_same_comment(tmp_path: Path, fake: FakeGit
     [("push_payload.json", "push"), ("workflow_dispatch_payload.json", "workflow_dispatch")],
 )
 def test_main__other_events_do_not_comment(
-    tmp_path: Path, fake: FakeGitHub, payload: str, event_name: str
+    tmp_path: Path, fake_github: FakeGitHub, payload: str, event_name: str
 ) -> None:
-    env = github_env(tmp_path, fake, payload, event_name)
+    env = github_env(tmp_path, fake_github, payload, event_name)
 
     assert action.main(env, FakeRun(load_report("pass"))) == 0
 
-    assert fake.requests == []
+    assert fake_github.requests == []
     assert read_outputs(tmp_path / "set_output")["comment-url"] == ""
     assert not (Path(env["GITHUB_WORKSPACE"]) / "gate-report" / "pr-number.txt").exists()
 
 
-def test_main__comment_false_does_not_comment(tmp_path: Path, fake: FakeGitHub) -> None:
+def test_main__comment_false_does_not_comment(tmp_path: Path, fake_github: FakeGitHub) -> None:
     assert (
-        action.main(github_env(tmp_path, fake, comment="false"), FakeRun(load_report("pass"))) == 0
+        action.main(
+            github_env(tmp_path, fake_github, comment="false"), FakeRun(load_report("pass"))
+        )
+        == 0
     )
-    assert fake.requests == []
+    assert fake_github.requests == []
 
 
 @pytest.mark.parametrize(("verdict", "code"), [("fail", 1), ("pass", 0)])
 def test_main__a_read_only_token_is_a_warning_and_keeps_the_verdict(
     tmp_path: Path,
-    fake: FakeGitHub,
+    fake_github: FakeGitHub,
     capsys: pytest.CaptureFixture[str],
     verdict: str,
     code: int,
 ) -> None:
-    fake.fail_next(403, message="Resource not accessible by integration")
+    fake_github.fail_next(403, message="Resource not accessible by integration")
 
-    assert action.main(github_env(tmp_path, fake), FakeRun(load_report(verdict))) == code
+    assert action.main(github_env(tmp_path, fake_github), FakeRun(load_report(verdict))) == code
 
     out = capsys.readouterr().out
     assert "::warning title=gate%3A PR comment::the PR comment was not posted" in out
@@ -211,11 +203,13 @@ def test_main__a_read_only_token_is_a_warning_and_keeps_the_verdict(
 
 
 def test_main__server_errors_are_retried_then_a_warning(
-    tmp_path: Path, fake: FakeGitHub, sleeps: list[float], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_github: FakeGitHub, sleeps: list[float], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake.fail_next(500, times=10)
+    fake_github.fail_next(500, times=10)
 
-    code = action.main(github_env(tmp_path, fake), FakeRun(load_report("fail")), client(sleeps))
+    code = action.main(
+        github_env(tmp_path, fake_github), FakeRun(load_report("fail")), client(sleeps)
+    )
 
     assert code == 1
     assert len(sleeps) == 4
@@ -247,7 +241,7 @@ def absolute_only() -> dict[str, Any]:
 )
 def test_main__fail_on_decides_the_exit_code_and_annotations(
     tmp_path: Path,
-    fake: FakeGitHub,
+    fake_github: FakeGitHub,
     capsys: pytest.CaptureFixture[str],
     fail_on: str,
     report: Any,
@@ -255,7 +249,7 @@ def test_main__fail_on_decides_the_exit_code_and_annotations(
     errors: int,
     warnings: int,
 ) -> None:
-    env = github_env(tmp_path, fake, "push_payload.json", "push", fail_on=fail_on)
+    env = github_env(tmp_path, fake_github, "push_payload.json", "push", fail_on=fail_on)
 
     assert action.main(env, FakeRun(report())) == code
 
@@ -265,13 +259,13 @@ def test_main__fail_on_decides_the_exit_code_and_annotations(
 
 
 def test_main__annotations_are_escaped(
-    tmp_path: Path, fake: FakeGitHub, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_github: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = load_report("fail")
     report["checks"] = [
         {**report["checks"][0], "slice": "a,b:c", "reason": "100%\n::add-mask::x\r"}
     ]
-    env = github_env(tmp_path, fake, "push_payload.json", "push")
+    env = github_env(tmp_path, fake_github, "push_payload.json", "push")
 
     action.main(env, FakeRun(report))
 
@@ -284,28 +278,28 @@ def test_main__annotations_are_escaped(
 
 
 def test_main__the_token_never_leaks(
-    tmp_path: Path, fake: FakeGitHub, sleeps: list[float], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_github: FakeGitHub, sleeps: list[float], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = github_env(tmp_path, fake)
-    fake.fail_next(403, message=f"Bad credentials {fake.token}")
+    env = github_env(tmp_path, fake_github)
+    fake_github.fail_next(403, message=f"Bad credentials {fake_github.token}")
     action.main(env, FakeRun(load_report("hostile")), client(sleeps))
-    fake.fail_next(500, times=10)
+    fake_github.fail_next(500, times=10)
     action.main(env, FakeRun(load_report("fail")), client(sleeps))
 
     out, err = capsys.readouterr()
-    leaking = [line for line in out.splitlines() if fake.token in line]
-    assert leaking == [f"::add-mask::{fake.token}"] * 2  # masked first, then never shown
-    assert fake.token not in err
+    leaking = [line for line in out.splitlines() if fake_github.token in line]
+    assert leaking == [f"::add-mask::{fake_github.token}"] * 2  # masked first, then never shown
+    assert fake_github.token not in err
     for written in (tmp_path / "set_output", tmp_path / "step_summary"):
-        assert fake.token not in written.read_text(encoding="utf-8")
+        assert fake_github.token not in written.read_text(encoding="utf-8")
     for path in (tmp_path / "workspace" / "gate-report").iterdir():
-        assert fake.token not in path.read_text(encoding="utf-8")
+        assert fake_github.token not in path.read_text(encoding="utf-8")
 
 
 def test_main__the_pipeline_under_test_does_not_see_the_token(
-    tmp_path: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("INPUT_GITHUB-TOKEN", fake.token)
+    monkeypatch.setenv("INPUT_GITHUB-TOKEN", fake_github.token)
     seen: list[str | None] = []
 
     def run(options: RunOptions) -> Outcome:
@@ -314,19 +308,19 @@ def test_main__the_pipeline_under_test_does_not_see_the_token(
         seen.append(os.environ.get("INPUT_GITHUB-TOKEN"))
         return FakeRun(load_report("pass"))(options)
 
-    action.main(github_env(tmp_path, fake, "push_payload.json", "push"), run)
+    action.main(github_env(tmp_path, fake_github, "push_payload.json", "push"), run)
 
     assert seen == [None]
 
 
 def test_main__workflow_commands_are_off_while_the_pipeline_runs(
-    tmp_path: Path, fake: FakeGitHub, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_github: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def run(options: RunOptions) -> Outcome:
         print("::add-mask::printed by the model")
         return FakeRun(load_report("pass"))(options)
 
-    action.main(github_env(tmp_path, fake, "push_payload.json", "push"), run)
+    action.main(github_env(tmp_path, fake_github, "push_payload.json", "push"), run)
 
     lines = capsys.readouterr().out.splitlines()
     stop = next(i for i, line in enumerate(lines) if line.startswith("::stop-commands::"))
@@ -335,17 +329,17 @@ def test_main__workflow_commands_are_off_while_the_pipeline_runs(
 
 
 def test_main__a_run_input_error_is_annotated_and_raised(
-    tmp_path: Path, fake: FakeGitHub, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_github: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def run(options: RunOptions) -> Outcome:
         raise GateError("gate.yml:3: pipeline.target: module not found")
 
     with pytest.raises(GateError, match="module not found"):
-        action.main(github_env(tmp_path, fake), run)
+        action.main(github_env(tmp_path, fake_github), run)
 
     out = capsys.readouterr().out
     assert "::error title=gate%3A input error::gate.yml:3: pipeline.target: module not found" in out
-    assert fake.requests == []
+    assert fake_github.requests == []
 
 
 @pytest.mark.parametrize(
@@ -358,13 +352,13 @@ def test_main__a_run_input_error_is_annotated_and_raised(
 )
 def test_main__a_bad_input_names_it_and_shows_the_fix(
     tmp_path: Path,
-    fake: FakeGitHub,
+    fake_github: FakeGitHub,
     capsys: pytest.CaptureFixture[str],
     name: str,
     value: str,
     fix: str,
 ) -> None:
-    env = github_env(tmp_path, fake)
+    env = github_env(tmp_path, fake_github)
     env[f"INPUT_{name.upper()}"] = value
     run = FakeRun(load_report("pass"))
 
@@ -379,8 +373,8 @@ def test_main__a_bad_input_names_it_and_shows_the_fix(
     assert run.seen == []
 
 
-def test_main__empty_inputs_take_the_defaults(tmp_path: Path, fake: FakeGitHub) -> None:
-    env = github_env(tmp_path, fake, "push_payload.json", "push")
+def test_main__empty_inputs_take_the_defaults(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    env = github_env(tmp_path, fake_github, "push_payload.json", "push")
     for name in ("CONFIG", "COMMENT", "FAIL-ON", "UPDATE-BASELINE", "OUTPUT-DIR"):
         env[f"INPUT_{name}"] = ""
     run = FakeRun(absolute_only())
@@ -408,15 +402,15 @@ def test_action_yml__declares_what_the_code_reads_and_writes() -> None:
 # --- gate comment: the privileged half --------------------------------------------------------
 
 
-def comment_env(tmp_path: Path, fake: FakeGitHub, event: dict[str, Any]) -> dict[str, str]:
+def comment_env(tmp_path: Path, fake_github: FakeGitHub, event: dict[str, Any]) -> dict[str, str]:
     event_path = tmp_path / "event.json"
     event_path.write_text(json.dumps(event), encoding="utf-8")
     return {
-        "GITHUB_TOKEN": fake.token,
+        "GITHUB_TOKEN": fake_github.token,
         "GITHUB_EVENT_NAME": "workflow_run",
         "GITHUB_EVENT_PATH": str(event_path),
         "GITHUB_REPOSITORY": "Codertocat/Hello-World",
-        "GITHUB_API_URL": fake.url,
+        "GITHUB_API_URL": fake_github.url,
         "GITHUB_SERVER_URL": "https://github.com",
         "GITHUB_RUN_ID": "99",
         "GITHUB_OUTPUT": str(tmp_path / "set_output"),
@@ -441,57 +435,61 @@ def workflow_run_event(pull_requests: list[dict[str, Any]] | None = None) -> dic
 
 
 def test_comment__posts_on_the_pull_request_of_the_workflow_run(
-    tmp_path: Path, fake: FakeGitHub
+    tmp_path: Path, fake_github: FakeGitHub
 ) -> None:
     event = workflow_run_event()
-    env = comment_env(tmp_path, fake, event)
+    env = comment_env(tmp_path, fake_github, event)
 
     assert action.comment(artifact(tmp_path, pr_number="999"), env) == 0
 
-    (comment,) = fake.comments_on(2)  # the payload's number wins over the artifact's file
+    (comment,) = fake_github.comments_on(2)  # the payload's number wins over the artifact's file
     assert f"[the run]({event['workflow_run']['html_url']})" in comment["body"]
     assert read_outputs(tmp_path / "set_output") == {"comment-url": comment["html_url"]}
 
 
-def test_comment__updates_the_comment_the_action_posted(tmp_path: Path, fake: FakeGitHub) -> None:
-    action.main(github_env(tmp_path, fake), FakeRun(load_report("fail")))
-    env = comment_env(tmp_path, fake, workflow_run_event())
+def test_comment__updates_the_comment_the_action_posted(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    action.main(github_env(tmp_path, fake_github), FakeRun(load_report("fail")))
+    env = comment_env(tmp_path, fake_github, workflow_run_event())
 
     action.comment(artifact(tmp_path, "pass"), env)
 
-    (comment,) = fake.comments_on(2)
+    (comment,) = fake_github.comments_on(2)
     assert "### ✅ gate: pass" in comment["body"]
 
 
-def test_comment__a_fork_run_uses_the_number_file(tmp_path: Path, fake: FakeGitHub) -> None:
+def test_comment__a_fork_run_uses_the_number_file(tmp_path: Path, fake_github: FakeGitHub) -> None:
     # GitHub leaves workflow_run.pull_requests empty when the pull request comes from a fork.
-    env = comment_env(tmp_path, fake, workflow_run_event(pull_requests=[]))
+    env = comment_env(tmp_path, fake_github, workflow_run_event(pull_requests=[]))
 
     action.comment(artifact(tmp_path, pr_number="7\n"), env)
 
-    assert len(fake.comments_on(7)) == 1
+    assert len(fake_github.comments_on(7)) == 1
 
 
 @pytest.mark.parametrize("bad", ["7; curl evil", "-1", "0", "1e3", "", "07", "12345678901"])
 def test_comment__rejects_a_tampered_number_file(
-    tmp_path: Path, fake: FakeGitHub, bad: str
+    tmp_path: Path, fake_github: FakeGitHub, bad: str
 ) -> None:
-    env = comment_env(tmp_path, fake, workflow_run_event(pull_requests=[]))
+    env = comment_env(tmp_path, fake_github, workflow_run_event(pull_requests=[]))
 
     with pytest.raises(GateError, match="not a pull request number"):
         action.comment(artifact(tmp_path, pr_number=bad), env)
-    assert fake.requests == []
+    assert fake_github.requests == []
 
 
-def test_comment__nothing_to_do_without_a_pull_request(tmp_path: Path, fake: FakeGitHub) -> None:
-    env = comment_env(tmp_path, fake, workflow_run_event(pull_requests=[]))
+def test_comment__nothing_to_do_without_a_pull_request(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    env = comment_env(tmp_path, fake_github, workflow_run_event(pull_requests=[]))
 
     assert action.comment(artifact(tmp_path), env) == 0
-    assert fake.requests == []
+    assert fake_github.requests == []
 
 
-def test_comment__needs_a_token(tmp_path: Path, fake: FakeGitHub) -> None:
-    env = comment_env(tmp_path, fake, workflow_run_event())
+def test_comment__needs_a_token(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    env = comment_env(tmp_path, fake_github, workflow_run_event())
     del env["GITHUB_TOKEN"]
 
     with pytest.raises(GateError, match=re.escape("GITHUB_TOKEN: ${{ github.token }}")):
@@ -500,21 +498,21 @@ def test_comment__needs_a_token(tmp_path: Path, fake: FakeGitHub) -> None:
 
 @pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"metrics": {}}'])
 def test_comment__rejects_what_is_not_a_report(
-    tmp_path: Path, fake: FakeGitHub, content: str
+    tmp_path: Path, fake_github: FakeGitHub, content: str
 ) -> None:
     path = tmp_path / "report.json"
     path.write_text(content, encoding="utf-8")
 
     with pytest.raises(GateError, match="not a gate report"):
-        action.comment(path, comment_env(tmp_path, fake, workflow_run_event()))
+        action.comment(path, comment_env(tmp_path, fake_github, workflow_run_event()))
 
 
-def test_comment__a_refusal_is_an_error_here(tmp_path: Path, fake: FakeGitHub) -> None:
+def test_comment__a_refusal_is_an_error_here(tmp_path: Path, fake_github: FakeGitHub) -> None:
     """Unlike the action, posting is this command's whole job: a 403 fails the step."""
-    fake.fail_next(403, message="Resource not accessible by integration")
+    fake_github.fail_next(403, message="Resource not accessible by integration")
 
     with pytest.raises(GateError, match="HTTP 403"):
-        action.comment(artifact(tmp_path), comment_env(tmp_path, fake, workflow_run_event()))
+        action.comment(artifact(tmp_path), comment_env(tmp_path, fake_github, workflow_run_event()))
 
 
 def test_workflow_command__escapes_data_and_properties() -> None:
@@ -524,29 +522,27 @@ def test_workflow_command__escapes_data_and_properties() -> None:
 
 
 def test_entry_point__the_real_gate_on_the_shipped_example_comments_on_the_pull_request(
-    tmp_path: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, example: Path, fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The container's contract: `gate action` (the Dockerfile's ENTRYPOINT) with exactly the
     environment GitHub gives a Docker action, running the real gate on this repository."""
-    from builders import copy_example
-
     from gate.cli import main as cli
 
-    env = github_env(tmp_path, fake)
-    workspace = copy_example(Path(env["GITHUB_WORKSPACE"]))
+    env = github_env(tmp_path, fake_github)
+    assert Path(env["GITHUB_WORKSPACE"]) == example
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.chdir(workspace)
+    monkeypatch.chdir(example)
 
     assert cli(["action"]) == 0
 
     outputs = read_outputs(tmp_path / "set_output")
     assert outputs["verdict"] == "pass"
     assert outputs["summary"].startswith("pass: ")
-    report = json.loads(Path(workspace / outputs["report-path"]).read_text(encoding="utf-8"))
+    report = json.loads(Path(example / outputs["report-path"]).read_text(encoding="utf-8"))
     assert report["baseline"]["status"] == "found"
-    [posted] = fake.comments.values()
+    [posted] = fake_github.comments.values()
     assert "gate: pass" in posted["body"]
     assert outputs["comment-url"] == posted["html_url"]
     assert (tmp_path / "step_summary").read_text(encoding="utf-8").startswith("### ✅ gate: pass")
-    assert (workspace / "gate-report" / "pr-number.txt").read_text() == "2\n"
+    assert (example / "gate-report" / "pr-number.txt").read_text() == "2\n"

@@ -12,15 +12,15 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import run_all, runner, utc_now
 from http_pipeline import Answer, PipelineServer
 
 from gate.errors import AdapterError, ConfigError, DatasetError
-from gate.load.config import CommandPipeline, HttpPipeline, PythonPipeline, ReplayPipeline, Runner
+from gate.load.config import CommandPipeline, HttpPipeline, PythonPipeline, ReplayPipeline
 from gate.load.dataset import Case
 from gate.retry import retry_after_seconds
 from gate.run.adapters.command import CommandAdapter
@@ -28,28 +28,14 @@ from gate.run.adapters.http import HttpAdapter
 from gate.run.adapters.python import PythonAdapter
 from gate.run.adapters.replay import ReplayAdapter
 from gate.run.records import Record
-from gate.run.runner import Progress, run_cases, run_one
+from gate.run.runner import run_one
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
 ECHO = [sys.executable, str(PIPELINES / "echo.py")]
 
 
-def utc_now() -> datetime:
-    return datetime(2025, 1, 1, tzinfo=UTC)
-
-
 def case(case_id: str = "c1", question: Any = "q", **fields: Any) -> Case:
     return Case.model_validate({"id": case_id, "input": question, **fields})
-
-
-def runner(**settings: Any) -> Runner:
-    return Runner.model_validate({"concurrency": 4, "timeout_s": 5, "retries": 2, **settings})
-
-
-def run_all(adapter: Any, cases: list[Case], **settings: Any) -> list[Record]:
-    return run_cases(
-        cases, adapter, runner(**settings), progress=Progress(len(cases), None), now=utc_now
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -116,8 +102,8 @@ def test_python__dotted_attribute_target(functions: PythonAdapterFactory) -> Non
 
 def test_python__exception_becomes_the_case_error_without_retry(
     functions: PythonAdapterFactory,
+    sleeps: list[float],
 ) -> None:
-    sleeps: list[float] = []
     record = run_one(
         functions("fail"), case(question="mars"), 0, runner(), sleep=sleeps.append, now=utc_now
     )
@@ -143,8 +129,9 @@ def test_python__sys_exit_in_the_pipeline_is_a_case_error(
     assert record.error is not None and "SystemExit" in record.error
 
 
-def test_python__slow_function_times_out_and_is_retried(functions: PythonAdapterFactory) -> None:
-    sleeps: list[float] = []
+def test_python__slow_function_times_out_and_is_retried(
+    functions: PythonAdapterFactory, sleeps: list[float]
+) -> None:
     record = run_one(
         functions("wait_for_release"),
         case(),
@@ -244,8 +231,7 @@ def test_http__posts_id_and_input_only() -> None:
     assert seen.headers["Content-Type"] == "application/json"
 
 
-def test_http__500_is_retried_then_succeeds() -> None:
-    sleeps: list[float] = []
+def test_http__500_is_retried_then_succeeds(sleeps: list[float]) -> None:
     with PipelineServer([Answer(500, {"error": "overloaded"}), Answer(200)]) as server:
         adapter = http(server)
         record = run_one(adapter, case(), 0, runner(), sleep=sleeps.append, now=utc_now)
@@ -254,8 +240,7 @@ def test_http__500_is_retried_then_succeeds() -> None:
     assert len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.5  # first backoff: 0.5 s, jittered
 
 
-def test_http__429_retry_after_is_the_wait_asked_of_the_runner() -> None:
-    sleeps: list[float] = []
+def test_http__429_retry_after_is_the_wait_asked_of_the_runner(sleeps: list[float]) -> None:
     script = [Answer(429, {"error": "slow down"}, headers={"Retry-After": "1"}), Answer(200)]
     with PipelineServer(script) as server:
         adapter = http(server)
@@ -265,8 +250,7 @@ def test_http__429_retry_after_is_the_wait_asked_of_the_runner() -> None:
     assert sleeps == [1.0]
 
 
-def test_http__retries_exhausted_is_an_error() -> None:
-    sleeps: list[float] = []
+def test_http__retries_exhausted_is_an_error(sleeps: list[float]) -> None:
     with PipelineServer(default=Answer(503, {"error": "down"})) as server:
         adapter = http(server)
         record = run_one(adapter, case(), 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
@@ -308,8 +292,7 @@ def test_http__non_json_reply_is_an_error() -> None:
     assert record.error is not None and "not JSON" in record.error and "<html>" in record.error
 
 
-def test_http__read_timeout_is_a_timeout() -> None:
-    sleeps: list[float] = []
+def test_http__read_timeout_is_a_timeout(sleeps: list[float]) -> None:
     with PipelineServer(default=Answer(200, delay_s=10)) as server:
         adapter = http(server)
         record = run_one(
@@ -328,13 +311,12 @@ def test_http__dropped_connection_is_transient() -> None:
     assert (record.status, record.attempts, record.output.answer) == ("ok", 2, "second try")
 
 
-def test_http__connection_refused_is_retried_then_an_error() -> None:
+def test_http__connection_refused_is_retried_then_an_error(sleeps: list[float]) -> None:
     with socket.socket() as probe:  # a port nobody listens on once this socket is closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/answer"
     adapter = HttpAdapter(HttpPipeline(adapter="http", url=url), concurrency=2, env=os.environ)
-    sleeps: list[float] = []
     record = run_one(adapter, case(), 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     adapter.close()
     assert (record.status, record.attempts, len(sleeps)) == ("error", 3, 2)
@@ -475,14 +457,15 @@ def test_command__crash_reports_exit_code_and_stderr_then_replaced(command: Any)
     assert pid_of(after) != pid_of(first)
 
 
-def test_command__process_gone_before_the_case_is_retried_on_a_new_one(command: Any) -> None:
+def test_command__process_gone_before_the_case_is_retried_on_a_new_one(
+    command: Any, sleeps: list[float]
+) -> None:
     adapter = command()
     last = run_one(adapter, case("a", "answer-then-exit"), 0, runner(), now=utc_now)
     gone = pid_of(last)
     deadline = time.monotonic() + 5
     while not _exited(gone) and time.monotonic() < deadline:
         time.sleep(0.01)
-    sleeps: list[float] = []
     record = run_one(
         adapter, case("b", "next"), 0, runner(retries=1), sleep=sleeps.append, now=utc_now
     )

@@ -5,26 +5,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from builders import copy_example
-
 from gate.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return copy_example(tmp_path)
+def gate(example: Path, *args: str) -> int:
+    return main([*args, "-c", str(example / "gate.yml")] if args[0] != "comment" else list(args))
 
 
-def gate(project: Path, *args: str) -> int:
-    return main([*args, "-c", str(project / "gate.yml")] if args[0] != "comment" else list(args))
-
-
-def test_run__the_shipped_example_passes_against_its_baseline(project, capsys):
-    out = project / "gate-report"
-    assert gate(project, "run", "-q", "--out", str(out)) == 0
+def test_run__the_shipped_example_passes_against_its_baseline(example, capsys):
+    out = example / "gate-report"
+    assert gate(example, "run", "-q", "--out", str(out)) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["verdict"] == "pass"
     assert report["baseline"]["status"] == "found"
@@ -36,10 +28,10 @@ def test_run__the_shipped_example_passes_against_its_baseline(project, capsys):
     assert capsys.readouterr().out.startswith("pass: ")
 
 
-def test_run__a_worse_retriever_fails_the_gate(project, monkeypatch):
+def test_run__a_worse_retriever_fails_the_gate(example, monkeypatch):
     monkeypatch.setenv("RAG_TOP_K", "1")
-    out = project / "gate-report"
-    assert gate(project, "run", "-q", "--out", str(out)) == 1
+    out = example / "gate-report"
+    assert gate(example, "run", "-q", "--out", str(out)) == 1
     report = json.loads((out / "report.json").read_text())
     failed = {(c["metric"], c["rule"]) for c in report["checks"] if c["status"] == "fail"}
     assert ("retrieval.hit_rate@5", "min") in failed
@@ -49,62 +41,62 @@ def test_run__a_worse_retriever_fails_the_gate(project, monkeypatch):
     assert hit["status"] == "fail"
 
 
-def test_run__baseline_only_written_when_asked(project, monkeypatch):
-    baseline = project / "thresholds" / "baseline.json"
+def test_run__baseline_only_written_when_asked(example, monkeypatch):
+    baseline = example / "thresholds" / "baseline.json"
     before = baseline.read_text()
     monkeypatch.setenv("RAG_TOP_K", "1")
-    gate(project, "run", "-q", "--out", str(project / "r1"))
+    gate(example, "run", "-q", "--out", str(example / "r1"))
     assert baseline.read_text() == before
-    assert gate(project, "run", "-q", "--out", str(project / "r2"), "--update-baseline") == 1
+    assert gate(example, "run", "-q", "--out", str(example / "r2"), "--update-baseline") == 1
     written = json.loads(baseline.read_text())
     assert (
         written["metrics"]["retrieval.hit_rate@5"]
         < json.loads(before)["metrics"]["retrieval.hit_rate@5"]
     )
-    golden = (project / "datasets/golden.jsonl").read_text().splitlines()
+    golden = (example / "datasets/golden.jsonl").read_text().splitlines()
     assert set(written["cases"]) == {json.loads(line)["id"] for line in golden if line.strip()}
 
 
-def test_run__missing_baseline_applies_absolute_bars_only(project):
-    (project / "thresholds" / "baseline.json").unlink()
-    out = project / "gate-report"
-    assert gate(project, "run", "-q", "--out", str(out)) == 0
+def test_run__missing_baseline_applies_absolute_bars_only(example):
+    (example / "thresholds" / "baseline.json").unlink()
+    out = example / "gate-report"
+    assert gate(example, "run", "-q", "--out", str(out)) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["baseline"]["status"] == "missing"
     assert {c["kind"] for c in report["checks"]} == {"absolute"}
 
 
-def test_validate__ok_on_the_example(project, capsys):
-    assert gate(project, "validate") == 0
+def test_validate__ok_on_the_example(example, capsys):
+    assert gate(example, "validate") == 0
     assert capsys.readouterr().out.startswith("ok: ")
 
 
-def test_validate__a_typo_in_thresholds_exits_2_without_traceback(project, capsys):
-    path = project / "thresholds" / "default.yml"
+def test_validate__a_typo_in_thresholds_exits_2_without_traceback(example, capsys):
+    path = example / "thresholds" / "default.yml"
     path.write_text(path.read_text().replace("retrieval.mrr:", "retrieval.mmr:"))
-    assert gate(project, "validate") == 2
+    assert gate(example, "validate") == 2
     err = capsys.readouterr().err
     assert "unknown metric 'retrieval.mmr'" in err
     assert "Traceback" not in err
 
 
-def test_validate__a_slice_for_an_unknown_tag_exits_2(project, capsys):
-    path = project / "thresholds" / "default.yml"
+def test_validate__a_slice_for_an_unknown_tag_exits_2(example, capsys):
+    path = example / "thresholds" / "default.yml"
     path.write_text(path.read_text().replace("high-risk:", "hihg-risk:"))
-    assert gate(project, "validate") == 2
+    assert gate(example, "validate") == 2
     assert "no case is tagged 'hihg-risk'" in capsys.readouterr().err
 
 
-def test_run__bad_dataset_exits_2(project, capsys):
-    (project / "datasets" / "golden.jsonl").write_text('{"id": "a"}\n')
-    assert gate(project, "run", "-q") == 2
+def test_run__bad_dataset_exits_2(example, capsys):
+    (example / "datasets" / "golden.jsonl").write_text('{"id": "a"}\n')
+    assert gate(example, "run", "-q") == 2
     assert "golden.jsonl:1: input: Field required" in capsys.readouterr().err
 
 
-def test_run__bad_target_exits_2(project, capsys):
-    path = project / "gate.yml"
+def test_run__bad_target_exits_2(example, capsys):
+    path = example / "gate.yml"
     path.write_text(path.read_text().replace("examples.rag:answer", "examples.rag:nope"))
-    assert gate(project, "run", "-q") == 2
+    assert gate(example, "run", "-q") == 2
     assert "has no 'nope'" in capsys.readouterr().err
 
 
@@ -114,12 +106,12 @@ def test_bad_command_line_exits_2(capsys):
     assert main([]) == 2
 
 
-def test_a_bug_in_the_gate_exits_3_with_a_traceback(project, monkeypatch, capsys):
+def test_a_bug_in_the_gate_exits_3_with_a_traceback(example, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("oops")
 
     monkeypatch.setattr("gate.pipeline.score_records", broken)
-    assert gate(project, "run", "-q", "--out", str(project / "out")) == 3
+    assert gate(example, "run", "-q", "--out", str(example / "out")) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "bug in the gate" in err
 

@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from builders import FakeAdapter, MakeProject
 from fake_openai import KEY, Canned, FakeOpenAI, completion
 
 from gate.errors import ConfigError
@@ -24,7 +22,6 @@ from gate.metrics.batch import Batch
 from gate.metrics.scoring import aggregate, score
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
-from gate.run.adapters.base import Reply
 from gate.run.records import EMPTY, Record, parse_output
 
 CLAIMS = {
@@ -57,18 +54,17 @@ def verdicts(body: dict[str, Any]) -> Canned:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with FakeOpenAI() as server:
-        server.responder = verdicts
-        yield server
+def fake_openai(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    """Answers every judge request with the verdict of its rubric, unless a test says otherwise."""
+    fake_openai.responder = verdicts
+    return fake_openai
 
 
-def options(fake: FakeOpenAI, tmp_path: Path, **more: Any) -> JudgeOptions:
+def options(fake_openai: FakeOpenAI, tmp_path: Path, **more: Any) -> JudgeOptions:
     return JudgeOptions.model_validate(
         {
             "model": "judge-model",
-            "base_url": fake.url,
+            "base_url": fake_openai.url,
             "cache_dir": str(tmp_path / "cache"),
             "prices": {"judge-model": {"input_per_mtok": 1.0, "output_per_mtok": 10.0}},
             **more,
@@ -117,10 +113,10 @@ def pair(
 
 
 def judge_all(
-    fake: FakeOpenAI, tmp_path: Path, *pairs: tuple[Case, Record], **more: Any
+    fake_openai: FakeOpenAI, tmp_path: Path, *pairs: tuple[Case, Record], **more: Any
 ) -> tuple[list[Record], JudgeStats, list[float]]:
     waits: list[float] = []
-    judge = Judge(options(fake, tmp_path, **more), tmp_path, os.environ, sleep=waits.append)
+    judge = Judge(options(fake_openai, tmp_path, **more), tmp_path, os.environ, sleep=waits.append)
     try:
         records, stats = judge.judge([c for c, _ in pairs], [r for _, r in pairs])
     finally:
@@ -129,9 +125,9 @@ def judge_all(
 
 
 def test_verdicts__scores_and_the_reasons_kept_on_the_record(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    [record], stats, _ = judge_all(fake, tmp_path, pair())
+    [record], stats, _ = judge_all(fake_openai, tmp_path, pair())
 
     faithful = record.judgements["generation.faithfulness_judge"]
     assert faithful.score == pytest.approx(2 / 3)
@@ -147,11 +143,11 @@ def test_verdicts__scores_and_the_reasons_kept_on_the_record(
 
 
 def test_request__rubric_inputs_json_mode_and_the_judge_model(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    judge_all(fake, tmp_path, pair(), metrics=["generation.faithfulness_judge"])
+    judge_all(fake_openai, tmp_path, pair(), metrics=["generation.faithfulness_judge"])
 
-    [seen] = fake.requests
+    [seen] = fake_openai.requests
     assert seen.body["model"] == "judge-model"
     assert seen.body["temperature"] == 0
     assert seen.body["response_format"] == {"type": "json_object"}
@@ -162,35 +158,35 @@ def test_request__rubric_inputs_json_mode_and_the_judge_model(
 
 
 def test_contexts__the_cases_reference_contexts_when_nothing_was_retrieved_with_text(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     case, record = pair(retrieved=["kb-1"], metadata={"contexts": ["Keys last 90 days."]})
 
-    judge_all(fake, tmp_path, (case, record), metrics=["generation.faithfulness_judge"])
+    judge_all(fake_openai, tmp_path, (case, record), metrics=["generation.faithfulness_judge"])
 
-    assert "[1] Keys last 90 days." in fake.requests[0].body["messages"][1]["content"]
+    assert "[1] Keys last 90 days." in fake_openai.requests[0].body["messages"][1]["content"]
 
 
 def test_not_measured__without_contexts_or_expected_answer_nothing_is_asked(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     case, record = pair(expected={}, retrieved=["kb-1"])
 
-    [judged], stats, _ = judge_all(fake, tmp_path, (case, record))
+    [judged], stats, _ = judge_all(fake_openai, tmp_path, (case, record))
 
     assert set(judged.judgements) == {"generation.answer_relevance_judge"}
-    assert [rubric_of(seen.body) for seen in fake.requests] == ["relevance"]
+    assert [rubric_of(seen.body) for seen in fake_openai.requests] == ["relevance"]
     assert stats.metrics == {
         "generation.answer_relevance_judge": {"judged": 1, "cached": 0, "errors": 0}
     }
 
 
 def test_no_answer__scores_zero_without_asking_and_faithfulness_is_not_measured(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    [judged], stats, _ = judge_all(fake, tmp_path, pair(answer=None, status="error"))
+    [judged], stats, _ = judge_all(fake_openai, tmp_path, pair(answer=None, status="error"))
 
-    assert fake.requests == []
+    assert fake_openai.requests == []
     assert judged.judgements["generation.correctness_judge"].score == 0.0
     assert judged.judgements["generation.answer_relevance_judge"].score == 0.0
     assert "generation.faithfulness_judge" not in judged.judgements
@@ -198,23 +194,25 @@ def test_no_answer__scores_zero_without_asking_and_faithfulness_is_not_measured(
 
 
 def test_invalid_json__asked_again_with_the_problem_then_scored(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    fake.reply("Sure! The verdict is: correct")
-    fake.reply(json.dumps({"verdict": "correct", "reason": "same facts"}))
+    fake_openai.reply("Sure! The verdict is: correct")
+    fake_openai.reply(json.dumps({"verdict": "correct", "reason": "same facts"}))
 
-    [judged], stats, _ = judge_all(fake, tmp_path, pair(), metrics=["generation.correctness_judge"])
+    [judged], stats, _ = judge_all(
+        fake_openai, tmp_path, pair(), metrics=["generation.correctness_judge"]
+    )
 
     assert judged.judgements["generation.correctness_judge"].score == 1.0
     assert stats.calls == 2 and stats.errors == 0
-    second = fake.requests[1].body["messages"]
+    second = fake_openai.requests[1].body["messages"]
     assert second[-2] == {"role": "assistant", "content": "Sure! The verdict is: correct"}
     assert second[-1]["role"] == "user"
     assert second[-1]["content"].startswith("Your reply was not what the instructions ask for")
 
 
 def test_invalid_json__after_the_retries_a_judge_error_the_metric_leaves_out(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     good = pair("good")
     bad = pair("bad", answer="Rotate keys yearly.")
@@ -224,9 +222,9 @@ def test_invalid_json__after_the_retries_a_judge_error_the_metric_leaves_out(
             return Canned(body=completion('{"verdict": "correct", "reason": '))
         return Canned(body=completion(json.dumps({"verdict": "correct", "reason": "ok"})))
 
-    fake.responder = replies
+    fake_openai.responder = replies
     records, stats, _ = judge_all(
-        fake, tmp_path, good, bad, metrics=["generation.correctness_judge"], retries=2
+        fake_openai, tmp_path, good, bad, metrics=["generation.correctness_judge"], retries=2
     )
 
     error = records[1].judgements["generation.correctness_judge"]
@@ -245,12 +243,12 @@ def test_invalid_json__after_the_retries_a_judge_error_the_metric_leaves_out(
 
 
 def test_reply_of_the_wrong_shape__is_retried_like_invalid_json(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    fake.responder = lambda body: Canned(body=completion('{"verdict": "maybe"}'))
+    fake_openai.responder = lambda body: Canned(body=completion('{"verdict": "maybe"}'))
 
     [judged], stats, _ = judge_all(
-        fake, tmp_path, pair(), metrics=["generation.correctness_judge"], retries=1
+        fake_openai, tmp_path, pair(), metrics=["generation.correctness_judge"], retries=1
     )
 
     error = judged.judgements["generation.correctness_judge"].error
@@ -260,11 +258,11 @@ def test_reply_of_the_wrong_shape__is_retried_like_invalid_json(
     assert stats.calls == 2
 
 
-def test_429__waits_retry_after_then_scores(fake: FakeOpenAI, tmp_path: Path) -> None:
-    fake.fail(429, headers={"Retry-After": "2"})
+def test_429__waits_retry_after_then_scores(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai.fail(429, headers={"Retry-After": "2"})
 
     [judged], stats, waits = judge_all(
-        fake, tmp_path, pair(), metrics=["generation.correctness_judge"]
+        fake_openai, tmp_path, pair(), metrics=["generation.correctness_judge"]
     )
 
     assert waits == [2.0]
@@ -272,11 +270,13 @@ def test_429__waits_retry_after_then_scores(fake: FakeOpenAI, tmp_path: Path) ->
     assert stats.calls == 2
 
 
-def test_refused_request__a_judge_error_without_retries(fake: FakeOpenAI, tmp_path: Path) -> None:
-    fake.fail(404, "The model `judge-model` does not exist")
+def test_refused_request__a_judge_error_without_retries(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.fail(404, "The model `judge-model` does not exist")
 
     [judged], stats, waits = judge_all(
-        fake, tmp_path, pair(), metrics=["generation.correctness_judge"]
+        fake_openai, tmp_path, pair(), metrics=["generation.correctness_judge"]
     )
 
     verdict = judged.judgements["generation.correctness_judge"]
@@ -286,13 +286,15 @@ def test_refused_request__a_judge_error_without_retries(fake: FakeOpenAI, tmp_pa
     assert stats.calls == 1 and waits == []
 
 
-def test_cache__a_rerun_of_unchanged_cases_sends_nothing(fake: FakeOpenAI, tmp_path: Path) -> None:
-    judge_all(fake, tmp_path, pair())
-    sent = len(fake.requests)
+def test_cache__a_rerun_of_unchanged_cases_sends_nothing(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    judge_all(fake_openai, tmp_path, pair())
+    sent = len(fake_openai.requests)
 
-    [again], stats, _ = judge_all(fake, tmp_path, pair())
+    [again], stats, _ = judge_all(fake_openai, tmp_path, pair())
 
-    assert len(fake.requests) == sent == 3
+    assert len(fake_openai.requests) == sent == 3
     assert all(v.cached for v in again.judgements.values())
     assert again.judgements["generation.faithfulness_judge"].verdict == CLAIMS
     assert stats.to_json() | {"duration_s": 0} == {
@@ -319,28 +321,28 @@ def test_cache__a_rerun_of_unchanged_cases_sends_nothing(fake: FakeOpenAI, tmp_p
 
 
 def test_cache__a_changed_answer_or_judge_model_is_asked_again(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     only = {"metrics": ["generation.correctness_judge"]}
-    judge_all(fake, tmp_path, pair(), **only)
-    judge_all(fake, tmp_path, pair(answer="Keys never expire."), **only)
-    judge_all(fake, tmp_path, pair(), **only, model="judge-model-2")
+    judge_all(fake_openai, tmp_path, pair(), **only)
+    judge_all(fake_openai, tmp_path, pair(answer="Keys never expire."), **only)
+    judge_all(fake_openai, tmp_path, pair(), **only, model="judge-model-2")
 
-    assert fake.models() == ["judge-model", "judge-model", "judge-model-2"]
+    assert fake_openai.models() == ["judge-model", "judge-model", "judge-model-2"]
 
 
 def test_cache__errors_are_not_cached_and_a_corrupt_entry_is_asked_again(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     only = {"metrics": ["generation.correctness_judge"], "retries": 0}
-    fake.fail(400, "bad request")
-    judge_all(fake, tmp_path, pair(), **only)
-    judge_all(fake, tmp_path, pair(), **only)
+    fake_openai.fail(400, "bad request")
+    judge_all(fake_openai, tmp_path, pair(), **only)
+    judge_all(fake_openai, tmp_path, pair(), **only)
     [entry] = list((tmp_path / "cache").rglob("*.json"))
     entry.write_text("{not json", encoding="utf-8")
-    [judged], _, _ = judge_all(fake, tmp_path, pair(), **only)
+    [judged], _, _ = judge_all(fake_openai, tmp_path, pair(), **only)
 
-    assert len(fake.requests) == 3
+    assert len(fake_openai.requests) == 3
     assert not judged.judgements["generation.correctness_judge"].cached
 
 
@@ -356,10 +358,12 @@ def test_cache_key__covers_model_rubric_and_inputs() -> None:
     assert len(key) == 64
 
 
-def test_cost__the_judges_own_and_never_the_pipelines(fake: FakeOpenAI, tmp_path: Path) -> None:
+def test_cost__the_judges_own_and_never_the_pipelines(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
     case, record = pair()
 
-    [judged], stats, _ = judge_all(fake, tmp_path, (case, record))
+    [judged], stats, _ = judge_all(fake_openai, tmp_path, (case, record))
 
     # 3 calls x (1000 input tokens at $1/M + 100 output tokens at $10/M) = 3 x $0.002
     assert stats.to_json()["cost_usd"] == pytest.approx(0.006)
@@ -369,9 +373,9 @@ def test_cost__the_judges_own_and_never_the_pipelines(fake: FakeOpenAI, tmp_path
 
 
 def test_cost__unknown_without_a_price_for_the_judge_model(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    _, stats, _ = judge_all(fake, tmp_path, pair(), prices={})
+    _, stats, _ = judge_all(fake_openai, tmp_path, pair(), prices={})
 
     assert stats.calls == 3
     assert stats.to_json()["cost_usd"] is None
@@ -399,44 +403,16 @@ def test_judged_metrics__nan_without_verdicts() -> None:
 # --- through a whole run ---
 
 
-class Answers:
-    """A pipeline that answers every case the same way (the judge is what is under test)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def call(self, case: Case, timeout_s: float) -> Reply:
-        with self._lock:
-            self.calls += 1
-        return Reply(
-            {
-                "answer": "Keys expire after 90 days.",
-                "retrieved": [{"id": "kb-1", "text": "API keys expire after 90 days."}],
-                "usage": {"input_tokens": 100, "output_tokens": 10, "cost_usd": 0.25},
-            }
-        )
-
-    def close(self) -> None:
-        pass
-
-
-def project(tmp_path: Path, judge: dict[str, Any] | None, thresholds: dict[str, Any]) -> Path:
-    cases = [
-        {"id": f"c{i}", "input": f"question {i}", "expected": {"answer": "After 90 days."}}
-        for i in range(3)
-    ]
-    (tmp_path / "golden.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
-    (tmp_path / "thresholds.yml").write_text(yaml.safe_dump(thresholds))
-    config: dict[str, Any] = {
-        "dataset": "golden.jsonl",
-        "pipeline": {"adapter": "replay", "path": "unused.jsonl"},
-        "thresholds": "thresholds.yml",
-    }
-    if judge is not None:
-        config["metrics"] = {"judge": judge}
-    (tmp_path / "gate.yml").write_text(yaml.safe_dump(config))
-    return tmp_path / "gate.yml"
+CASES = [
+    {"id": f"c{i}", "input": f"question {i}", "expected": {"answer": "After 90 days."}}
+    for i in range(3)
+]
+ANSWER = {
+    "answer": "Keys expire after 90 days.",
+    "retrieved": [{"id": "kb-1", "text": "API keys expire after 90 days."}],
+    "usage": {"input_tokens": 100, "output_tokens": 10, "cost_usd": 0.25},
+}
+"""What the pipeline answers every case (the judge is what is under test)."""
 
 
 def gate_run(config: Path) -> dict[str, Any]:
@@ -446,25 +422,25 @@ def gate_run(config: Path) -> dict[str, Any]:
         progress=None,
         world=World(env={"OPENAI_API_KEY": KEY}),
     )
-    return run(options, adapter=Answers()).report
+    return run(options, adapter=FakeAdapter(lambda case: ANSWER)).report
 
 
 def test_run__judged_metrics_verdicts_cost_and_a_free_rerun(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, make_project: MakeProject, tmp_path: Path
 ) -> None:
     judge = {
         "model": "judge-model",
-        "base_url": fake.url,
+        "base_url": fake_openai.url,
         "prices": {"judge-model": {"input_per_mtok": 1.0, "output_per_mtok": 10.0}},
     }
     rules = {"metrics": {"generation.correctness_judge": {"min": 0.4}}}
-    config = project(tmp_path, judge, rules)
+    config = make_project(CASES, rules, metrics={"judge": judge})
 
     first = gate_run(config)
-    sent = len(fake.requests)
+    sent = len(fake_openai.requests)
     second = gate_run(config)
 
-    assert sent == 9 and len(fake.requests) == 9
+    assert sent == 9 and len(fake_openai.requests) == 9
     assert first["metrics"]["generation.faithfulness_judge"]["value"] == pytest.approx(2 / 3)
     assert first["metrics"]["generation.correctness_judge"]["n"] == 3
     assert first["verdict"] == second["verdict"] == "pass"
@@ -481,17 +457,19 @@ def test_run__judged_metrics_verdicts_cost_and_a_free_rerun(
 
 
 def test_run__without_a_judge_judged_metrics_are_absent_and_nothing_is_sent(
-    fake: FakeOpenAI, tmp_path: Path
+    fake_openai: FakeOpenAI, make_project: MakeProject
 ) -> None:
-    report = gate_run(project(tmp_path, None, {}))
+    report = gate_run(make_project(CASES, {}))
 
     assert not [name for name in report["metrics"] if name.endswith("_judge")]
     assert "judge" not in report
-    assert fake.requests == []
+    assert fake_openai.requests == []
 
 
-def test_prepare__a_threshold_on_a_judged_metric_needs_the_judge(tmp_path: Path) -> None:
+def test_prepare__a_threshold_on_a_judged_metric_needs_the_judge(
+    make_project: MakeProject,
+) -> None:
     rules = {"metrics": {"generation.faithfulness_judge": {"min": 0.8}}}
 
     with pytest.raises(ConfigError, match=r"generation\.faithfulness_judge: a judged metric needs"):
-        prepare(project(tmp_path, None, rules))
+        prepare(make_project(CASES, rules))

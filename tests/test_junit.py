@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-from builders import copy_example
 from junitparser import Failure, JUnitXml, Skipped
 
 from gate.cli import main
@@ -84,8 +83,8 @@ def test_render_junit__characters_xml_cannot_carry_are_replaced(bad):
     assert name.startswith("case\ufffd") and name.endswith("id")
 
 
-def test_render_junit__a_real_run_that_fails_names_its_failing_checks(tmp_path, monkeypatch):
-    project = copy_example(tmp_path)
+def test_render_junit__a_real_run_that_fails_names_its_failing_checks(example, monkeypatch):
+    project = example
     monkeypatch.setenv("RAG_TOP_K", "1")
     out = project / "gate-report"
     assert main(["run", "-q", "-c", str(project / "gate.yml"), "--out", str(out)]) == 1

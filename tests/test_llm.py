@@ -7,13 +7,11 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from builders import utc_now, write_project
 from fake_openai import KEY, Canned, FakeOpenAI
 
 from gate.errors import ConfigError
@@ -45,10 +43,6 @@ Question: {{ input }}
 """
 
 
-def utc_now() -> datetime:
-    return datetime(2025, 1, 1, tzinfo=UTC)
-
-
 CASE = Case.model_validate(
     {
         "id": "key-expiry",
@@ -58,39 +52,31 @@ CASE = Case.model_validate(
 )
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with FakeOpenAI() as server:
-        yield server
-
-
 def configure(tmp_path: Path, base_url: str, prompt: str = PROMPT, **pipeline: Any) -> Config:
     (tmp_path / "prompt.md").write_text(prompt, encoding="utf-8")
-    (tmp_path / "golden.jsonl").write_text('{"id": "a", "input": "q"}\n', encoding="utf-8")
     spec = {"adapter": "openai", "base_url": base_url, "prompt": "prompt.md", **pipeline}
-    body = {"dataset": "golden.jsonl", "pipeline": spec}
-    (tmp_path / "gate.yml").write_text(yaml.safe_dump(body), encoding="utf-8")
-    return load_config(tmp_path / "gate.yml")
+    return load_config(write_project(tmp_path, [{"id": "a", "input": "q"}], pipeline=spec))
 
 
 def adapter(tmp_path: Path, base_url: str, prompt: str = PROMPT, **pipeline: Any) -> Adapter:
     return make_adapter(configure(tmp_path, base_url, prompt, **pipeline), os.environ)
 
 
-def ask(tmp_path: Path, fake: FakeOpenAI, prompt: str = PROMPT, **pipeline: Any) -> Any:
+def ask(tmp_path: Path, fake_openai: FakeOpenAI, prompt: str = PROMPT, **pipeline: Any) -> Any:
     """One call through a fresh adapter; the raw output."""
-    made = adapter(tmp_path, fake.url, prompt, **pipeline)
+    made = adapter(tmp_path, fake_openai.url, prompt, **pipeline)
     try:
         return made.call(CASE, 5.0).output
     finally:
         made.close()
 
 
-def test_request__path_auth_model_messages_and_sampling(tmp_path: Path, fake: FakeOpenAI) -> None:
-    ask(tmp_path, fake)
+def test_request__path_auth_model_messages_and_sampling(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    ask(tmp_path, fake_openai)
 
-    [seen] = fake.requests
+    [seen] = fake_openai.requests
     assert seen.path == "/v1/chat/completions"
     assert seen.headers["authorization"] == f"Bearer {KEY}"
     assert seen.body == {
@@ -121,18 +107,22 @@ def test_request__base_url_without_v1_and_trailing_slash(
     assert server.requests[0].path == "/openai/chat/completions"
 
 
-def test_request__config_model_overrides_the_prompts(tmp_path: Path, fake: FakeOpenAI) -> None:
-    output = ask(tmp_path, fake, model="gpt-4.1")
+def test_request__config_model_overrides_the_prompts(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    output = ask(tmp_path, fake_openai, model="gpt-4.1")
 
-    assert fake.models() == ["gpt-4.1"]
+    assert fake_openai.models() == ["gpt-4.1"]
     assert output["model"] == "gpt-4.1"
 
 
-def test_output__answer_usage_cost_and_prompt_identity(tmp_path: Path, fake: FakeOpenAI) -> None:
-    fake.reply("Keys expire after 90 days [kb-1].", usage=(1000, 500))
+def test_output__answer_usage_cost_and_prompt_identity(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.reply("Keys expire after 90 days [kb-1].", usage=(1000, 500))
     prices = {"fake-model": {"input_per_mtok": 0.4, "output_per_mtok": 1.6}}
 
-    output = ask(tmp_path, fake, prices=prices)
+    output = ask(tmp_path, fake_openai, prices=prices)
 
     prompt = (tmp_path / "prompt.md").read_bytes()
     assert output["answer"] == "Keys expire after 90 days [kb-1]."
@@ -144,11 +134,13 @@ def test_output__answer_usage_cost_and_prompt_identity(tmp_path: Path, fake: Fak
 
 
 def test_output__no_price_for_the_model_is_an_unknown_cost_not_zero(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    fake.reply("ok", usage=(10, 5))
+    fake_openai.reply("ok", usage=(10, 5))
 
-    output = ask(tmp_path, fake, prices={"other": {"input_per_mtok": 1, "output_per_mtok": 1}})
+    output = ask(
+        tmp_path, fake_openai, prices={"other": {"input_per_mtok": 1, "output_per_mtok": 1}}
+    )
 
     assert output["usage"] == {"input_tokens": 10, "output_tokens": 5, "cost_usd": None}
 
@@ -169,15 +161,15 @@ tools:
 
 
 def test_tools__sent_and_the_reply_tool_calls_become_output_tool_calls(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    fake.reply(
+    fake_openai.reply(
         None, tool_calls=[("lookup_order", {"order_id": "A-17"})], finish_reason="tool_calls"
     )
 
-    output = ask(tmp_path, fake, TOOLS_PROMPT)
+    output = ask(tmp_path, fake_openai, TOOLS_PROMPT)
 
-    assert fake.requests[0].body["tools"] == [
+    assert fake_openai.requests[0].body["tools"] == [
         {
             "type": "function",
             "function": {
@@ -197,9 +189,11 @@ def test_tools__sent_and_the_reply_tool_calls_become_output_tool_calls(
     assert parse_output(output).tool_calls is not None
 
 
-def test_tools__malformed_arguments_are_the_cases_error(tmp_path: Path, fake: FakeOpenAI) -> None:
-    fake.reply(None, tool_calls=[("lookup_order", '{"order_id": ')])
-    made = adapter(tmp_path, fake.url, TOOLS_PROMPT)
+def test_tools__malformed_arguments_are_the_cases_error(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.reply(None, tool_calls=[("lookup_order", '{"order_id": ')])
+    made = adapter(tmp_path, fake_openai.url, TOOLS_PROMPT)
 
     record = run_one(made, CASE, 0, Runner(retries=2), sleep=lambda s: None, now=utc_now)
     made.close()
@@ -219,21 +213,23 @@ Reply in JSON with answer, citations and abstained. {{ input }}
 
 
 def test_json_mode__the_reply_objects_fields_become_the_output(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
     reply = {"answer": "After 90 days.", "citations": ["kb-1"], "abstained": False}
-    fake.reply("```json\n" + json.dumps(reply) + "\n```")
+    fake_openai.reply("```json\n" + json.dumps(reply) + "\n```")
 
-    output = ask(tmp_path, fake, JSON_PROMPT)
+    output = ask(tmp_path, fake_openai, JSON_PROMPT)
 
-    assert fake.requests[0].body["response_format"] == {"type": "json_object"}
+    assert fake_openai.requests[0].body["response_format"] == {"type": "json_object"}
     assert {k: output[k] for k in reply} == reply
     assert parse_output(output).citations == ["kb-1"]
 
 
-def test_json_mode__invalid_json_is_the_cases_error(tmp_path: Path, fake: FakeOpenAI) -> None:
-    fake.reply('{"answer": "After 90 days.",')
-    made = adapter(tmp_path, fake.url, JSON_PROMPT)
+def test_json_mode__invalid_json_is_the_cases_error(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.reply('{"answer": "After 90 days.",')
+    made = adapter(tmp_path, fake_openai.url, JSON_PROMPT)
 
     record = run_one(made, CASE, 0, Runner(retries=2), sleep=lambda s: None, now=utc_now)
     made.close()
@@ -242,25 +238,28 @@ def test_json_mode__invalid_json_is_the_cases_error(tmp_path: Path, fake: FakeOp
     assert "fake-model broke JSON mode: not valid JSON" in (record.error or "")
 
 
-def test_429__retried_by_the_runner_after_retry_after(tmp_path: Path, fake: FakeOpenAI) -> None:
-    fake.fail(429, "Rate limit reached", headers={"Retry-After": "2"})
-    fake.reply("After 90 days.")
-    made = adapter(tmp_path, fake.url)
-    waits: list[float] = []
+def test_429__retried_by_the_runner_after_retry_after(
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    sleeps: list[float],
+) -> None:
+    fake_openai.fail(429, "Rate limit reached", headers={"Retry-After": "2"})
+    fake_openai.reply("After 90 days.")
+    made = adapter(tmp_path, fake_openai.url)
 
-    record = run_one(made, CASE, 0, Runner(retries=2), sleep=waits.append, now=utc_now)
+    record = run_one(made, CASE, 0, Runner(retries=2), sleep=sleeps.append, now=utc_now)
     made.close()
 
-    assert waits == [2.0]
+    assert sleeps == [2.0]
     assert record.status == "ok" and record.attempts == 2
     assert record.output.answer == "After 90 days."
 
 
 def test_429__retry_after_ms_is_read_with_sub_second_precision(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    fake.fail(429, headers={"retry-after-ms": "250", "Retry-After": "1"})
-    made = adapter(tmp_path, fake.url)
+    fake_openai.fail(429, headers={"retry-after-ms": "250", "Retry-After": "1"})
+    made = adapter(tmp_path, fake_openai.url)
 
     with pytest.raises(Transient) as caught:
         made.call(CASE, 5.0)
@@ -270,31 +269,32 @@ def test_429__retry_after_ms_is_read_with_sub_second_precision(
     assert "fake-model: HTTP 429: fake failure" in str(caught.value)
 
 
-def test_500_then_success__one_backoff(tmp_path: Path, fake: FakeOpenAI) -> None:
-    fake.fail(500, "The server had an error")
-    fake.reply("After 90 days.")
-    made = adapter(tmp_path, fake.url)
-    waits: list[float] = []
+def test_500_then_success__one_backoff(
+    tmp_path: Path, fake_openai: FakeOpenAI, sleeps: list[float]
+) -> None:
+    fake_openai.fail(500, "The server had an error")
+    fake_openai.reply("After 90 days.")
+    made = adapter(tmp_path, fake_openai.url)
 
     record = run_one(
-        made, CASE, 0, Runner(retries=1), sleep=waits.append, rng=random.Random(0), now=utc_now
+        made, CASE, 0, Runner(retries=1), sleep=sleeps.append, rng=random.Random(0), now=utc_now
     )
     made.close()
 
     assert record.status == "ok" and record.attempts == 2
-    assert len(waits) == 1 and 0.25 <= waits[0] <= 0.5  # 0.5 s · 2^0, full jitter
-    assert len(fake.requests) == 2
+    assert len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.5  # 0.5 s · 2^0, full jitter
+    assert len(fake_openai.requests) == 2
 
 
 def test_fallback__a_refused_primary_hands_over_to_the_next_model(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    fake.fail(404, "The model `fake-model` does not exist")
-    fake.reply("After 90 days.", model="backup-model")
+    fake_openai.fail(404, "The model `fake-model` does not exist")
+    fake_openai.reply("After 90 days.", model="backup-model")
 
-    output = ask(tmp_path, fake, fallback_models=["backup-model"])
+    output = ask(tmp_path, fake_openai, fallback_models=["backup-model"])
 
-    assert fake.models() == ["fake-model", "backup-model"]
+    assert fake_openai.models() == ["fake-model", "backup-model"]
     assert output["model"] == "backup-model"
     assert output["fallback_errors"] == [
         "fake-model: HTTP 404: The model `fake-model` does not exist"
@@ -302,26 +302,27 @@ def test_fallback__a_refused_primary_hands_over_to_the_next_model(
 
 
 def test_fallback__an_overloaded_primary_hands_over_at_once(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    sleeps: list[float],
 ) -> None:
-    fake.fail(503, "overloaded")
-    fake.reply("After 90 days.")
-    made = adapter(tmp_path, fake.url, fallback_models=["backup-model"])
-    waits: list[float] = []
+    fake_openai.fail(503, "overloaded")
+    fake_openai.reply("After 90 days.")
+    made = adapter(tmp_path, fake_openai.url, fallback_models=["backup-model"])
 
-    record = run_one(made, CASE, 0, Runner(retries=2), sleep=waits.append, now=utc_now)
+    record = run_one(made, CASE, 0, Runner(retries=2), sleep=sleeps.append, now=utc_now)
     made.close()
 
-    assert waits == [] and record.attempts == 1
+    assert sleeps == [] and record.attempts == 1
     assert record.output.model == "backup-model"
 
 
 def test_fallback__all_overloaded_is_transient_with_the_shortest_retry_after(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    fake.fail(429, headers={"Retry-After": "7"})
-    fake.fail(503, headers={"Retry-After": "3"})
-    made = adapter(tmp_path, fake.url, fallback_models=["backup-model"])
+    fake_openai.fail(429, headers={"Retry-After": "7"})
+    fake_openai.fail(503, headers={"Retry-After": "3"})
+    made = adapter(tmp_path, fake_openai.url, fallback_models=["backup-model"])
 
     with pytest.raises(Transient) as caught:
         made.call(CASE, 5.0)
@@ -335,11 +336,11 @@ def test_fallback__all_overloaded_is_transient_with_the_shortest_retry_after(
 
 
 def test_fallback__all_refused_is_the_cases_error_without_retries(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    fake.fail(400, "context_length_exceeded")
-    fake.fail(400, "context_length_exceeded")
-    made = adapter(tmp_path, fake.url, fallback_models=["backup-model"])
+    fake_openai.fail(400, "context_length_exceeded")
+    fake_openai.fail(400, "context_length_exceeded")
+    made = adapter(tmp_path, fake_openai.url, fallback_models=["backup-model"])
 
     record = run_one(made, CASE, 0, Runner(retries=2), sleep=lambda s: None, now=utc_now)
     made.close()
@@ -352,16 +353,16 @@ def test_fallback__all_refused_is_the_cases_error_without_retries(
 
 
 def test_timeout__is_a_case_timeout_and_no_fallback_is_tried(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    fake.reply("late", delay_s=0.5)
-    made = adapter(tmp_path, fake.url, fallback_models=["backup-model"])
+    fake_openai.reply("late", delay_s=0.5)
+    made = adapter(tmp_path, fake_openai.url, fallback_models=["backup-model"])
 
     with pytest.raises(CaseTimeout, match=r"fake-model: no reply from .* after 0.1 s"):
         made.call(CASE, 0.1)
     made.close()
 
-    assert fake.models() == ["fake-model"]
+    assert fake_openai.models() == ["fake-model"]
 
 
 def test_connection_refused__is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -375,9 +376,9 @@ def test_connection_refused__is_transient(tmp_path: Path, monkeypatch: pytest.Mo
     made.close()
 
 
-def test_not_a_completion__is_an_llm_error(tmp_path: Path, fake: FakeOpenAI) -> None:
-    fake.responder = lambda body: Canned(body={"choices": []})
-    made = adapter(tmp_path, fake.url)
+def test_not_a_completion__is_an_llm_error(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    fake_openai.responder = lambda body: Canned(body={"choices": []})
+    made = adapter(tmp_path, fake_openai.url)
 
     with pytest.raises(LLMError, match=r"not a chat completion \(no choices\[0\].message\)"):
         made.call(CASE, 5.0)
@@ -408,10 +409,10 @@ def test_api_key__a_key_pasted_into_the_config_is_not_echoed(tmp_path: Path) -> 
 
 
 def test_api_key__never_in_an_error_even_when_the_server_quotes_it(
-    tmp_path: Path, fake: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    fake.fail(401, f"Incorrect API key provided: {KEY}. You can find your API key at ...")
-    made = adapter(tmp_path, fake.url)
+    fake_openai.fail(401, f"Incorrect API key provided: {KEY}. You can find your API key at ...")
+    made = adapter(tmp_path, fake_openai.url)
 
     record = run_one(made, CASE, 0, Runner(retries=0), sleep=lambda s: None, now=utc_now)
     made.close()
@@ -430,9 +431,9 @@ def test_api_key__null_sends_no_authorization(
     assert "authorization" not in local.requests[0].headers
 
 
-def test_no_model_anywhere_is_an_input_error(tmp_path: Path, fake: FakeOpenAI) -> None:
+def test_no_model_anywhere_is_an_input_error(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     with pytest.raises(ConfigError, match=r"prompt.md: no model \(fix: set `model:`"):
-        adapter(tmp_path, fake.url, PROMPT.replace("model: fake-model\n", ""))
+        adapter(tmp_path, fake_openai.url, PROMPT.replace("model: fake-model\n", ""))
 
 
 def test_fingerprint__any_edit_of_the_prompt_file_changes_it(tmp_path: Path) -> None:

@@ -4,68 +4,32 @@ Runs go through ``gate.pipeline.run`` with a deterministic fake adapter serving 
 """
 
 import json
-import threading
-from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-import yaml
+from builders import FakeAdapter
 
-from gate.load.dataset import Case
 from gate.pipeline import RunOptions, run
-from gate.run.adapters.base import Reply
+
+BASELINE = "baseline.json"
 
 
-class FakeAdapter:
-    """Serves queued answers per case id, one per call (so one per repeat)."""
-
-    def __init__(self, answers: dict[str, list[str]]) -> None:
-        self._answers = {k: list(v) for k, v in answers.items()}
-        self._lock = threading.Lock()
-
-    def call(self, case: Case, timeout_s: float) -> Reply:
-        with self._lock:
-            queue = self._answers[case.id]
-            answer = queue.pop(0) if len(queue) > 1 else queue[0]
-        return Reply({"answer": answer})
-
-    def close(self) -> None:
-        pass
-
-
-def project(
-    tmp_path: Path,
-    ids: Iterable[str],
-    thresholds: dict,
+def golden(
+    ids: list[str],
     *,
     tags: dict[str, list[str]] | None = None,
     inputs: dict[str, str] | None = None,
-    comparison: dict | None = None,
-    repeats: int = 1,
-) -> Path:
-    lines = [
-        json.dumps(
-            {
-                "id": i,
-                "input": (inputs or {}).get(i, f"question {i}"),
-                "expected": {"must_include": ["ok"]},
-                "tags": (tags or {}).get(i, []),
-            }
-        )
+) -> list[dict[str, Any]]:
+    """Cases that pass when the answer says "ok"."""
+    return [
+        {
+            "id": i,
+            "input": (inputs or {}).get(i, f"question {i}"),
+            "expected": {"must_include": ["ok"]},
+            "tags": (tags or {}).get(i, []),
+        }
         for i in ids
     ]
-    (tmp_path / "golden.jsonl").write_text("\n".join(lines) + "\n")
-    (tmp_path / "thresholds.yml").write_text(yaml.safe_dump(thresholds))
-    config = {
-        "dataset": "golden.jsonl",
-        "pipeline": {"adapter": "replay", "path": "unused.jsonl"},
-        "runner": {"repeats": repeats},
-        "thresholds": "thresholds.yml",
-        "baseline": "baseline.json",
-    }
-    if comparison:
-        config["comparison"] = comparison
-    (tmp_path / "gate.yml").write_text(yaml.safe_dump(config))
-    return tmp_path / "gate.yml"
 
 
 def gate(config: Path, answers: dict[str, list[str]], update: bool = False) -> dict:
@@ -73,7 +37,9 @@ def gate(config: Path, answers: dict[str, list[str]], update: bool = False) -> d
         RunOptions(
             config=config, out_dir=config.parent / "out", update_baseline=update, progress=None
         ),
-        adapter=FakeAdapter(answers),
+        adapter=FakeAdapter.queued(
+            {case_id: [{"answer": a} for a in queue] for case_id, queue in answers.items()}
+        ),
     )
     return outcome.report
 
@@ -91,8 +57,8 @@ def check_of(report: dict, rule: str) -> dict:
     return found
 
 
-def test_run__a_real_drop_fails_with_its_interval_flips_and_mcnemar(tmp_path):
-    config = project(tmp_path, IDS, DROP_RULE)
+def test_run__a_real_drop_fails_with_its_interval_flips_and_mcnemar(make_project):
+    config = make_project(golden(IDS), DROP_RULE, baseline=BASELINE)
     gate(config, answers(IDS, set()), update=True)
     broken = set(IDS[:10])
     report = gate(config, answers(IDS, broken))
@@ -110,8 +76,8 @@ def test_run__a_real_drop_fails_with_its_interval_flips_and_mcnemar(tmp_path):
     assert report["verdict"] == "fail"
 
 
-def test_run__a_drop_within_noise_passes_by_default_and_fails_when_strict(tmp_path):
-    config = project(tmp_path, IDS, DROP_RULE)
+def test_run__a_drop_within_noise_passes_by_default_and_fails_when_strict(make_project):
+    config = make_project(golden(IDS), DROP_RULE, baseline=BASELINE)
     gate(config, answers(IDS, set(IDS[:4])), update=True)
     # three cases fixed, four newly broken: a net drop of one case in 40
     noisy = answers(IDS, {IDS[3], *IDS[4:8]})
@@ -120,15 +86,17 @@ def test_run__a_drop_within_noise_passes_by_default_and_fails_when_strict(tmp_pa
     assert check["status"] == "pass"
     assert "but not significant" in check["reason"]
     assert len(report["flips"]["fixed"]) == 3
-    strict = project(tmp_path, IDS, DROP_RULE, comparison={"strict": True})
+    strict = make_project(golden(IDS), DROP_RULE, baseline=BASELINE, comparison={"strict": True})
     assert check_of(gate(strict, noisy), "max_drop")["status"] == "fail"
 
 
-def test_run__drift_is_listed_and_changed_cases_are_left_out_of_the_pairing(tmp_path):
-    config = project(tmp_path, IDS, DROP_RULE)
+def test_run__drift_is_listed_and_changed_cases_are_left_out_of_the_pairing(make_project):
+    config = make_project(golden(IDS), DROP_RULE, baseline=BASELINE)
     gate(config, answers(IDS, set()), update=True)
     now = [*IDS[1:], "new-case"]
-    config = project(tmp_path, now, DROP_RULE, inputs={"c05": "a reworded question"})
+    config = make_project(
+        golden(now, inputs={"c05": "a reworded question"}), DROP_RULE, baseline=BASELINE
+    )
     report = gate(config, answers(now, {"c05"}))
     assert report["drift"] == {
         "added": ["new-case"],
@@ -141,9 +109,13 @@ def test_run__drift_is_listed_and_changed_cases_are_left_out_of_the_pairing(tmp_
     assert check_of(report, "max_drop")["status"] == "pass"
 
 
-def test_run__must_pass_fails_on_one_case_whatever_the_statistics(tmp_path):
+def test_run__must_pass_fails_on_one_case_whatever_the_statistics(make_project):
     thresholds = {"must_pass": {"tags": ["high-risk"]}}
-    config = project(tmp_path, IDS, thresholds, tags={"c01": ["high-risk"], "c02": ["high-risk"]})
+    config = make_project(
+        golden(IDS, tags={"c01": ["high-risk"], "c02": ["high-risk"]}),
+        thresholds,
+        baseline=BASELINE,
+    )
     report = gate(config, answers(IDS, {"c02"}))
     check = check_of(report, "must_pass")
     assert check["status"] == "fail"
@@ -152,20 +124,20 @@ def test_run__must_pass_fails_on_one_case_whatever_the_statistics(tmp_path):
     assert report["verdict"] == "fail"
 
 
-def test_run__repeats_average_per_case_and_report_flaky_cases(tmp_path):
-    config = project(tmp_path, IDS[:4], {}, repeats=3)
+def test_run__repeats_average_per_case_and_report_flaky_cases(make_project):
+    config = make_project(golden(IDS[:4]), {}, baseline=BASELINE, runner={"repeats": 3})
     flaky = answers(IDS[:4], set()) | {"c01": ["ok", "nope", "ok"]}
     report = gate(config, flaky, update=True)
     assert report["flaky"] == {"rate": 0.25, "cases": ["c01"]}
     assert report["run"]["records"] == 12
-    baseline = json.loads((tmp_path / "baseline.json").read_text())
+    baseline = json.loads((config.parent / BASELINE).read_text())
     assert baseline["cases"]["c01"]["scores"]["agent.task_success"] == round(2 / 3, 6)
     assert baseline["cases"]["c00"]["scores"]["agent.task_success"] == 1.0
 
 
-def test_run__a_small_golden_set_warns_that_small_drops_are_undetectable(tmp_path):
+def test_run__a_small_golden_set_warns_that_small_drops_are_undetectable(make_project):
     ids = IDS[:20]
-    config = project(tmp_path, ids, DROP_RULE)
+    config = make_project(golden(ids), DROP_RULE, baseline=BASELINE)
     gate(config, answers(ids, {"c00", "c01", "c02", "c03"}), update=True)
     report = gate(config, answers(ids, {"c00", "c01", "c02", "c03"}))
     [warning] = report["warnings"]
@@ -173,8 +145,8 @@ def test_run__a_small_golden_set_warns_that_small_drops_are_undetectable(tmp_pat
     assert "the tolerance asked is 0" in warning
 
 
-def test_run__without_a_baseline_there_is_no_comparison(tmp_path):
-    config = project(tmp_path, IDS, DROP_RULE)
+def test_run__without_a_baseline_there_is_no_comparison(make_project):
+    config = make_project(golden(IDS), DROP_RULE, baseline=BASELINE)
     report = gate(config, answers(IDS, {"c00"}))
     assert report["baseline"]["status"] == "missing"
     assert report["drift"] is None

@@ -17,7 +17,7 @@ from gate.metrics import retrieval
 from gate.metrics.retrieval import Rankings, build_rankings
 
 DATA = Path(__file__).parent / "data"
-TREC_EVAL = Path(__file__).resolve().parents[2] / "shared" / "oracles" / "trec_eval"
+TREC_EVAL = DATA / "oracles" / "trec_eval"
 
 Measure = Callable[[Rankings, int], np.ndarray]
 MEASURES: dict[str, Measure] = {
@@ -96,10 +96,11 @@ def test_cutoff__must_be_positive(measure: str) -> None:
         MEASURES[measure](r, 0)
 
 
-# --- trec_eval's own test run (../shared/oracles/trec_eval) ---
+# --- trec_eval's own test run (data/oracles/trec_eval) ---
 
 
-def _read_trec_eval_oracle() -> tuple[list[str], Rankings, dict[tuple[str, str], float]]:
+@pytest.fixture(scope="module")
+def trec_eval_oracle() -> tuple[list[str], Rankings, dict[tuple[str, str], float]]:
     qrels: dict[str, dict[str, int]] = {}
     for line in (TREC_EVAL / "qrels.test").read_text().splitlines():
         qid, _, docno, grade = line.split()
@@ -119,13 +120,6 @@ def _read_trec_eval_oracle() -> tuple[list[str], Rankings, dict[tuple[str, str],
         if measure not in ("runid", "relstring"):
             printed[measure, qid] = float(value)
     return qids, rankings, printed
-
-
-@pytest.fixture(scope="module")
-def trec_eval_oracle() -> tuple[list[str], Rankings, dict[tuple[str, str], float]]:
-    if not (TREC_EVAL / "out.test.aq").is_file():
-        pytest.skip(f"trec_eval's test files are not at {TREC_EVAL} (the shared oracles folder)")
-    return _read_trec_eval_oracle()
 
 
 ORACLE_MEASURE = re.compile(r"recip_rank|map|(success|P|recall|ndcg_cut)_\d+")

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-from builders import copy_example
 from jsonschema import Draft202012Validator
 
 from gate.cli import main
@@ -31,8 +30,8 @@ def test_schema__the_test_reports_follow_it(path):
 
 
 @pytest.mark.parametrize("top_k", [None, "1"], ids=["passing", "failing"])
-def test_schema__the_shipped_example_s_reports_follow_it(tmp_path, monkeypatch, top_k):
-    project = copy_example(tmp_path)
+def test_schema__the_shipped_example_s_reports_follow_it(example, monkeypatch, top_k):
+    project = example
     if top_k:
         monkeypatch.setenv("RAG_TOP_K", top_k)
     out = project / "gate-report"

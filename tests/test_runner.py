@@ -10,14 +10,13 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import FakeAdapter, run_all, runner, utc_now
 
-from gate.load.config import Runner
 from gate.load.dataset import Case
 from gate.retry import MAX_BACKOFF_S, CaseTimeout, Transient, backoff_s
 from gate.run.adapters.base import Reply
@@ -25,50 +24,12 @@ from gate.run.records import EMPTY, Record, RecordWriter
 from gate.run.runner import Progress, run_cases, run_one
 
 
-class FakeAdapter:
-    """Answers every call with ``answer(case)`` (which may wait or raise); counts the calls and
-    the most it was serving at once."""
-
-    def __init__(self, answer: Callable[[Case], Any] = lambda case: {"answer": case.id}) -> None:
-        self.answer = answer
-        self.calls: list[str] = []
-        self.active = 0
-        self.max_active = 0
-        self._lock = threading.Lock()
-
-    def call(self, case: Case, timeout_s: float) -> Reply:
-        with self._lock:
-            self.calls.append(case.id)
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        try:
-            return Reply(self.answer(case))
-        finally:
-            with self._lock:
-                self.active -= 1
-
-    def close(self) -> None:
-        pass
-
-
-def utc_now() -> datetime:
-    return datetime(2025, 1, 1, tzinfo=UTC)
-
-
 def cases(n: int) -> list[Case]:
     return [Case(id=f"c{i}", input=f"question {i}") for i in range(n)]
 
 
-def runner(**settings: Any) -> Runner:
-    return Runner.model_validate({"concurrency": 4, "timeout_s": 5, "retries": 2, **settings})
-
-
 def quiet(n: int) -> Progress:
     return Progress(n, None)
-
-
-def run(adapter: FakeAdapter, items: list[Case], **settings: Any) -> list[Record]:
-    return run_cases(items, adapter, runner(**settings), progress=quiet(len(items)), now=utc_now)
 
 
 # --- concurrency, repeats, order --------------------------------------------------------------
@@ -82,7 +43,7 @@ def test_run_cases__runs_concurrency_cases_at_once() -> None:
         return {"answer": case.id}
 
     adapter = FakeAdapter(answer)
-    records = run(adapter, cases(16), concurrency=4)
+    records = run_all(adapter, cases(16), concurrency=4)
     assert [r.status for r in records] == ["ok"] * 16
     assert adapter.max_active == 4
 
@@ -93,14 +54,14 @@ def test_run_cases__never_more_than_concurrency_at_once() -> None:
         return {}
 
     adapter = FakeAdapter(answer)
-    run(adapter, cases(30), concurrency=3)
+    run_all(adapter, cases(30), concurrency=3)
     assert adapter.max_active <= 3
     assert sorted(adapter.calls) == sorted(c.id for c in cases(30))
 
 
 def test_run_cases__repeats_every_case_and_keeps_dataset_order() -> None:
     adapter = FakeAdapter()
-    records = run(adapter, cases(3), repeats=2)
+    records = run_all(adapter, cases(3), repeats=2)
     assert [(r.case_id, r.repeat) for r in records] == [
         ("c0", 0),
         ("c1", 0),
@@ -189,7 +150,7 @@ def test_run_cases__a_failing_on_record_stops_the_run_without_running_the_rest()
 
 
 def test_run_cases__trace_ids_are_unique_32_hex() -> None:
-    records = run(FakeAdapter(), cases(50), repeats=2)
+    records = run_all(FakeAdapter(), cases(50), repeats=2)
     ids = [r.trace_id for r in records]
     assert len(set(ids)) == 100
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
@@ -257,8 +218,7 @@ class Flaky:
         return {"answer": "finally"}
 
 
-def test_run_one__transient_failures_are_retried_with_backoff() -> None:
-    sleeps: list[float] = []
+def test_run_one__transient_failures_are_retried_with_backoff(sleeps: list[float]) -> None:
     adapter = FakeAdapter(Flaky(Transient("HTTP 502"), Transient("HTTP 503")))
     record = run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     assert (record.status, record.attempts, record.output.answer) == ("ok", 3, "finally")
@@ -266,15 +226,13 @@ def test_run_one__transient_failures_are_retried_with_backoff() -> None:
     assert len(sleeps) == 2 and 0.25 <= sleeps[0] <= 0.5 and 0.5 <= sleeps[1] <= 1.0
 
 
-def test_run_one__retry_after_is_honoured_up_to_the_cap() -> None:
-    sleeps: list[float] = []
+def test_run_one__retry_after_is_honoured_up_to_the_cap(sleeps: list[float]) -> None:
     adapter = FakeAdapter(Flaky(Transient("429", retry_after=2), Transient("429", retry_after=900)))
     run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     assert sleeps == [2, MAX_BACKOFF_S]
 
 
-def test_run_one__timeouts_are_retried_then_recorded_as_timeout() -> None:
-    sleeps: list[float] = []
+def test_run_one__timeouts_are_retried_then_recorded_as_timeout(sleeps: list[float]) -> None:
     adapter = FakeAdapter(Flaky(*[CaseTimeout("no result after 5 s")] * 3))
     record = run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     assert (record.status, record.attempts, len(sleeps)) == ("timeout", 3, 2)
@@ -282,8 +240,7 @@ def test_run_one__timeouts_are_retried_then_recorded_as_timeout() -> None:
     assert record.output == EMPTY
 
 
-def test_run_one__other_exceptions_are_the_case_error_at_once() -> None:
-    sleeps: list[float] = []
+def test_run_one__other_exceptions_are_the_case_error_at_once(sleeps: list[float]) -> None:
     adapter = FakeAdapter(Flaky(PermissionError("model access denied")))
     record = run_one(adapter, cases(1)[0], 0, runner(retries=2), sleep=sleeps.append, now=utc_now)
     assert (record.status, record.attempts, sleeps) == ("error", 1, [])

@@ -1,0 +1,61 @@
+"""Fixtures every test file can ask for: projects on disk, the fake GitHub and OpenAI servers,
+the waits a retry loop asked for.
+
+The builders behind them live in ``builders.py``; the fakes in ``fake_github.py`` and
+``fake_openai.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from builders import MakeProject, write_project
+from fake_github import FakeGitHub
+from fake_openai import KEY, FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> MakeProject:
+    """``write_project`` into ``tmp_path``: ``make_project(cases, thresholds, **gate_yml)``."""
+    return functools.partial(write_project, tmp_path)
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A copy of the shipped example (config, golden set, thresholds, baseline, pipeline) to break
+    or to write a baseline in, at ``tmp_path/workspace``: where a workflow checks it out."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    for name in ("gate.yml", "datasets", "thresholds", "examples"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, workspace / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, workspace / name)
+    return workspace
+
+
+@pytest.fixture
+def fake_github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    """A fake Chat Completions server, its key in ``OPENAI_API_KEY``."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The waits a client or runner asked for, given ``sleep=sleeps.append``."""
+    return []
