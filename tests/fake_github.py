@@ -1,7 +1,8 @@
 """A fake GitHub REST API on 127.0.0.1 that holds every request to GitHub's own description.
 
 Each request is checked against ``shared/oracles/github/issue-comments.openapi.json`` (GitHub's
-OpenAPI document, reduced to the issue-comment operations): the method and path template must
+OpenAPI document, reduced to the issue-comment operations) and, for the other operations, against
+``rest-subset.openapi.json``: the method and path template must
 exist, path and query parameters must be declared and of their schema's type, and a JSON body must
 match the request body's schema. The fake's own answers are checked against the response schemas
 too, so the client under test sees what GitHub would send. Problems are recorded, not raised (a
@@ -41,6 +42,11 @@ if not SPEC_PATH.is_file():
     # A checkout without the shared oracles beside it (GitHub's own CI): nothing to check against.
     pytest.skip(f"GitHub's API description is not at {SPEC_PATH}", allow_module_level=True)
 SPEC: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+REST_SPEC_PATH = Path(__file__).parent / "data" / "oracles" / "github" / "rest-subset.openapi.json"
+"""A copy of ``shared/oracles/github/rest-subset.openapi.json``: the other operations the gate calls
+(the pull requests of a commit, for the action's comment mode)."""
+REST_SPEC: dict[str, Any] = json.loads(REST_SPEC_PATH.read_text(encoding="utf-8"))
+PULLS_OF_COMMIT = "repos/list-pull-requests-associated-with-commit"
 
 MAX_PER_PAGE = 100
 """GitHub's limit for ``per_page``; the description states it in prose, not in the schema."""
@@ -50,7 +56,16 @@ REQUIRED_HEADERS = {
 }
 # Keywords that describe without constraining; any other unknown keyword stops the validator,
 # so it never passes a value by skipping a rule it does not understand.
-ANNOTATIONS = {"description", "example", "examples", "title", "format", "default", "deprecated"}
+ANNOTATIONS = {
+    "description",
+    "example",
+    "examples",
+    "title",
+    "format",
+    "default",
+    "deprecated",
+    "x-github-breaking-changes",
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,8 @@ class Operation:
 
 def _operations() -> list[Operation]:
     out = []
-    for template, item in SPEC["paths"].items():
+    paths = {**REST_SPEC["paths"], **SPEC["paths"]}
+    for template, item in paths.items():
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
         for method, spec in item.items():
             if method != "parameters":
@@ -112,6 +128,8 @@ def validate(value: Any, schema: Mapping[str, Any], where: str = "$") -> list[st
             "oneOf",
             "anyOf",
             "allOf",
+            "maxItems",
+            "maxLength",
         }
     )
     if unknown:
@@ -142,6 +160,10 @@ def validate(value: Any, schema: Mapping[str, Any], where: str = "$") -> list[st
                 problems.append(f"{where}: unexpected {key!r}")
             elif isinstance(extra, dict):
                 problems += validate(item, extra, f"{where}.{key}")
+    if isinstance(value, str) and len(value) > schema.get("maxLength", len(value)):
+        problems.append(f"{where}: longer than {schema['maxLength']}")
+    if isinstance(value, list) and len(value) > schema.get("maxItems", len(value)):
+        problems.append(f"{where}: more than {schema['maxItems']} items")
     if isinstance(value, list) and "items" in schema:
         for i, item in enumerate(value):
             problems += validate(item, schema["items"], f"{where}[{i}]")
@@ -181,6 +203,8 @@ class FakeGitHub(LocalServer):
         self.login = login
         """Who the token belongs to: the author of the comments it creates."""
         self.comments: dict[int, dict[str, Any]] = {}
+        self.pulls: list[tuple[str, dict[str, Any]]] = []
+        """(repository, pull request) pairs; a pull request has a real ``_links`` key."""
         self.requests: list[Seen] = []
         self.violations: list[str] = []
         self.link_base: str | None = None
@@ -212,6 +236,32 @@ class FakeGitHub(LocalServer):
         """Put a comment on an issue as if ``login`` had written it."""
         with self._lock:
             return self._create(repository, issue, body, login)
+
+    def add_pull(
+        self,
+        number: int,
+        head_sha: str,
+        head_repository: str,
+        repository: str = "Codertocat/Hello-World",
+    ) -> dict[str, Any]:
+        """Open a pull request on ``repository`` from ``head_repository`` at ``head_sha``."""
+        pull: dict[str, Any] = copy.deepcopy(
+            REST_SPEC["paths"]["/repos/{owner}/{repo}/commits/{commit_sha}/pulls"]["get"][
+                "responses"
+            ]["200"]["content"]["application/json"]["examples"]["default"]["value"][0]
+        )
+        pull.update(
+            number=number,
+            url=f"https://api.github.com/repos/{repository}/pulls/{number}",
+            html_url=f"https://github.com/{repository}/pull/{number}",
+            # GitHub's own example lacks the team's required "type": no teams here.
+            requested_teams=[],
+        )
+        pull["head"]["sha"] = head_sha
+        pull["head"]["repo"]["full_name"] = head_repository
+        pull["base"]["repo"]["full_name"] = repository
+        self.pulls.append((repository, pull))
+        return pull
 
     def comments_on(self, issue: int) -> list[dict[str, Any]]:
         return [c for c in self.comments.values() if c["_issue"] == issue]
@@ -316,6 +366,11 @@ class FakeGitHub(LocalServer):
         self, op: Operation, params: dict[str, str], query: dict[str, list[str]], body: Any
     ) -> _Answer:
         repository = f"{params['owner']}/{params['repo']}"
+        if op.operation_id == PULLS_OF_COMMIT:
+            # GitHub lists the pull requests of this repository whose commits include the sha.
+            sha = params["commit_sha"]
+            listed = [p for r, p in self.pulls if r == repository and p["head"]["sha"] == sha]
+            return _Answer(200, listed)
         if op.operation_id == "issues/list-comments":
             issue = int(params["issue_number"])
             listed = [
