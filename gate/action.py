@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gate.errors import GateError, GitHubError
+from gate.install import install_requirements
 from gate.pipeline import Outcome, RunOptions, World, run
 from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
 from gate.render import markdown
@@ -159,6 +160,7 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     context = Context.from_env(env)
     if inputs.mode == "comment":
         return comment_mode(inputs, context, github)
+    install(inputs, context)
     outcome = _run_quietly(inputs, context, run, world)
     report = outcome.report
     run_url = context.run_url
@@ -372,6 +374,18 @@ def _escape_data(text: str) -> str:
 
 def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def install(inputs: Inputs, context: Context) -> None:
+    """The ``requirements`` input, with workflow commands off while pip writes to the log."""
+    if not inputs.requirements.strip():
+        return
+    resume = uuid.uuid4().hex
+    print(f"::stop-commands::{resume}", flush=True)
+    try:
+        install_requirements(inputs.requirements, context.workspace, os.environ)
+    finally:
+        print(f"::{resume}::", flush=True)
 
 
 def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> Outcome:

@@ -1,0 +1,300 @@
+"""The action in a team's repository (issue 12), through ``gate action`` with the environment
+GitHub gives a Docker action and the fake GitHub checked against GitHub's API description:
+the fork-safe comment mode, the team's own requirements, files later steps can use, annotations
+with file and line, and the JUnit file."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builders import copy_example
+from fake_github import FakeGitHub
+from test_action import EVENTS, WORKFLOW_RUN, FakeRun, github_env, load_report, read_outputs
+
+from gate import action, install
+from gate.errors import GateError
+from gate.render import markdown
+
+FORK = "octo-org/octo-repo"
+FORK_SHA = "3484a3fb816e0859fd6e1cea078d76385ff50625"
+"""The payload's workflow_run: a run on the fork's head commit."""
+OURS_SHA = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
+REPOSITORY = "Codertocat/Hello-World"
+
+
+@pytest.fixture
+def fake() -> Any:
+    with FakeGitHub() as server:
+        yield server
+        server.verify()
+
+
+# --- mode: comment, the fork-safe half --------------------------------------------------------
+
+
+def comment_mode_env(
+    tmp_path: Path, fake: FakeGitHub, run: dict[str, Any] | None = None, **inputs: str
+) -> dict[str, str]:
+    event: dict[str, Any] = json.loads((EVENTS / WORKFLOW_RUN).read_text(encoding="utf-8"))
+    event = copy.deepcopy(event)
+    event["workflow_run"]["pull_requests"] = []  # what GitHub sends for a fork's pull request
+    event["workflow_run"].update(run or {})
+    (tmp_path / "event.json").write_text(json.dumps(event), encoding="utf-8")
+    env = github_env(tmp_path, fake, "push_payload.json", "workflow_run", mode="comment", **inputs)
+    env["GITHUB_EVENT_PATH"] = str(tmp_path / "event.json")
+    return env
+
+
+def download(env: dict[str, str], report: dict[str, Any], **files: str) -> Path:
+    """What actions/download-artifact leaves in the empty workspace: the fork's files."""
+    folder = Path(env["GITHUB_WORKSPACE"]) / "gate-report"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_comment_mode__a_forged_artifact_edits_nothing_but_its_own_pull_request(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    # PR #7 (this repository) has the gate's fail comment; the fork's PR #2 ran the gate too.
+    fake.add_pull(7, OURS_SHA, REPOSITORY)
+    fake.add_pull(2, FORK_SHA, FORK)
+    ours = markdown.render_comment(load_report("fail"), None, markdown.marker("gate.yml"))
+    seven = fake.add_comment(7, ours, login=fake.login)
+    # The fork's artifact says "pass", names PR #7 and a config whose marker is PR #7's.
+    forged = {**load_report("pass"), "config": "gate.yml", "pull_request": 7}
+    env = comment_mode_env(tmp_path, fake)
+    download(env, forged, **{"pr-number.txt": "7\n", "gate.yml": "comment: {pr: 7}\n"})
+
+    assert action.main(env, FakeRun(forged)) == 0
+
+    assert fake.comments[seven["id"]]["body"] == ours  # untouched
+    (posted,) = fake.comments_on(2)
+    assert posted["body"].startswith(markdown.marker("gate.yml"))
+    assert "### ✅ gate: pass" in posted["body"]
+    assert [seen.path for seen in fake.sent("PATCH")] == []
+    assert read_outputs(tmp_path / "set_output")["comment-url"] == posted["html_url"]
+
+
+def test_comment_mode__the_marker_comes_from_the_config_input_not_the_report(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    fake.add_pull(2, FORK_SHA, FORK)
+    env = comment_mode_env(tmp_path, fake, config="evals/gate.yml")
+    download(env, {**load_report("fail"), "config": "gate.yml"})
+
+    action.main(env, FakeRun(load_report("fail")))
+
+    (posted,) = fake.comments_on(2)
+    assert posted["body"].startswith(markdown.marker("evals/gate.yml"))
+
+
+def test_comment_mode__a_pull_request_at_the_same_sha_from_another_repository_is_not_it(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    fake.add_pull(7, FORK_SHA, REPOSITORY)  # the fork pushed PR #7's commit: same sha
+    env = comment_mode_env(tmp_path, fake)
+    download(env, load_report("pass"))
+
+    assert action.main(env, FakeRun(load_report("pass"))) == 0
+
+    assert fake.comments == {}
+    (listed,) = fake.sent("GET")
+    assert listed.path == f"/repos/{REPOSITORY}/commits/{FORK_SHA}/pulls"
+
+
+def test_comment_mode__runs_no_gate_and_needs_no_checkout(tmp_path: Path, fake: FakeGitHub) -> None:
+    fake.add_pull(2, FORK_SHA, FORK)
+    env = comment_mode_env(tmp_path, fake)
+    download(env, load_report("fail"))
+    run = FakeRun(load_report("pass"))
+
+    assert action.main(env, run) == 0  # the comment is the job; the verdict failed the gate run
+
+    assert run.seen == []
+    assert read_outputs(tmp_path / "set_output")["verdict"] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("run", "report", "message"),
+    [
+        ({"head_sha": "HEAD; rm -rf /"}, '{"verdict": "pass"}', "not a commit sha"),
+        ({"head_repository": None}, '{"verdict": "pass"}', "not owner/name"),
+        ({}, "not json", "not a gate report"),
+        ({}, '{"metrics": {}}', "not a gate report"),
+    ],
+)
+def test_comment_mode__refuses_what_it_cannot_trust(
+    tmp_path: Path, fake: FakeGitHub, run: dict[str, Any], report: str, message: str
+) -> None:
+    env = comment_mode_env(tmp_path, fake, run)
+    folder = download(env, {})
+    (folder / "report.json").write_text(report, encoding="utf-8")
+
+    with pytest.raises(GateError, match=message):
+        action.main(env, FakeRun(load_report("pass")))
+    assert fake.comments == {}
+
+
+def test_comment_mode__only_on_workflow_run_events(tmp_path: Path, fake: FakeGitHub) -> None:
+    env = github_env(tmp_path, fake, mode="comment")
+    download(env, load_report("pass"))
+
+    with pytest.raises(GateError, match="workflow_run"):
+        action.main(env, FakeRun(load_report("pass")))
+    assert fake.requests == []
+
+
+def test_comment_mode__an_oversized_report_is_refused_unread(
+    tmp_path: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(action, "MAX_REPORT_BYTES", 1000)
+    env = comment_mode_env(tmp_path, fake)
+    download(env, {**load_report("pass"), "padding": "x" * 2000})
+
+    with pytest.raises(GateError, match="is not a gate report"):
+        action.main(env, FakeRun(load_report("pass")))
+
+
+# --- requirements: the team's pipeline runs ---------------------------------------------------
+
+
+def wheel(folder: Path, name: str = "gate_extra_dep") -> Path:
+    """A one-module wheel, written by hand: no build backend, no network."""
+    files = {
+        f"{name}/__init__.py": "GREETING = 'installed by the requirements input'\n",
+        f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{name}-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = [
+        f"{path},sha256={_digest(text.encode())},{len(text.encode())}"
+        for path, text in files.items()
+    ]
+    files[f"{name}-1.0.dist-info/RECORD"] = "\n".join([*record, f"{name}-1.0.dist-info/RECORD,,"])
+    path = folder / f"{name}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, text in files.items():
+            archive.writestr(member, text)
+    return path
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+@pytest.fixture
+def pip_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where pip installs in a test: a folder of its own on the import path, never the shared
+    site-packages; and no index (no network)."""
+    target = tmp_path / "site"
+    target.mkdir()
+    monkeypatch.setenv("PIP_TARGET", str(target))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.syspath_prepend(str(target))
+    for name in [m for m in sys.modules if m.startswith(("gate_extra_dep", "team_pipeline"))]:
+        monkeypatch.delitem(sys.modules, name)
+    return target
+
+
+def test_requirements__a_pipeline_with_an_extra_dependency_passes(
+    tmp_path: Path, fake: FakeGitHub, pip_target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built = wheel(tmp_path)
+    env = github_env(tmp_path, fake, "push_payload.json", "push", requirements="requirements.txt")
+    workspace = copy_example(Path(env["GITHUB_WORKSPACE"]))
+    (workspace / "requirements.txt").write_text(
+        "# pinned, with hashes: installed with --require-hashes\n"
+        f"gate_extra_dep @ {built.as_uri()} \\\n"
+        f"    --hash=sha256:{hashlib.sha256(built.read_bytes()).hexdigest()}\n",
+        encoding="utf-8",
+    )
+    (workspace / "team_pipeline_extra.py").write_text(
+        "import gate_extra_dep\n"
+        "from examples.rag import answer as rag\n\n\n"
+        "def answer(question, case):\n"
+        "    assert gate_extra_dep.GREETING\n"
+        "    return rag(question, case)\n",
+        encoding="utf-8",
+    )
+    config = workspace / "gate.yml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "examples.rag:answer", "team_pipeline_extra:answer"
+        ),
+        encoding="utf-8",
+    )
+
+    assert action.main(env) == 0
+
+    out = capsys.readouterr().out
+    assert "pip install --disable-pip-version-check" in out
+    assert "--require-hashes -r requirements.txt" in out
+    assert (pip_target / "gate_extra_dep" / "__init__.py").is_file()
+    assert read_outputs(tmp_path / "set_output")["verdict"] == "pass"
+
+
+def test_requirements__a_failed_install_is_an_input_error_before_the_run(
+    tmp_path: Path, fake: FakeGitHub, pip_target: Path
+) -> None:
+    env = github_env(
+        tmp_path, fake, "push_payload.json", "push", requirements="gate-no-such-package==1.0"
+    )
+    run = FakeRun(load_report("pass"))
+
+    with pytest.raises(GateError, match=r"pip install .*gate-no-such-package==1.0` failed"):
+        action.main(env, run)
+    assert run.seen == []
+
+
+@pytest.mark.parametrize(
+    ("requirements", "files", "expected"),
+    [
+        ("requirements.txt", {"requirements.txt": "tiktoken==0.7\n"}, ["-r", "requirements.txt"]),
+        (
+            "ci/requirements.lock",
+            {"ci/requirements.lock": "# --hash=sha256:0 is a comment\nx==1 --hash=sha256:ab\n"},
+            ["--require-hashes", "-r", "ci/requirements.lock"],
+        ),
+        (
+            "reqs.txt",
+            {"reqs.txt": "# a comment: --hash=sha256:00\nx==1\n"},
+            ["-r", "reqs.txt"],
+        ),
+        ("tiktoken==0.7  my-package[extra]>=2", {}, ["tiktoken==0.7", "my-package[extra]>=2"]),
+    ],
+)
+def test_pip_command__a_file_hash_checked_when_it_pins_hashes_or_a_spec(
+    tmp_path: Path, requirements: str, files: dict[str, str], expected: list[str]
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+
+    command = install.pip_command(requirements, tmp_path)
+
+    assert command[:4] == [sys.executable, "-m", "pip", "install"]
+    assert command[4 + len(install.PIP_QUIET) :] == expected
+
+
+@pytest.mark.parametrize(
+    ("requirements", "message"),
+    [
+        ("requirements/dev.txt", "no file requirements/dev.txt in the repository"),
+        ("tiktoken --index-url http://evil", "'--index-url' is a pip option"),
+        ("'unclosed", "No closing quotation"),
+    ],
+)
+def test_pip_command__says_what_to_fix(tmp_path: Path, requirements: str, message: str) -> None:
+    with pytest.raises(GateError, match=message):
+        install.pip_command(requirements, tmp_path)
