@@ -162,6 +162,7 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
         return comment_mode(inputs, context, github)
     install(inputs, context)
     outcome = _run_quietly(inputs, context, run, world)
+    share_files(outcome, context.workspace)
     report = outcome.report
     run_url = context.run_url
 
@@ -386,6 +387,26 @@ def install(inputs: Inputs, context: Context) -> None:
         install_requirements(inputs.requirements, context.workspace, os.environ)
     finally:
         print(f"::{resume}::", flush=True)
+
+
+def share_files(outcome: Outcome, workspace: Path) -> None:
+    """Give what the gate wrote to the owner of the workspace, the runner's user outside the
+    container, so later steps can upload, read and commit it: the output folder, what is in it,
+    and an updated baseline. Only as root (the container's user) and when the owners differ."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    owner = workspace.stat()
+    if (owner.st_uid, owner.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    top = workspace.resolve()
+    out = outcome.report_path.parent.resolve()
+    paths = [*out.rglob("*"), *(p for p in (out, *out.parents) if top in p.parents)]
+    baseline = outcome.report.get("baseline") or {}
+    if baseline.get("status") == "updated" and isinstance(baseline.get("path"), str):
+        paths.append(Path(baseline["path"]).resolve())
+    for path in paths:
+        if top in path.parents:  # never anything outside the workspace (nor the workspace)
+            os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
 def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> Outcome:

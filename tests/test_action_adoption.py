@@ -9,6 +9,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -298,3 +299,45 @@ def test_pip_command__a_file_hash_checked_when_it_pins_hashes_or_a_spec(
 def test_pip_command__says_what_to_fix(tmp_path: Path, requirements: str, message: str) -> None:
     with pytest.raises(GateError, match=message):
         install.pip_command(requirements, tmp_path)
+
+
+# --- files later steps can use ----------------------------------------------------------------
+
+RUNNER = (1001, 127)
+"""The uid and gid of the runner's user on GitHub's Ubuntu images, who owns the workspace."""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_files__owned_like_the_workspace_when_the_container_runs_as_root(
+    tmp_path: Path, fake: FakeGitHub
+) -> None:
+    env = github_env(tmp_path, fake, "push_payload.json", "push", update_baseline="true")
+    workspace = copy_example(Path(env["GITHUB_WORKSPACE"]))
+    env["INPUT_OUTPUT-DIR"] = "out/gate-report"
+    os.chown(workspace, *RUNNER)
+
+    assert action.main(env) == 0
+
+    written = [
+        workspace / "out",
+        workspace / "out" / "gate-report",
+        *(workspace / "out" / "gate-report").iterdir(),
+        workspace / "thresholds" / "baseline.json",
+    ]
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in written} == {RUNNER}
+    assert {"report.json", "report.md", "records.jsonl"} <= {p.name for p in written}
+    untouched = workspace / "thresholds" / "default.yml"
+    assert (untouched.stat().st_uid, untouched.stat().st_gid) == (0, 0)
+    assert (workspace.parent.stat().st_uid, workspace.parent.stat().st_gid) == (0, 0)
+
+
+def test_files__left_alone_when_the_owner_is_already_the_workspace_s(
+    tmp_path: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed: list[Any] = []
+    monkeypatch.setattr(os, "chown", lambda *args, **kwargs: changed.append(args))
+    env = github_env(tmp_path, fake, "push_payload.json", "push")
+
+    action.main(env, FakeRun(load_report("pass")))
+
+    assert changed == []
