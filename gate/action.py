@@ -344,15 +344,71 @@ def exit_code(report: Mapping[str, Any], verdict_code: int, fail_on: str) -> int
     return verdict_code
 
 
+MAX_ANNOTATIONS = 10
+"""GitHub shows 10 error and 10 warning annotations per step; past them, one notice counts the rest."""
+
+
 def annotate(report: Mapping[str, Any], fail_on: str) -> None:
-    """An annotation per failing check: an error if it fails the step, else a warning."""
+    """Annotations for what failed, most important first, at most MAX_ANNOTATIONS of them and
+    then one line saying how many more: must-pass checks and their cases (on the golden set's
+    line), absolute bars, regressions, each on its rule's line in the thresholds file."""
+    lines = annotations(report, fail_on)
+    for line in lines[:MAX_ANNOTATIONS]:
+        print(line, flush=True)
+    if len(lines) > MAX_ANNOTATIONS:
+        more = len(lines) - MAX_ANNOTATIONS
+        print(
+            workflow_command(
+                "notice",
+                f"and {more} more failing checks and cases: see the job summary and report.json",
+                title=f"gate: {more} more",
+            ),
+            flush=True,
+        )
+
+
+def annotations(report: Mapping[str, Any], fail_on: str) -> list[str]:
+    """Every annotation the report calls for, most important first."""
+    failing_cases = report.get("cases", {}).get("failing", [])
+    ranked: list[tuple[int, str]] = []
     for check in _failing_checks(report):
         where = f"{check.get('metric')}" + (f" [{check['slice']}]" if check.get("slice") else "")
         level = "error" if _fails_step(check, fail_on) else "warning"
         message = f"{where}: {check.get('reason', 'failed')}"
         if check.get("baseline") is not None:
             message += f" (baseline {check['baseline']})"
-        print(workflow_command(level, message, title=f"gate: {where}"), flush=True)
+        must = check.get("rule") == "must_pass"
+        rank = 0 if must else 1 if check.get("kind") == "absolute" else 2
+        title = f"gate: must_pass [{check.get('slice') or 'cases'}]" if must else f"gate: {where}"
+        ranked.append((rank, _annotation(level, message, title, check.get("source"))))
+        if must and check.get("slice"):
+            ranked += [
+                (
+                    rank,
+                    _annotation(
+                        level,
+                        _case_message(case),
+                        f"gate: must-pass case {case['id']}",
+                        case.get("source"),
+                    ),
+                )
+                for case in failing_cases
+                if isinstance(case, dict) and check["slice"] in (case.get("tags") or [])
+            ]
+    return [line for _, line in sorted(ranked, key=lambda item: item[0])]
+
+
+def _annotation(level: str, message: str, title: str, source: object) -> str:
+    where = {}
+    if isinstance(source, dict) and isinstance(source.get("file"), str):
+        where = {"file": source["file"], "line": str(int(source.get("line") or 1))}
+    return workflow_command(level, message, **where, title=title)
+
+
+def _case_message(case: Mapping[str, Any]) -> str:
+    modes = ", ".join(case.get("failure_modes") or []) or "failed"
+    error = f"; error: {case['error']}" if case.get("error") else ""
+    return f"must-pass case {case.get('id')} failed: {modes}{error}"
 
 
 def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
@@ -434,7 +490,10 @@ def _failing_checks(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _fails_step(check: Mapping[str, Any], fail_on: str) -> bool:
-    return fail_on == "any" or (fail_on == "regression" and check.get("kind") == "regression")
+    return fail_on == "any" or (
+        fail_on == "regression"
+        and (check.get("kind") == "regression" or check.get("rule") == "must_pass")
+    )
 
 
 def _repository(name: str) -> str:

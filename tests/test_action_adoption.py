@@ -341,3 +341,97 @@ def test_files__left_alone_when_the_owner_is_already_the_workspace_s(
     action.main(env, FakeRun(load_report("pass")))
 
     assert changed == []
+
+
+# --- annotations on the line to fix -----------------------------------------------------------
+
+
+def break_a_must_pass_case(workspace: Path) -> None:
+    """Line 7 of the golden set, tagged high-risk, now expects what the pipeline never says."""
+    golden = workspace / "datasets" / "golden.jsonl"
+    lines = golden.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert '"sso-locked-out"' in lines[6]
+    lines[6] = lines[6].replace('["break-glass account"]', '["a phrase never said"]')
+    golden.write_text("".join(lines), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("fail_on", "code", "level"), [("regression", 1, "error"), ("never", 0, "warning")]
+)
+def test_annotations__a_must_pass_failure_on_its_lines_and_failing_the_step(
+    tmp_path: Path,
+    fake: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fail_on: str,
+    code: int,
+    level: str,
+) -> None:
+    env = github_env(tmp_path, fake, "push_payload.json", "push", fail_on=fail_on)
+    workspace = copy_example(Path(env["GITHUB_WORKSPACE"]))
+    break_a_must_pass_case(workspace)
+    monkeypatch.chdir(workspace)  # the container's working directory
+
+    assert action.main(env) == code
+
+    out = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::")]
+    annotations = [line for line in out if line.startswith(("::error", "::warning"))]
+    # Most important first: the must_pass rule (thresholds line 20, `tags: [high-risk]`), then
+    # the failing case on its golden-set line.
+    assert annotations[0].startswith(
+        f"::{level} file=thresholds/default.yml,line=20,title=gate%3A must_pass [high-risk]::"
+    )
+    assert annotations[1].startswith(
+        f"::{level} file=datasets/golden.jsonl,line=7,title=gate%3A must-pass case sso-locked-out::"
+    )
+    assert all(",line=" in line for line in annotations)
+    report = json.loads((workspace / "gate-report" / "report.json").read_text(encoding="utf-8"))
+    failing = [c for c in report["checks"] if c["status"] == "fail"]
+    assert [c["rule"] for c in failing if c["kind"] == "regression"] == []  # exit 1: must_pass
+    must = next(c for c in failing if c["rule"] == "must_pass")
+    assert must["source"] == {"file": "thresholds/default.yml", "line": 20}
+
+
+def test_annotations__at_most_ten_most_important_first_then_how_many_more(
+    tmp_path: Path, fake: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = load_report("fail")
+    regression = next(c for c in report["checks"] if c["kind"] == "regression")
+    absolute = next(
+        c for c in report["checks"] if c["status"] == "fail" and c["kind"] == "absolute"
+    )
+    must = {
+        **absolute,
+        "metric": "agent.task_success",
+        "slice": "high-risk",
+        "rule": "must_pass",
+        "reason": "1 of 3 must-pass cases failed",
+        "source": {"file": "thresholds/default.yml", "line": 20},
+    }
+    # Regressions listed first in the report, 90 of them: the must_pass failure still leads.
+    report["checks"] = [
+        *(
+            {**regression, "metric": f"m{i}", "source": {"file": "t.yml", "line": i + 1}}
+            for i in range(80)
+        ),
+        *({**absolute, "metric": f"a{i}"} for i in range(10)),
+        must,
+    ]
+    case = {**report["cases"]["failing"][0], "id": "sso", "tags": ["high-risk"]}
+    report["cases"]["failing"] = [{**case, "source": {"file": "golden.jsonl", "line": 7}}]
+    env = github_env(tmp_path, fake, "push_payload.json", "push")
+
+    assert action.main(env, FakeRun(report)) == 1
+
+    out = capsys.readouterr().out.splitlines()
+    shown = [line for line in out if line.startswith(("::error", "::warning", "::notice"))]
+    assert len(shown) == 11
+    assert shown[0].startswith(
+        "::error file=thresholds/default.yml,line=20,title=gate%3A must_pass"
+    )
+    assert shown[1].startswith("::error file=golden.jsonl,line=7,title=gate%3A must-pass case sso")
+    assert all("title=gate%3A a" in line for line in shown[2:10])  # the absolute bars next
+    assert shown[10] == (
+        "::notice title=gate%3A 82 more::and 82 more failing checks and cases: see the job "
+        "summary and report.json"
+    )
