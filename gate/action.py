@@ -345,14 +345,14 @@ def exit_code(report: Mapping[str, Any], verdict_code: int, fail_on: str) -> int
 
 
 MAX_ANNOTATIONS = 10
-"""GitHub shows 10 error and 10 warning annotations per step; past them, one notice counts the rest."""
+"""GitHub shows 10 error and 10 warning annotations a step; past them, a notice counts the rest."""
 
 
 def annotate(report: Mapping[str, Any], fail_on: str) -> None:
     """Annotations for what failed, most important first, at most MAX_ANNOTATIONS of them and
     then one line saying how many more: must-pass checks and their cases (on the golden set's
     line), absolute bars, regressions, each on its rule's line in the thresholds file."""
-    lines = annotations(report, fail_on)
+    lines = annotation_lines(report, fail_on)
     for line in lines[:MAX_ANNOTATIONS]:
         print(line, flush=True)
     if len(lines) > MAX_ANNOTATIONS:
@@ -367,7 +367,7 @@ def annotate(report: Mapping[str, Any], fail_on: str) -> None:
         )
 
 
-def annotations(report: Mapping[str, Any], fail_on: str) -> list[str]:
+def annotation_lines(report: Mapping[str, Any], fail_on: str) -> list[str]:
     """Every annotation the report calls for, most important first."""
     failing_cases = report.get("cases", {}).get("failing", [])
     ranked: list[tuple[int, str]] = []

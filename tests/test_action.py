@@ -444,9 +444,7 @@ HEAD_SHA = "3484a3fb816e0859fd6e1cea078d76385ff50625"
 """The payload's workflow_run.head_sha, pushed to its head repository octo-org/octo-repo."""
 
 
-def test_comment__posts_on_the_pull_request_the_api_names(
-    tmp_path: Path, fake: FakeGitHub
-) -> None:
+def test_comment__posts_on_the_pull_request_the_api_names(tmp_path: Path, fake: FakeGitHub) -> None:
     event = workflow_run_event()
     fake.add_pull(2, HEAD_SHA, "octo-org/octo-repo")
     env = comment_env(tmp_path, fake, event)

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -435,3 +436,41 @@ def test_annotations__at_most_ten_most_important_first_then_how_many_more(
         "::notice title=gate%3A 82 more::and 82 more failing checks and cases: see the job "
         "summary and report.json"
     )
+
+
+# --- the step summary under GitHub's 1 MiB ------------------------------------------------------
+
+
+def headings(text: str) -> list[str]:
+    return [
+        re.sub(r" ?\(.*", "", line)
+        for line in text.splitlines()
+        if line.startswith(("####", "<details>"))
+    ]
+
+
+def test_summary__caps_rows_by_bytes_keeps_every_section_and_says_what_it_left_out(
+    tmp_path: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert markdown.SUMMARY_MAX_BYTES < 1024 * 1024  # GitHub's limit for one step's summary
+    monkeypatch.setattr(markdown, "SUMMARY_MAX_BYTES", 200_000)  # fewer rows to render
+    report = load_report("fail")
+    case = report["cases"]["failing"][0]
+    many = [
+        {**case, "id": f"case-{i:04}", "input": "q " * 400, "answer": "a " * 400}
+        for i in range(900)
+    ]
+    report["cases"] = {"failing": many, "total": 5000}
+    report["flips"] = {"regressed": many[:400], "fixed": []}
+    full = markdown.render_summary({**report, "cases": {"failing": many[:5], "total": 5}}, None)
+    env = github_env(tmp_path, fake, "push_payload.json", "push")
+
+    action.main(env, FakeRun(report))
+
+    summary = (tmp_path / "step_summary").read_text(encoding="utf-8")
+    assert len(summary.encode()) <= 200_000
+    assert headings(summary) == headings(full)
+    listed = len(set(re.findall(r"\*\*case-(\d{4})\*\*", summary)))
+    assert 0 < listed < 900
+    assert f"… and {900 - listed:,} more failing cases: see report.json." in summary
+    assert "more regressed cases: see report.json." in summary

@@ -231,9 +231,7 @@ def _refusal(where: str, response: requests.Response) -> str:
     return said
 
 
-def pulls_of_commit(
-    github: GitHub, repository: str, sha: str, head_repository: str
-) -> list[int]:
+def pulls_of_commit(github: GitHub, repository: str, sha: str, head_repository: str) -> list[int]:
     """The pull requests on ``repository`` whose head is exactly ``sha`` from ``head_repository``.
 
     GitHub lists every pull request whose commits include the sha; only those whose head *is*
