@@ -474,3 +474,36 @@ def test_summary__caps_rows_by_bytes_keeps_every_section_and_says_what_it_left_o
     assert 0 < listed < 900
     assert f"… and {900 - listed:,} more failing cases: see report.json." in summary
     assert "more regressed cases: see report.json." in summary
+
+
+# --- report.junit.xml -------------------------------------------------------------------------
+
+
+def test_junit__written_next_to_the_report_one_case_per_golden_case_naming_the_failing_checks(
+    tmp_path: Path, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    junitparser = pytest.importorskip("junitparser")
+    env = github_env(tmp_path, fake, "push_payload.json", "push")
+    workspace = copy_example(Path(env["GITHUB_WORKSPACE"]))
+    break_a_must_pass_case(workspace)
+    monkeypatch.chdir(workspace)
+
+    assert action.main(env) == 1
+
+    out = workspace / "gate-report"
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert "ids" not in report["cases"]  # the ids come from the golden set, not the report
+    suites = {s.name: s for s in junitparser.JUnitXml.fromfile(str(out / "report.junit.xml"))}
+    golden = (workspace / "datasets" / "golden.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [case.name for case in suites["cases"]] == [json.loads(line)["id"] for line in golden]
+    failing_checks = {
+        case.name: result.message
+        for case in suites["checks"]
+        for result in case.result
+        if isinstance(result, junitparser.Failure)
+    }
+    must = next(c for c in report["checks"] if c["rule"] == "must_pass")
+    assert failing_checks[f"{must['metric']} [high-risk] must_pass"] == must["reason"]
+    assert len(failing_checks) == sum(c["status"] == "fail" for c in report["checks"])
+    failing_cases = [c.name for c in suites["cases"] if not c.is_passed]
+    assert "sso-locked-out" in failing_cases
