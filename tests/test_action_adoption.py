@@ -11,18 +11,23 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from builders import copy_example
 from fake_github import FakeGitHub
 from test_action import EVENTS, WORKFLOW_RUN, FakeRun, github_env, load_report, read_outputs
 
 from gate import action, install
 from gate.errors import GateError
+from gate.load.config import HttpPipeline, load_config
 from gate.render import markdown
 
 FORK = "octo-org/octo-repo"
@@ -507,3 +512,26 @@ def test_junit__written_next_to_the_report_one_case_per_golden_case_naming_the_f
     assert len(failing_checks) == sum(c["status"] == "fail" for c in report["checks"])
     failing_cases = [c.name for c in suites["cases"] if not c.is_passed]
     assert "sso-locked-out" in failing_cases
+
+
+# --- an HTTP pipeline as a service container ------------------------------------------------
+
+
+def test_services_example__the_url_names_a_service_of_the_job_and_the_config_loads() -> None:
+    root = Path(__file__).resolve().parents[1] / "examples" / "services"
+    workflow = yaml.safe_load((root / "workflow.yml").read_text(encoding="utf-8"))
+    (job,) = workflow["jobs"].values()
+    (gate,) = [step for step in job["steps"] if "gate" in step["uses"]]
+    config = load_config(root.parent.parent / gate["with"]["config"])
+    assert isinstance(config.pipeline, HttpPipeline)
+    url = urlsplit(str(config.pipeline.url))
+    # Reached by its name on the job's Docker network: a service of this job, no port mapping
+    # (that is for the runner's localhost), and no job container that would change the network.
+    assert url.hostname in job["services"]
+    assert "ports" not in job["services"][url.hostname]
+    assert "container" not in job
+    assert config.resolve(config.dataset).is_file()
+    assert config.thresholds is not None and config.resolve(config.thresholds).is_file()
+    if shutil.which("actionlint"):
+        done = subprocess.run(["actionlint", str(root / "workflow.yml")], capture_output=True)
+        assert done.returncode == 0, done.stdout.decode()
