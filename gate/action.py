@@ -22,8 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gate.errors import GateError, GitHubError
+from gate.install import install_requirements
 from gate.pipeline import Outcome, RunOptions, World, run
-from gate.publish.github import GitHub, PostedComment, upsert_comment
+from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
 from gate.render import markdown
 
 RunFn = Callable[[RunOptions], Outcome]
@@ -37,8 +38,6 @@ def _github(token: str, api_url: str) -> GitHub:
 
 
 PR_EVENTS = ("pull_request", "pull_request_target")
-PR_NUMBER_FILE = "pr-number.txt"
-"""Written next to report.json on pull requests, for the privileged commenting workflow."""
 TOKEN_INPUT = "INPUT_GITHUB-TOKEN"
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 """A report from an untrusted artifact is read whole: refuse an absurd one."""
@@ -50,6 +49,8 @@ EXAMPLES = {
     "fail-on": "any  # or: regression, never",
     "update-baseline": "false",
     "output-dir": "gate-report",
+    "mode": "run  # or: comment (the fork-safe half, in a workflow_run workflow)",
+    "requirements": "requirements.txt  # or a pip spec: my-package==1.2",
 }
 
 
@@ -64,6 +65,8 @@ class Inputs(BaseModel):
     fail_on: Literal["any", "regression", "never"] = Field("any", alias="fail-on")
     update_baseline: bool = Field(False, alias="update-baseline")
     output_dir: Path = Field(Path("gate-report"), alias="output-dir")
+    mode: Literal["run", "comment"] = "run"
+    requirements: str = ""
 
     @field_validator("comment", "update_baseline", mode="before")
     @classmethod
@@ -155,13 +158,15 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     os.environ.pop(TOKEN_INPUT, None)
     world = replace(world, env={k: v for k, v in world.env.items() if k != TOKEN_INPUT})
     context = Context.from_env(env)
+    if inputs.mode == "comment":
+        return comment_mode(inputs, context, github)
+    install(inputs, context)
     outcome = _run_quietly(inputs, context, run, world)
+    share_files(outcome, context.workspace)
     report = outcome.report
     run_url = context.run_url
 
     pull_request = context.pull_request()
-    if pull_request is not None:
-        (outcome.report_path.parent / PR_NUMBER_FILE).write_text(f"{pull_request}\n")
     annotate(report, inputs.fail_on)
 
     comment_url, problem = "", None
@@ -173,7 +178,9 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
         problem = "no `github-token` input: the PR comment was not posted"
     else:
         try:
-            posted = post_comment(report, run_url, pull_request, token, context, github)
+            marker = markdown.marker(inputs.config.as_posix())
+            with github(token, context.api_url) as client:
+                posted = post_comment(client, report, run_url, pull_request, marker, context)
             comment_url = posted.url
         except GitHubError as exc:
             problem = f"the PR comment was not posted: {exc}"
@@ -201,18 +208,16 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     return code
 
 
-def comment(report_path: Path, env: Mapping[str, str], github: GitHubFactory = _github) -> int:
+def comment(
+    report_path: Path,
+    env: Mapping[str, str],
+    github: GitHubFactory = _github,
+    config: Path = Path("gate.yml"),
+) -> int:
     """``gate comment``: post or update the PR comment from a report an earlier run uploaded.
 
-    Meant for a ``workflow_run`` workflow: the report, and the pull request number next to it,
-    come from a run of untrusted code, so both are validated before use.
+    The same as the action's ``mode: comment``, for a workflow that installs the gate itself.
     """
-    report = read_report(report_path)
-    context = Context.from_env(env)
-    pull_request = pull_request_of_run(context.event, report_path.parent / PR_NUMBER_FILE)
-    if pull_request is None:
-        print("gate: the run was not for a pull request: nothing to comment on")
-        return 0
     token = env.get("GITHUB_TOKEN", "")
     if not token:
         raise GateError(
@@ -220,29 +225,73 @@ def comment(report_path: Path, env: Mapping[str, str], github: GitHubFactory = _
             "  env:\n    GITHUB_TOKEN: ${{ github.token }}"
         )
     print(workflow_command("add-mask", token), flush=True)
-    run = context.event.get("workflow_run") or {}
-    run_url = run.get("html_url") if isinstance(run, dict) else None
+    return _comment_on_run(report_path, config, token, Context.from_env(env), github)
+
+
+def comment_mode(inputs: Inputs, context: Context, github: GitHubFactory) -> int:
+    """``mode: comment``: the privileged half of the fork-safe pattern, in a ``workflow_run`` job.
+
+    Nothing from the finished run is trusted: its report is data (validated, size-capped, escaped
+    when rendered), the pull request is asked of the API from the run's head sha and head
+    repository, and the comment's marker comes from this step's own ``config`` input.
+    """
+    token = inputs.github_token.get_secret_value()
+    if not token:
+        raise GateError(
+            "`mode: comment` needs a token that can write to pull requests. Fix the step:\n"
+            "    with:\n      github-token: ${{ github.token }}\n"
+            "  and the job:\n    permissions:\n      pull-requests: write"
+        )
+    report_path = context.workspace / inputs.output_dir / "report.json"
+    return _comment_on_run(report_path, inputs.config, token, context, github)
+
+
+def _comment_on_run(
+    report_path: Path, config: Path, token: str, context: Context, github: GitHubFactory
+) -> int:
+    run = context.event.get("workflow_run")
+    if context.event_name != "workflow_run" or not isinstance(run, dict):
+        raise GateError(
+            f"the comment mode runs on `workflow_run` events, not {context.event_name or 'none'}:"
+            " fix the workflow's trigger (`on: workflow_run: workflows: [gate]`)"
+        )
+    report = read_report(report_path)
+    sha, head_repository = run.get("head_sha"), (run.get("head_repository") or {}).get("full_name")
+    if not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}", sha)):
+        raise GateError(f"workflow_run.head_sha is {sha!r}, not a commit sha")
+    head_repository = _repository(str(head_repository))
+    run_url = run.get("html_url")
     if not (isinstance(run_url, str) and run_url.startswith(context.server_url + "/")):
         run_url = context.run_url
-    posted = post_comment(report, run_url, pull_request, token, context, github)
+    marker = markdown.marker(config.as_posix())
+    repository = _repository(context.repository)
+    with github(token, context.api_url) as client:
+        numbers = pulls_of_commit(client, repository, sha, head_repository)
+        if not numbers:
+            print(f"gate: no pull request has {head_repository}@{sha[:12]} as its head: no comment")
+        posted = [
+            post_comment(client, report, run_url, number, marker, context) for number in numbers
+        ]
     if context.output_file:
-        write_outputs(context.output_file, {"comment-url": posted.url})
+        urls = [p.url for p in posted]
+        write_outputs(
+            context.output_file,
+            {"verdict": str(report["verdict"]), "comment-url": urls[0] if urls else ""},
+        )
     return 0
 
 
 def post_comment(
+    client: GitHub,
     report: Mapping[str, Any],
     run_url: str | None,
     pull_request: int,
-    token: str,
+    marker: str,
     context: Context,
-    github: GitHubFactory,
 ) -> PostedComment:
-    """Create or update this config's comment on the pull request."""
-    marker = markdown.marker(str(report.get("config", "")))
+    """Create or update the comment that carries ``marker`` on the pull request."""
     body = markdown.render_comment(report, run_url, marker)
-    with github(token, context.api_url) as client:
-        posted = upsert_comment(client, _repository(context.repository), pull_request, body, marker)
+    posted = upsert_comment(client, _repository(context.repository), pull_request, body, marker)
     done = "created" if posted.created else "updated"
     print(f"gate: PR #{pull_request} comment {done}: {posted.url}")
     return posted
@@ -286,28 +335,6 @@ def read_report(path: Path) -> dict[str, Any]:
     return report
 
 
-def pull_request_of_run(event: Mapping[str, Any], number_file: Path) -> int | None:
-    """The pull request a finished run was for.
-
-    ``workflow_run.pull_requests`` comes from GitHub and is trusted, but it is empty for a pull
-    request from a fork; then the number the run wrote next to its report is used, after checking
-    it is nothing but a positive integer.
-    """
-    run = event.get("workflow_run")
-    pulls = run.get("pull_requests") if isinstance(run, dict) else None
-    if isinstance(pulls, list) and pulls and isinstance(pulls[0], dict):
-        number = pulls[0].get("number")
-        if isinstance(number, int) and number > 0:
-            return number
-    if not number_file.is_file():
-        return None
-    with number_file.open("rb") as handle:
-        text = handle.read(32).decode("ascii", errors="replace").strip()
-    if not re.fullmatch(r"[1-9][0-9]{0,9}", text):
-        raise GateError(f"{number_file}: not a pull request number: {text[:20]!r}")
-    return int(text)
-
-
 def exit_code(report: Mapping[str, Any], verdict_code: int, fail_on: str) -> int:
     """The step's exit code: the verdict's, narrowed by ``fail-on``."""
     if fail_on == "never":
@@ -317,15 +344,71 @@ def exit_code(report: Mapping[str, Any], verdict_code: int, fail_on: str) -> int
     return verdict_code
 
 
+MAX_ANNOTATIONS = 10
+"""GitHub shows 10 error and 10 warning annotations a step; past them, a notice counts the rest."""
+
+
 def annotate(report: Mapping[str, Any], fail_on: str) -> None:
-    """An annotation per failing check: an error if it fails the step, else a warning."""
+    """Annotations for what failed, most important first, at most MAX_ANNOTATIONS of them and
+    then one line saying how many more: must-pass checks and their cases (on the golden set's
+    line), absolute bars, regressions, each on its rule's line in the thresholds file."""
+    lines = annotation_lines(report, fail_on)
+    for line in lines[:MAX_ANNOTATIONS]:
+        print(line, flush=True)
+    if len(lines) > MAX_ANNOTATIONS:
+        more = len(lines) - MAX_ANNOTATIONS
+        print(
+            workflow_command(
+                "notice",
+                f"and {more} more failing checks and cases: see the job summary and report.json",
+                title=f"gate: {more} more",
+            ),
+            flush=True,
+        )
+
+
+def annotation_lines(report: Mapping[str, Any], fail_on: str) -> list[str]:
+    """Every annotation the report calls for, most important first."""
+    failing_cases = report.get("cases", {}).get("failing", [])
+    ranked: list[tuple[int, str]] = []
     for check in _failing_checks(report):
         where = f"{check.get('metric')}" + (f" [{check['slice']}]" if check.get("slice") else "")
         level = "error" if _fails_step(check, fail_on) else "warning"
         message = f"{where}: {check.get('reason', 'failed')}"
         if check.get("baseline") is not None:
             message += f" (baseline {check['baseline']})"
-        print(workflow_command(level, message, title=f"gate: {where}"), flush=True)
+        must = check.get("rule") == "must_pass"
+        rank = 0 if must else 1 if check.get("kind") == "absolute" else 2
+        title = f"gate: must_pass [{check.get('slice') or 'cases'}]" if must else f"gate: {where}"
+        ranked.append((rank, _annotation(level, message, title, check.get("source"))))
+        if must and check.get("slice"):
+            ranked += [
+                (
+                    rank,
+                    _annotation(
+                        level,
+                        _case_message(case),
+                        f"gate: must-pass case {case['id']}",
+                        case.get("source"),
+                    ),
+                )
+                for case in failing_cases
+                if isinstance(case, dict) and check["slice"] in (case.get("tags") or [])
+            ]
+    return [line for _, line in sorted(ranked, key=lambda item: item[0])]
+
+
+def _annotation(level: str, message: str, title: str, source: object) -> str:
+    where = {}
+    if isinstance(source, dict) and isinstance(source.get("file"), str):
+        where = {"file": source["file"], "line": str(int(source.get("line") or 1))}
+    return workflow_command(level, message, **where, title=title)
+
+
+def _case_message(case: Mapping[str, Any]) -> str:
+    modes = ", ".join(case.get("failure_modes") or []) or "failed"
+    error = f"; error: {case['error']}" if case.get("error") else ""
+    return f"must-pass case {case.get('id')} failed: {modes}{error}"
 
 
 def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
@@ -348,6 +431,38 @@ def _escape_data(text: str) -> str:
 
 def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def install(inputs: Inputs, context: Context) -> None:
+    """The ``requirements`` input, with workflow commands off while pip writes to the log."""
+    if not inputs.requirements.strip():
+        return
+    resume = uuid.uuid4().hex
+    print(f"::stop-commands::{resume}", flush=True)
+    try:
+        install_requirements(inputs.requirements, context.workspace, os.environ)
+    finally:
+        print(f"::{resume}::", flush=True)
+
+
+def share_files(outcome: Outcome, workspace: Path) -> None:
+    """Give what the gate wrote to the owner of the workspace, the runner's user outside the
+    container, so later steps can upload, read and commit it: the output folder, what is in it,
+    and an updated baseline. Only as root (the container's user) and when the owners differ."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    owner = workspace.stat()
+    if (owner.st_uid, owner.st_gid) == (os.geteuid(), os.getegid()):
+        return
+    top = workspace.resolve()
+    out = outcome.report_path.parent.resolve()
+    paths = [*out.rglob("*"), *(p for p in (out, *out.parents) if top in p.parents)]
+    baseline = outcome.report.get("baseline") or {}
+    if baseline.get("status") == "updated" and isinstance(baseline.get("path"), str):
+        paths.append(Path(baseline["path"]).resolve())
+    for path in paths:
+        if top in path.parents:  # never anything outside the workspace (nor the workspace)
+            os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
 def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> Outcome:
@@ -375,7 +490,10 @@ def _failing_checks(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _fails_step(check: Mapping[str, Any], fail_on: str) -> bool:
-    return fail_on == "any" or (fail_on == "regression" and check.get("kind") == "regression")
+    return fail_on == "any" or (
+        fail_on == "regression"
+        and (check.get("kind") == "regression" or check.get("rule") == "must_pass")
+    )
 
 
 def _repository(name: str) -> str:

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 
     comment = commands.add_parser("comment", help="post or update the PR comment from a report")
     comment.add_argument("--report", type=Path, required=True, help="a finished report.json")
+    comment.add_argument(
+        "-c", "--config", type=Path, default=Path("gate.yml"), help="names the comment to update"
+    )
 
     init = commands.add_parser("init", help="write a starter gate.yml, golden set and workflows")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")
@@ -107,7 +110,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "action":
         workspace = Path(os.environ.get("GITHUB_WORKSPACE") or ".")
         return action.main(os.environ, world=world(workspace / "gate.yml"))
-    return action.comment(args.report, os.environ)
+    return action.comment(args.report, os.environ, config=args.config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

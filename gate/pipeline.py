@@ -24,6 +24,7 @@ from gate.judge import Judge
 from gate.load.baseline import write_baseline
 from gate.metrics.scoring import score_records
 from gate.plan import prepare
+from gate.render.junit import render_junit
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
@@ -149,4 +150,5 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     markdown_path = out / "report.md"
     write_atomic(report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_atomic(markdown_path, render_summary(report, None))
+    write_atomic(out / "report.junit.xml", render_junit(report, [case.id for case in plan.cases]))
     return Outcome(0 if verdict.passed else 1, report, report_path, markdown_path)

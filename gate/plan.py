@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
@@ -23,9 +24,10 @@ from gate.load.config import (
     OpenAIPipeline,
     Thresholds,
     load_config,
-    load_thresholds,
+    read_thresholds,
 )
-from gate.load.dataset import Case, load_dataset
+from gate.load.dataset import Case, read_dataset
+from gate.load.validation import Loc
 from gate.run.adapters.openai import pipeline_prompt
 
 
@@ -44,16 +46,20 @@ class Plan:
     """Of the pipeline as configured (see ``pipeline_fingerprint``)."""
     names: tuple[str, ...] = ()
     """Every metric the run computes: the registry, ``@k`` metrics at every cutoff asked for."""
+    thresholds_lines: Mapping[Loc, int] = field(default_factory=dict)
+    """The line of every key path in the thresholds file (``rule_line`` finds a rule's)."""
+    case_lines: Mapping[str, int] = field(default_factory=dict)
+    """The golden set's line of each case, by id."""
 
 
 def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
     """Load and cross-check config, dataset, thresholds and baseline (``gate validate``)."""
     config = load_config(config_path)
-    cases = load_dataset(config.resolve(config.dataset))
-    thresholds = (
-        load_thresholds(config.resolve(config.thresholds), metrics.parse_metric)
+    cases, case_lines = read_dataset(config.resolve(config.dataset))
+    thresholds, thresholds_lines = (
+        read_thresholds(config.resolve(config.thresholds), metrics.parse_metric)
         if config.thresholds
-        else Thresholds()
+        else (Thresholds(), {})
     )
     tags = {tag for case in cases for tag in case.tags}
     unknown = sorted(set(thresholds.slices) - tags)
@@ -92,6 +98,8 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
         prompt=prompt,
         fingerprint=pipeline_fingerprint(config, prompt),
         names=tuple(metrics.metric_names(cutoffs(config, thresholds))),
+        thresholds_lines=thresholds_lines,
+        case_lines=case_lines,
     )
 
 

@@ -10,6 +10,7 @@ has no output, as the runner records it.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -174,3 +175,17 @@ class FakeAdapter:
 
     def close(self) -> None:
         pass
+
+
+def copy_example(folder: Path) -> Path:
+    """A copy of the shipped example (config, golden set, thresholds, baseline, pipeline) in
+    ``folder``, so a test can break it or write a baseline without touching the repository."""
+    root = Path(__file__).resolve().parents[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("gate.yml", "datasets", "thresholds", "examples"):
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, folder / name)
+    return folder

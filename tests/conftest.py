@@ -8,16 +8,13 @@ The builders behind them live in ``builders.py``; the fakes in ``fake_github.py`
 from __future__ import annotations
 
 import functools
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from builders import MakeProject, write_project
+from builders import MakeProject, copy_example, write_project
 from fake_github import FakeGitHub
 from fake_openai import KEY, FakeOpenAI
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -30,15 +27,7 @@ def make_project(tmp_path: Path) -> MakeProject:
 def example(tmp_path: Path) -> Path:
     """A copy of the shipped example (config, golden set, thresholds, baseline, pipeline) to break
     or to write a baseline in, at ``tmp_path/workspace``: where a workflow checks it out."""
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    for name in ("gate.yml", "datasets", "thresholds", "examples"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, workspace / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, workspace / name)
-    return workspace
+    return copy_example(tmp_path / "workspace")
 
 
 @pytest.fixture

@@ -34,12 +34,15 @@ ORACLES = Path(__file__).parent / "data" / "oracles" / "github"
 SPEC: dict[str, Any] = json.loads(
     (ORACLES / "rest-subset.openapi.json").read_text(encoding="utf-8")
 )
+REST_SPEC = SPEC
+PULLS_OF_COMMIT = "repos/list-pull-requests-associated-with-commit"
 
 SERVED = {
     "issues/list-comments",
     "issues/create-comment",
     "issues/update-comment",
     "issues/delete-comment",
+    PULLS_OF_COMMIT,
 }
 """The operations the fake answers; the description holds more (pulls, contents, check runs...)."""
 MAX_PER_PAGE = 100
@@ -50,7 +53,16 @@ REQUIRED_HEADERS = {
 }
 # Keywords that describe without constraining; any other unknown keyword stops the validator,
 # so it never passes a value by skipping a rule it does not understand.
-ANNOTATIONS = {"description", "example", "examples", "title", "format", "default", "deprecated"}
+ANNOTATIONS = {
+    "description",
+    "example",
+    "examples",
+    "title",
+    "format",
+    "default",
+    "deprecated",
+    "x-github-breaking-changes",
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,8 @@ class Operation:
 
 def _operations() -> list[Operation]:
     out = []
-    for template, item in SPEC["paths"].items():
+    paths = {**REST_SPEC["paths"], **SPEC["paths"]}
+    for template, item in paths.items():
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
         for method, spec in item.items():
             if method != "parameters":
@@ -112,6 +125,8 @@ def validate(value: Any, schema: Mapping[str, Any], where: str = "$") -> list[st
             "oneOf",
             "anyOf",
             "allOf",
+            "maxItems",
+            "maxLength",
         }
     )
     if unknown:
@@ -142,6 +157,10 @@ def validate(value: Any, schema: Mapping[str, Any], where: str = "$") -> list[st
                 problems.append(f"{where}: unexpected {key!r}")
             elif isinstance(extra, dict):
                 problems += validate(item, extra, f"{where}.{key}")
+    if isinstance(value, str) and len(value) > schema.get("maxLength", len(value)):
+        problems.append(f"{where}: longer than {schema['maxLength']}")
+    if isinstance(value, list) and len(value) > schema.get("maxItems", len(value)):
+        problems.append(f"{where}: more than {schema['maxItems']} items")
     if isinstance(value, list) and "items" in schema:
         for i, item in enumerate(value):
             problems += validate(item, schema["items"], f"{where}[{i}]")
@@ -181,6 +200,8 @@ class FakeGitHub(LocalServer):
         self.login = login
         """Who the token belongs to: the author of the comments it creates."""
         self.comments: dict[int, dict[str, Any]] = {}
+        self.pulls: list[tuple[str, dict[str, Any]]] = []
+        """(repository, pull request) pairs; a pull request has a real ``_links`` key."""
         self.requests: list[Seen] = []
         self.violations: list[str] = []
         self.link_base: str | None = None
@@ -212,6 +233,32 @@ class FakeGitHub(LocalServer):
         """Put a comment on an issue as if ``login`` had written it."""
         with self._lock:
             return self._create(repository, issue, body, login)
+
+    def add_pull(
+        self,
+        number: int,
+        head_sha: str,
+        head_repository: str,
+        repository: str = "Codertocat/Hello-World",
+    ) -> dict[str, Any]:
+        """Open a pull request on ``repository`` from ``head_repository`` at ``head_sha``."""
+        pull: dict[str, Any] = copy.deepcopy(
+            REST_SPEC["paths"]["/repos/{owner}/{repo}/commits/{commit_sha}/pulls"]["get"][
+                "responses"
+            ]["200"]["content"]["application/json"]["examples"]["default"]["value"][0]
+        )
+        pull.update(
+            number=number,
+            url=f"https://api.github.com/repos/{repository}/pulls/{number}",
+            html_url=f"https://github.com/{repository}/pull/{number}",
+            # GitHub's own example lacks the team's required "type": no teams here.
+            requested_teams=[],
+        )
+        pull["head"]["sha"] = head_sha
+        pull["head"]["repo"]["full_name"] = head_repository
+        pull["base"]["repo"]["full_name"] = repository
+        self.pulls.append((repository, pull))
+        return pull
 
     def comments_on(self, issue: int) -> list[dict[str, Any]]:
         return [c for c in self.comments.values() if c["_issue"] == issue]
@@ -319,6 +366,11 @@ class FakeGitHub(LocalServer):
             self.violations.append(f"fake: {op.operation_id} is in the description but not served")
             return _Answer(501, {"message": "Not Implemented"})
         repository = f"{params['owner']}/{params['repo']}"
+        if op.operation_id == PULLS_OF_COMMIT:
+            # GitHub lists the pull requests of this repository whose commits include the sha.
+            sha = params["commit_sha"]
+            listed = [p for r, p in self.pulls if r == repository and p["head"]["sha"] == sha]
+            return _Answer(200, listed)
         if op.operation_id == "issues/list-comments":
             issue = int(params["issue_number"])
             listed = [

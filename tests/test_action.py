@@ -2,7 +2,7 @@
 
 No Docker engine runs here, so the container's contract is tested at its entry point: inputs as
 ``INPUT_<NAME>`` with hyphens kept, the real webhook payloads from data/oracles/github/events as
-``GITHUB_EVENT_PATH``, output and summary files in tmp_path, and the fake GitHub as the API.
+``GITHUB_EVENT_PATH``, output and summary files in tmp_path, and the fake_github GitHub as the API.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def test_main__pull_request_posts_the_comment_and_writes_outputs(
         "comment-url": comment["html_url"],
     }
     assert "#### Metrics" in (tmp_path / "step_summary").read_text(encoding="utf-8")
-    assert (workspace / "gate-report" / "pr-number.txt").read_text() == "2\n"
+    assert not (workspace / "gate-report" / "pr-number.txt").exists()  # the API finds the PR
 
 
 def test_main__second_run_updates_the_same_comment(tmp_path: Path, fake_github: FakeGitHub) -> None:
@@ -434,23 +434,33 @@ def workflow_run_event(pull_requests: list[dict[str, Any]] | None = None) -> dic
     return event
 
 
-def test_comment__posts_on_the_pull_request_of_the_workflow_run(
+HEAD_SHA = "3484a3fb816e0859fd6e1cea078d76385ff50625"
+"""The payload's workflow_run.head_sha, pushed to its head repository octo-org/octo-repo."""
+
+
+def test_comment__posts_on_the_pull_request_the_api_names(
     tmp_path: Path, fake_github: FakeGitHub
 ) -> None:
     event = workflow_run_event()
+    fake_github.add_pull(2, HEAD_SHA, "octo-org/octo-repo")
     env = comment_env(tmp_path, fake_github, event)
 
     assert action.comment(artifact(tmp_path, pr_number="999"), env) == 0
 
-    (comment,) = fake_github.comments_on(2)  # the payload's number wins over the artifact's file
+    (comment,) = fake_github.comments_on(2)  # the API's answer, never the artifact's file
     assert f"[the run]({event['workflow_run']['html_url']})" in comment["body"]
-    assert read_outputs(tmp_path / "set_output") == {"comment-url": comment["html_url"]}
+    assert read_outputs(tmp_path / "set_output") == {
+        "verdict": "fail",
+        "comment-url": comment["html_url"],
+    }
+    fake_github.verify()
 
 
 def test_comment__updates_the_comment_the_action_posted(
     tmp_path: Path, fake_github: FakeGitHub
 ) -> None:
     action.main(github_env(tmp_path, fake_github), FakeRun(load_report("fail")))
+    fake_github.add_pull(2, HEAD_SHA, "octo-org/octo-repo")
     env = comment_env(tmp_path, fake_github, workflow_run_event())
 
     action.comment(artifact(tmp_path, "pass"), env)
@@ -459,33 +469,14 @@ def test_comment__updates_the_comment_the_action_posted(
     assert "### ✅ gate: pass" in comment["body"]
 
 
-def test_comment__a_fork_run_uses_the_number_file(tmp_path: Path, fake_github: FakeGitHub) -> None:
-    # GitHub leaves workflow_run.pull_requests empty when the pull request comes from a fork.
-    env = comment_env(tmp_path, fake_github, workflow_run_event(pull_requests=[]))
-
-    action.comment(artifact(tmp_path, pr_number="7\n"), env)
-
-    assert len(fake_github.comments_on(7)) == 1
-
-
-@pytest.mark.parametrize("bad", ["7; curl evil", "-1", "0", "1e3", "", "07", "12345678901"])
-def test_comment__rejects_a_tampered_number_file(
-    tmp_path: Path, fake_github: FakeGitHub, bad: str
-) -> None:
-    env = comment_env(tmp_path, fake_github, workflow_run_event(pull_requests=[]))
-
-    with pytest.raises(GateError, match="not a pull request number"):
-        action.comment(artifact(tmp_path, pr_number=bad), env)
-    assert fake_github.requests == []
-
-
 def test_comment__nothing_to_do_without_a_pull_request(
     tmp_path: Path, fake_github: FakeGitHub
 ) -> None:
     env = comment_env(tmp_path, fake_github, workflow_run_event(pull_requests=[]))
 
-    assert action.comment(artifact(tmp_path), env) == 0
-    assert fake_github.requests == []
+    assert action.comment(artifact(tmp_path, pr_number="7"), env) == 0
+    assert fake_github.sent("POST") == fake_github.sent("PATCH") == []
+    assert fake_github.comments == {}
 
 
 def test_comment__needs_a_token(tmp_path: Path, fake_github: FakeGitHub) -> None:
@@ -509,6 +500,7 @@ def test_comment__rejects_what_is_not_a_report(
 
 def test_comment__a_refusal_is_an_error_here(tmp_path: Path, fake_github: FakeGitHub) -> None:
     """Unlike the action, posting is this command's whole job: a 403 fails the step."""
+    fake_github.add_pull(2, HEAD_SHA, "octo-org/octo-repo")
     fake_github.fail_next(403, message="Resource not accessible by integration")
 
     with pytest.raises(GateError, match="HTTP 403"):
@@ -545,4 +537,3 @@ def test_entry_point__the_real_gate_on_the_shipped_example_comments_on_the_pull_
     assert "gate: pass" in posted["body"]
     assert outputs["comment-url"] == posted["html_url"]
     assert (tmp_path / "step_summary").read_text(encoding="utf-8").startswith("### ✅ gate: pass")
-    assert (example / "gate-report" / "pr-number.txt").read_text() == "2\n"

@@ -7,7 +7,7 @@ ignored setting), and every problem is reported as ``file:line: key: problem (fi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal, Protocol, get_args
 
@@ -229,7 +229,16 @@ class KnownMetric(Protocol):
 
 
 def load_thresholds(path: Path, parse_metric: Callable[[str], KnownMetric]) -> Thresholds:
+    """Read a thresholds file (see ``read_thresholds``)."""
+    return read_thresholds(path, parse_metric)[0]
+
+
+def read_thresholds(
+    path: Path, parse_metric: Callable[[str], KnownMetric]
+) -> tuple[Thresholds, dict[Loc, int]]:
     """Read a thresholds file; every metric it names must exist, with rules in its bad direction.
+    Returns the thresholds and the line of every key path (``("slices", tag, metric)``), which
+    the report cites for a failing rule.
 
     ``parse_metric`` is the metric registry's (which decides what names exist): it raises
     ValueError, with the known names, for a name that is not a metric.
@@ -270,7 +279,19 @@ def load_thresholds(path: Path, parse_metric: Callable[[str], KnownMetric]) -> T
             problems.append(f"{place}: {name}: min {rule.min} > max {rule.max}")
     if problems:
         raise ConfigError(capped(problems, "problems"))
-    return thresholds
+    return thresholds, lines
+
+
+def rule_line(lines: Mapping[Loc, int], metric: str, slice_name: str | None) -> int | None:
+    """The line of a rule in its thresholds file: the metric's key, under its slice if any."""
+    return lines.get(("slices", slice_name, metric) if slice_name else ("metrics", metric))
+
+
+def must_pass_line(lines: Mapping[Loc, int], tag: str | None, tags: Sequence[str]) -> int | None:
+    """The line of a must_pass entry: the tag in ``must_pass.tags``, or ``must_pass.cases``."""
+    if tag is not None and tag in tags:
+        return lines.get(("must_pass", "tags", tags.index(tag)))
+    return lines.get(("must_pass", "cases"))
 
 
 def _rules(thresholds: Thresholds) -> list[tuple[Loc, str, Rule]]:

@@ -110,7 +110,13 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
 
 
 def load_dataset(path: Path) -> list[Case]:
-    """Read and validate the golden set; raise DatasetError listing every bad line."""
+    """Read and validate the golden set (see ``read_dataset``)."""
+    return read_dataset(path)[0]
+
+
+def read_dataset(path: Path) -> tuple[list[Case], dict[str, int]]:
+    """Read and validate the golden set; raise DatasetError listing every bad line.
+    Returns the cases and each case's line, which the report cites for a failing case."""
     problems: list[tuple[int, str]] = []
     numbers: list[int] = []
     texts: list[str] = []
@@ -158,4 +164,4 @@ def load_dataset(path: Path) -> list[Case]:
         raise DatasetError(capped([text for _, text in sorted(problems)], "problems"))
     if not cases:
         raise DatasetError(f"{path}: the golden set is empty (fix: add one JSON case per line)")
-    return cases
+    return cases, first_line

@@ -229,3 +229,17 @@ def _refusal(where: str, response: requests.Response) -> str:
             "the repository."
         )
     return said
+
+
+def pulls_of_commit(github: GitHub, repository: str, sha: str, head_repository: str) -> list[int]:
+    """The pull requests on ``repository`` whose head is exactly ``sha`` from ``head_repository``.
+
+    GitHub lists every pull request whose commits include the sha; only those whose head *is*
+    the sha, pushed to the named repository, were the run's subject.
+    """
+    numbers = []
+    for pull in github.paginate(f"/repos/{repository}/commits/{sha}/pulls", {}):
+        head = pull.get("head") or {}
+        if head.get("sha") == sha and (head.get("repo") or {}).get("full_name") == head_repository:
+            numbers.append(int(pull["number"]))
+    return numbers

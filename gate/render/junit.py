@@ -7,15 +7,17 @@ case per threshold rule applied (a failing check fails with its reason). A check
 neither pass nor fail (such as inconclusive) is reported as skipped, with its reason: it did not
 fail the gate, and it did not pass either.
 
-The report lists failing cases only, with the total count. When it also lists every case's id
-(``cases.ids``), each passing case gets its own test case; otherwise the passing cases are one
-test case that says how many there were.
+The report lists failing cases only, with the total count. Given every case's id (the pipeline
+passes the golden set's, so report.json need not store them; or ``cases.ids`` in the report),
+each passing case gets its own test case; otherwise the passing cases are one test case that says
+how many there were.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from typing import Any
 
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -52,13 +54,12 @@ def _suite(root: ET.Element, name: str, report: dict[str, Any]) -> ET.Element:
     return suite
 
 
-def _cases_suite(root: ET.Element, report: dict[str, Any]) -> None:
+def _cases_suite(root: ET.Element, report: dict[str, Any], ids: Sequence[str] | None) -> None:
     cases = report.get("cases", {})
     failing = {case["id"]: case for case in cases.get("failing", [])}
     total = int(cases.get("total", len(failing)))
     suite = _suite(root, "cases", report)
     _element(suite[0], "property", name="cases", value=total)
-    ids = cases.get("ids")
     for case_id in ids if ids is not None else list(failing):
         testcase = _element(suite, "testcase", classname="gate.cases", name=case_id)
         if case_id in failing:
@@ -96,10 +97,12 @@ def _count(element: ET.Element, outcome: str) -> int:
     return sum(testcase.find(outcome) is not None for testcase in element.iter("testcase"))
 
 
-def render_junit(report: dict[str, Any]) -> str:
-    """The JUnit XML document of a finished report (report.json's content)."""
+def render_junit(report: dict[str, Any], case_ids: Sequence[str] | None = None) -> str:
+    """The JUnit XML document of a finished report (report.json's content); ``case_ids``: every
+    golden case's id, in order, so each passing case is a test case of its own."""
     root = ET.Element("testsuites", {"name": "gate"})
-    _cases_suite(root, report)
+    ids = case_ids if case_ids is not None else report.get("cases", {}).get("ids")
+    _cases_suite(root, report, ids)
     _checks_suite(root, report)
     for element in (*root.findall("testsuite"), root):
         element.set("tests", str(sum(1 for _ in element.iter("testcase"))))

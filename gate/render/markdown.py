@@ -13,13 +13,15 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 COMMENT_MAX_CHARS = 65_536
 """GitHub refuses a comment body longer than this."""
 SUMMARY_MAX_CHARS = 262_144
 """A step summary may take 1 MiB; at most 4 UTF-8 bytes a character keeps us under it."""
+SUMMARY_MAX_BYTES = 1_000_000
+"""GitHub takes 1 MiB (1,048,576 bytes) of summary per step: room left for what the action adds."""
 
 ZWSP = "\u200b"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()!|~$])")
@@ -53,6 +55,8 @@ class Detail:
     """The table of every slice metric, not only the failing ones."""
     passing: bool
     """The passing metrics' rows."""
+    rows: int | None = None
+    """Rows of each table, at most (None: all); a line counts the rest (the summary's cap)."""
 
 
 COMMENT_DETAIL = (
@@ -96,8 +100,43 @@ def render_comment(report: Mapping[str, Any], run_url: str | None, marker: str) 
 
 
 def render_summary(report: Mapping[str, Any], run_url: str | None) -> str:
-    """The job summary: the same Markdown with every case, cut only to stay under 1 MiB."""
-    return _fit(report, run_url, None, SUMMARY_DETAIL, SUMMARY_MAX_CHARS)
+    """The job summary: every section and every row while it fits GitHub's 1 MiB; past that,
+    every section still, each table cut to the most rows that fit (found by bisection on the
+    byte size), with a line saying how many rows it left out and where they are."""
+    full = SUMMARY_DETAIL[0]
+    text = _render(report, run_url, None, full, shortened=False)
+    if len(text.encode()) <= SUMMARY_MAX_BYTES:
+        return text
+    fitting, low, high = None, 0, _most_rows(report)
+    while low <= high:
+        rows = (low + high) // 2
+        candidate = _render(report, run_url, None, replace(full, rows=rows), shortened=True)
+        if len(candidate.encode()) <= SUMMARY_MAX_BYTES:
+            fitting, low = candidate, rows + 1
+        else:
+            high = rows - 1
+    return fitting or _fit(report, run_url, None, SUMMARY_DETAIL[1:], SUMMARY_MAX_CHARS)
+
+
+def _most_rows(report: Mapping[str, Any]) -> int:
+    """The longest table's rows, at most: where the bisection of ``Detail.rows`` starts."""
+    flips, cases = _dict(report.get("flips")), _dict(report.get("cases"))
+    slices = sum(len(_dict(m)) for m in _dict(report.get("slices")).values())
+    lists = [
+        flips.get("regressed"),
+        flips.get("fixed"),
+        cases.get("failing"),
+        report.get("warnings"),
+    ]
+    return max([slices, len(_dict(report.get("metrics"))), *(len(_list(x)) for x in lists)])
+
+
+def _capped(rows: list[Any], detail: Detail, what: str) -> tuple[list[Any], list[str]]:
+    """The rows a table shows under ``detail.rows``, and the line that counts the rest."""
+    if detail.rows is None or len(rows) <= detail.rows:
+        return rows, []
+    more = len(rows) - detail.rows
+    return rows[: detail.rows], ["", f"… and {more:,} more {what}: see report.json."]
 
 
 def _fit(
@@ -195,10 +234,12 @@ def _metrics(report: Mapping[str, Any], detail: Detail) -> list[str]:
     if not rows:
         return []
     lines = ["", "#### Metrics", ""]
+    hidden = len(rows) - len(shown)
+    shown, cut = _capped(shown, detail, "metrics")
     if shown:
         header = ["metric", "baseline", "current", "delta", "rule", "status"]
         lines += _table(header, [_metric_cells(escape(n), r) for n, r in shown])
-    hidden = len(rows) - len(shown)
+    lines += cut
     if hidden:
         lines += ["", f"{hidden} passing or unchecked metrics not shown."]
     lines += _interval_note(r for _, r in shown)
@@ -216,12 +257,15 @@ def _slices(report: Mapping[str, Any], detail: Detail) -> list[str]:
     lines = []
     if failing:
         lines += ["", "#### Failing slices", ""]
-        lines += _table(header, [[escape(t), *_metric_cells(escape(n), r)] for t, n, r in failing])
+        shown, cut = _capped(failing, detail, "failing slice metrics")
+        lines += _table(header, [[escape(t), *_metric_cells(escape(n), r)] for t, n, r in shown])
+        lines += cut
     if rows and detail.all_slices:
         tags = _count(len({tag for tag, _, _ in rows}), "slice")
         lines += ["", _summary_tag(f"All slices ({_count(len(rows), 'metric')} in {tags})"), ""]
-        lines += _table(header, [[escape(t), *_metric_cells(escape(n), r)] for t, n, r in rows])
-        lines += [*_interval_note(r for _, _, r in rows), "", "</details>"]
+        shown, cut = _capped(rows, detail, "slice metrics")
+        lines += _table(header, [[escape(t), *_metric_cells(escape(n), r)] for t, n, r in shown])
+        lines += [*cut, *_interval_note(r for _, _, r in shown), "", "</details>"]
     return lines
 
 
@@ -238,9 +282,12 @@ def _warnings(report: Mapping[str, Any], detail: Detail) -> list[str]:
     if not warnings or not detail.excerpt:
         return []
     shown = warnings if detail.cases is None else warnings[: max(detail.cases // 2, 1)]
+    shown, cut = _capped(shown, detail, "warnings")
     lines = ["", _summary_tag(f"⚠️ Warnings ({len(warnings)})"), ""]
     lines += [f"- {escape(warning, 2 * detail.excerpt)}" for warning in shown]
-    if len(shown) < len(warnings):
+    if cut:
+        lines += cut
+    elif len(shown) < len(warnings):
         lines.append(f"- … and {len(warnings) - len(shown)} more")
     return [*lines, "", "</details>"]
 
@@ -289,6 +336,7 @@ def _failing_cases(report: Mapping[str, Any], detail: Detail, run_url: str | Non
 
 def _cases_table(cases: list[Any], detail: Detail, what: str, run_url: str | None) -> list[str]:
     shown = cases if detail.cases is None else cases[: detail.cases]
+    shown, cut = _capped(shown, detail, what)
     rows = []
     for case in map(_dict, shown):
         said = case.get("answer", "")
@@ -305,7 +353,9 @@ def _cases_table(cases: list[Any], detail: Detail, what: str, run_url: str | Non
         )
     lines = [""]
     lines += _table(["case", "tags", "failure modes", "input", "answer"], rows) if rows else []
-    if len(shown) < len(cases):
+    if cut:
+        lines += cut
+    elif len(shown) < len(cases):
         lines += ["", f"Showing {len(shown)} of {len(cases)} {what}: {_where_full(run_url)}."]
     return lines
 

@@ -12,7 +12,7 @@ from typing import Any
 from gate import __version__
 from gate.decide.compare import CheckResult, status
 from gate.decide.verdict import Verdict
-from gate.load.config import OpenAIPipeline
+from gate.load.config import OpenAIPipeline, must_pass_line, rule_line
 from gate.load.dataset import Case, fingerprint
 from gate.metrics import parse_metric
 from gate.metrics.scoring import Scored, run_passed
@@ -166,7 +166,29 @@ def build_report(
     }
     if judge is not None:
         report["judge"] = judge
+    cite_sources(report, plan)
     return report
+
+
+def cite_sources(report: dict[str, Any], plan: Plan) -> None:
+    """Where each check's rule and each failing case is written, as ``"source": {"file",
+    "line"}`` (paths as the reader knows them), for annotations on the line to fix."""
+    config = plan.config
+    if config.thresholds:
+        rules = shown(config.resolve(config.thresholds))
+        tags = plan.thresholds.must_pass.tags
+        for check in report["checks"]:
+            line = (
+                must_pass_line(plan.thresholds_lines, check["slice"], tags)
+                if check["rule"] == "must_pass"
+                else rule_line(plan.thresholds_lines, check["metric"], check["slice"])
+            )
+            if line is not None:
+                check["source"] = {"file": rules, "line": line}
+    dataset = shown(config.resolve(config.dataset))
+    for case in report["cases"]["failing"]:
+        if case["id"] in plan.case_lines:
+            case["source"] = {"file": dataset, "line": plan.case_lines[case["id"]]}
 
 
 def _case_entry(case: Case, record: Record) -> dict[str, Any]:
