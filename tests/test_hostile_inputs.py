@@ -1,0 +1,129 @@
+"""Hostile and unlucky input files: each is refused with exit 2 and ``file:line``, promptly.
+
+Promptly is measured in bench/ (timings are not asserted here); before the caps, the alias bomb
+hung validation and the deep structures ended in a RecursionError (exit 3).
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from builders import copy_example
+
+from gate.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ALIAS_BOMB = "x-lol0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"x-lol{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)
+)
+"""Nine values, nine times nested nine times: 387 million once expanded ("billion laughs")."""
+DEEP_YAML = "x-deep: " + "[" * 5000 + "]" * 5000 + "\n"
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_example(tmp_path / "project")
+
+
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run the CLI; assert it exits 2 with no traceback and return its message."""
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def prepend(path: Path, text: str) -> None:
+    path.write_text(text + path.read_text())
+
+
+def validate(project: Path) -> tuple[str, ...]:
+    return ("validate", "-c", str(project / "gate.yml"))
+
+
+def test_alias_bomb__in_gate_yml(project, capsys):
+    prepend(project / "gate.yml", ALIAS_BOMB)
+    err = refused(capsys, *validate(project))
+    assert "gate.yml:6: invalid YAML: aliases expand this to more than" in err
+
+
+def test_alias_bomb__in_a_thresholds_file(project, capsys):
+    prepend(project / "thresholds" / "default.yml", ALIAS_BOMB)
+    err = refused(capsys, *validate(project))
+    assert "default.yml:6: invalid YAML: aliases expand" in err
+
+
+def test_alias_bomb__in_a_prompts_front_matter(tmp_path, capsys):
+    folder = tmp_path / "openai"
+    shutil.copytree(ROOT / "examples" / "openai", folder)
+    prompt = folder / "prompts" / "rag.md"
+    prompt.write_text(prompt.read_text().replace("---\n", "---\n" + ALIAS_BOMB, 1))
+    err = refused(capsys, "validate", "-c", str(folder / "gate.openai.yml"))
+    assert "rag.md:7: invalid YAML in the front matter: aliases expand" in err
+
+
+def test_anchors_and_aliases__within_the_cap_still_work(project, capsys):
+    text = (project / "gate.yml").read_text()
+    text = text.replace("retries: 1", "retries: &one 1").replace("repeats: 1", "repeats: *one")
+    (project / "gate.yml").write_text(text)
+    assert main(list(validate(project))) == 0
+
+
+def test_deep_yaml_flow__is_refused_at_its_line(project, capsys):
+    prepend(project / "gate.yml", "# deep\n" + DEEP_YAML)
+    err = refused(capsys, *validate(project))
+    assert "gate.yml:2: invalid YAML: nested deeper than 64 levels" in err
+
+
+def test_deep_json__in_the_golden_set(project, capsys):
+    with (project / "datasets" / "golden.jsonl").open("a") as handle:
+        handle.write(json.dumps({"id": "deep", "input": "q", "metadata": {"x": 0}})[:-2])
+        handle.write(DEEP_JSON + "}}\n")
+    err = refused(capsys, *validate(project))
+    assert "golden.jsonl:80: invalid JSON: nested deeper than 64 levels" in err
+
+
+def test_deep_json__in_the_baseline(project, capsys):
+    (project / "thresholds" / "baseline.json").write_text(DEEP_JSON)
+    err = refused(capsys, *validate(project))
+    assert "baseline.json:1: the baseline is not valid JSON: nested deeper than 64" in err
+
+
+def test_deep_json__in_a_replay_file(project, capsys):
+    (project / "replay.jsonl").write_text('{"id": "a", "output": {}}\n' + DEEP_JSON + "\n")
+    config = project / "gate.yml"
+    config.write_text(
+        config.read_text().replace(
+            "  adapter: python\n  target: examples.rag:answer\n",
+            "  adapter: replay\n  path: replay.jsonl\n",
+        )
+    )
+    out = project / "out"
+    err = refused(capsys, "run", "-q", "-c", str(config), "--out", str(out))
+    assert "replay.jsonl:2: invalid JSON: nested deeper than 64 levels" in err
+    assert not (out / "records.jsonl").exists() or not (out / "records.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("literal", "problem"),
+    [
+        ("NaN", "NaN is not a JSON number"),
+        ("-Infinity", "-Infinity is not a JSON number"),
+        ("1e999", "1e999 is too large for a number"),
+        pytest.param("7" * 5000, "an integer of 5000 digits; the limit is 100", id="5000 digits"),
+    ],
+)
+def test_non_json_numbers__in_the_golden_set(project, capsys, literal, problem):
+    with (project / "datasets" / "golden.jsonl").open("a") as handle:
+        handle.write('{"id": "n", "input": "q", "metadata": {"n": ' + literal + "}}\n")
+    err = refused(capsys, *validate(project))
+    assert f"golden.jsonl:80: invalid JSON: {problem}" in err
+
+
+def test_non_json_numbers__inside_strings_are_text(project, capsys):
+    with (project / "datasets" / "golden.jsonl").open("a") as handle:
+        handle.write('{"id": "n", "input": "NaN [[[[ Infinity", "metadata": {"n": "1e999"}}\n')
+    assert main(list(validate(project))) == 0
