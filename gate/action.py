@@ -25,6 +25,7 @@ from gate.errors import GateError, GitHubError
 from gate.pipeline import Outcome, RunOptions, World, run
 from gate.publish.github import GitHub, PostedComment, upsert_comment
 from gate.render import markdown
+from gate.render.console import log_text, workflow_command
 
 RunFn = Callable[[RunOptions], Outcome]
 
@@ -197,7 +198,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
             },
         )
     code = exit_code(report, outcome.exit_code, inputs.fail_on)
-    print(f"gate: {_one_line(report['summary'])} (fail-on: {inputs.fail_on}, exit {code})")
+    summary = log_text(_one_line(report["summary"]))
+    print(f"gate: {summary} (fail-on: {inputs.fail_on}, exit {code})")
     return code
 
 
@@ -244,7 +246,7 @@ def post_comment(
     with github(token, context.api_url) as client:
         posted = upsert_comment(client, _repository(context.repository), pull_request, body, marker)
     done = "created" if posted.created else "updated"
-    print(f"gate: PR #{pull_request} comment {done}: {posted.url}")
+    print(log_text(f"gate: PR #{pull_request} comment {done}: {posted.url}"))
     return posted
 
 
@@ -334,20 +336,6 @@ def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
         for name, value in outputs.items():
             delimiter = f"ghadelimiter_{uuid.uuid4()}"
             handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
-
-
-def workflow_command(command: str, message: str = "", **properties: str) -> str:
-    """A ``::command key=value::message`` line, escaped so no text can end it early."""
-    listed = ",".join(f"{key}={_escape_property(value)}" for key, value in properties.items())
-    return f"::{command}{' ' + listed if listed else ''}::{_escape_data(message)}"
-
-
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> Outcome:

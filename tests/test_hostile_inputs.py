@@ -12,6 +12,7 @@ import pytest
 from builders import copy_example
 
 from gate.cli import main
+from gate.render.console import log_text, workflow_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,3 +128,60 @@ def test_non_json_numbers__inside_strings_are_text(project, capsys):
     with (project / "datasets" / "golden.jsonl").open("a") as handle:
         handle.write('{"id": "n", "input": "NaN [[[[ Infinity", "metadata": {"n": "1e999"}}\n')
     assert main(list(validate(project))) == 0
+
+
+HOSTILE_TAG = "GH-1 \u202eevil\u202c \x1b[31mred\x1b[0m\n::error::x ##[warning]y"
+
+
+def assert_inert_log(text: str) -> None:
+    """No line of ``text`` is a workflow command, and no control or bidi character is left."""
+    for line in text.splitlines():
+        assert not line.lstrip().startswith("::"), line
+        assert "##[" not in line, line
+    assert "\r" not in text
+    assert not any(c in text for c in "\x1b\u202e\u202c"), text
+
+
+def test_hostile_tag__reaches_stdout_and_markdown_inert(project, capsys):
+    golden = project / "datasets" / "golden.jsonl"
+    first, rest = golden.read_text().split("\n", 1)
+    row = json.loads(first)
+    row["tags"] = [HOSTILE_TAG]
+    golden.write_text(json.dumps(row) + "\n" + rest)
+    thresholds = project / "thresholds" / "default.yml"
+    thresholds.write_text(
+        thresholds.read_text().replace(
+            "slices:\n",
+            f"slices:\n  {json.dumps(HOSTILE_TAG)}:\n    ops.latency_p95_ms: {{max: 0}}\n",
+        )
+    )
+    out = project / "out"
+
+    assert main(["run", "-q", "-c", str(project / "gate.yml"), "--out", str(out)]) == 1
+
+    stdout = capsys.readouterr().out
+    assert "\\u202eevil" in stdout and ":\u200b:error::x" in stdout
+    assert_inert_log(stdout)
+    markdown = (out / "report.md").read_text()
+    assert "GH\u200b-1" in markdown and "\\\\u202eevil" in markdown
+    assert_inert_log(markdown)
+
+
+def test_input_error_quoting_data__is_printed_inert(project, capsys):
+    prepend(project / "gate.yml", f"{json.dumps(HOSTILE_TAG)}: 1\n")
+    err = refused(capsys, *validate(project))
+    assert ":\u200b:error::x" in err
+    assert_inert_log(err)
+
+
+def test_log_text__no_line_of_data_is_a_workflow_command():
+    text = log_text("ok\n  ::error::x\r::warning::y\nsee ##[add-mask]z\x1b[2J\u202e")
+    assert text == (
+        "ok\n  :\u200b:error::x\\u000d::warning::y\nsee #\u200b#[add-mask]z\\u001b[2J\\u202e"
+    )
+    assert_inert_log(text)
+
+
+def test_workflow_command__shows_control_characters_in_its_data():
+    line = workflow_command("warning", "a\x1b[8mhidden\u202e\n::error::x")
+    assert line == "::warning::a\\u001b[8mhidden\\u202e%0A::error::x"
