@@ -164,6 +164,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     if pull_request is not None:
         (outcome.report_path.parent / PR_NUMBER_FILE).write_text(f"{pull_request}\n")
     annotate(report, inputs.fail_on)
+    # The summary and outputs first: whatever befalls the comment, the verdict is reported.
+    _report_back(context, outcome, run_url)
 
     comment_url, problem = "", None
     if not inputs.comment:
@@ -180,13 +182,23 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
             problem = f"the PR comment was not posted: {exc}"
     if problem:
         print(workflow_command("warning", problem, title="gate: PR comment"), flush=True)
+        if context.summary_file:
+            with context.summary_file.open("a", encoding="utf-8") as handle:
+                handle.write(f"> **⚠️ gate:** {markdown.escape(problem)}\n\n")
+    if context.output_file:
+        write_outputs(context.output_file, {"comment-url": comment_url})
+    code = exit_code(report, outcome.exit_code, inputs.fail_on)
+    summary = log_text(_one_line(report["summary"]))
+    print(f"gate: {summary} (fail-on: {inputs.fail_on}, exit {code})")
+    return code
 
+
+def _report_back(context: Context, outcome: Outcome, run_url: str | None) -> None:
+    """The job summary and the step outputs (but the comment's URL, not known yet)."""
+    report = outcome.report
     if context.summary_file:
-        text = markdown.render_summary(report, run_url)
-        if problem:
-            text += f"\n> **⚠️ gate:** {markdown.escape(problem)}\n"
         with context.summary_file.open("a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+            handle.write(markdown.render_summary(report, run_url) + "\n")
     if context.output_file:
         write_outputs(
             context.output_file,
@@ -194,13 +206,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
                 "verdict": str(report["verdict"]),
                 "report-path": _shown_path(outcome.report_path, context.workspace),
                 "summary": str(report["summary"]),
-                "comment-url": comment_url,
             },
         )
-    code = exit_code(report, outcome.exit_code, inputs.fail_on)
-    summary = log_text(_one_line(report["summary"]))
-    print(f"gate: {summary} (fail-on: {inputs.fail_on}, exit {code})")
-    return code
 
 
 def comment(report_path: Path, env: Mapping[str, str], github: GitHubFactory = _github) -> int:
