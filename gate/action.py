@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gate.errors import GateError, GitHubError
+from gate.files import write_atomic
 from gate.pipeline import Outcome, RunOptions, World, run
 from gate.publish.github import GitHub, PostedComment, upsert_comment
 from gate.render import markdown
@@ -162,7 +163,7 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
 
     pull_request = context.pull_request()
     if pull_request is not None:
-        (outcome.report_path.parent / PR_NUMBER_FILE).write_text(f"{pull_request}\n")
+        write_atomic(outcome.report_path.parent / PR_NUMBER_FILE, f"{pull_request}\n")
     annotate(report, inputs.fail_on)
     # The summary and outputs first: whatever befalls the comment, the verdict is reported.
     _report_back(context, outcome, run_url)

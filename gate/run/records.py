@@ -15,7 +15,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gate.files import write_atomic
+from gate.files import open_new, write_atomic
 from gate.load.dataset import ToolCall
 from gate.load.validation import dotted
 
@@ -138,8 +138,7 @@ class RecordWriter:
     """Appends records to a JSONL file as they finish, flushed line by line."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = path.open("w", encoding="utf-8")
+        self._file: IO[str] = open_new(path)
         self._lock = threading.Lock()
 
     def write(self, record: Record) -> None:
