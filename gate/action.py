@@ -289,7 +289,8 @@ def read_report(path: Path) -> dict[str, Any]:
         raise GateError(f"{path}: {size} bytes is not a gate report (the limit is 64 MiB)")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: also an integer past Python's digit limit; RecursionError: deep nesting.
         raise GateError(f"{path}: not a gate report: {exc}") from None
     if not isinstance(report, dict) or not isinstance(report.get("verdict"), str):
         raise GateError(f"{path}: not a gate report: no `verdict` (fix: pass gate's report.json)")

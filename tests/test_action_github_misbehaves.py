@@ -10,6 +10,7 @@ from fake_github import FakeGitHub
 from test_action import FakeRun, github_env, load_report, read_outputs
 
 from gate import action
+from gate.errors import GateError
 
 
 @pytest.fixture
@@ -68,3 +69,13 @@ def test_main__summary_and_outputs_are_written_before_the_comment_is_tried(
 
     assert (tmp_path / "step_summary").read_text(encoding="utf-8").startswith("### ❌ gate: fail")
     assert read_outputs(tmp_path / "set_output")["verdict"] == "fail"
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000 + "]" * 100_000, '{"verdict": "pass", "n": ' + "9" * 5000 + "}"]
+)
+def test_comment__a_hostile_report_artifact_is_an_input_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(text)
+    with pytest.raises(GateError, match="not a gate report"):
+        action.read_report(path)
