@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from itertools import accumulate
 from typing import Any
 
 MAX_DEPTH = 64
@@ -21,6 +22,9 @@ MAX_DIGITS = 100
 
 _TOKENS = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[{]|[\]}]|NaN|-?Infinity|[-+0-9.eE]+')
 """Strings (skipped whole), brackets, numbers and the non-JSON constants, in order."""
+_STRING = re.compile(r'"(?:[^"\\]+|\\.)*"?')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class _Refused(ValueError):
@@ -34,17 +38,13 @@ def loads(text: str | bytes) -> Any:
     """Parse one JSON document strictly; every problem is a ``json.JSONDecodeError``."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    # A document with fewer brackets than the cap cannot nest deeper: the common line costs a
-    # count, not a scan.
-    if text.count("[") + text.count("{") > MAX_DEPTH:
-        _check_depth(text)
+    # A document with fewer brackets than the cap cannot nest deeper: most lines cost a count.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+        raise json.JSONDecodeError(_too_deep(), text, _too_deep_at(text))
     try:
         return json.loads(text, parse_constant=_constant, parse_int=_integer, parse_float=_float)
     except _Refused as exc:
         raise json.JSONDecodeError(exc.problem, text, _position(text, exc.literal)) from None
-    except RecursionError:
-        # Only reachable when the bracket scan above was skipped: it never is past MAX_DEPTH.
-        raise json.JSONDecodeError(_too_deep(), text, 0) from None
 
 
 def _constant(literal: str) -> Any:
@@ -68,16 +68,23 @@ def _float(literal: str) -> float:
     return value
 
 
-def _check_depth(text: str) -> None:
+def _depth(text: str) -> int:
+    """How deep the document nests (its strings, which may hold brackets, left out)."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _too_deep_at(text: str) -> int:
     depth = 0
     for token in _TOKENS.finditer(text):
         first = token.group()[0]
         if first in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise json.JSONDecodeError(_too_deep(), text, token.start())
+                return token.start()
         elif first in "]}":
             depth -= 1
+    return 0
 
 
 def _position(text: str, literal: str) -> int:
