@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runnable as a script from anywhere in the checkout
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' copy of the shipped example
+
+from builders import copy_example  # noqa: E402
 
 from gate.cli import main as gate  # noqa: E402
 from gate.load import strict_json  # noqa: E402
@@ -60,23 +62,12 @@ HOSTILE: dict[str, Callable[[Path], None]] = {
 }
 
 
-def _project(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    for name in ("gate.yml", "datasets", "thresholds", "examples"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, folder / name)
-    return folder
-
-
 def _refusals() -> bool:
     print(f"refused by `gate validate` (goal: exit 2 in under {GOAL_S:g} s)")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, spoil) in enumerate(HOSTILE.items()):
-            project = _project(Path(tmp) / str(i))
+            project = copy_example(Path(tmp) / str(i))
             spoil(project)
             err = io.StringIO()
             begin = time.perf_counter()
