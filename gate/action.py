@@ -9,6 +9,7 @@ a warning; only the verdict (and ``fail-on``) decides the exit code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -164,6 +165,7 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     pull_request = context.pull_request()
     if pull_request is not None:
         write_atomic(outcome.report_path.parent / PR_NUMBER_FILE, f"{pull_request}\n")
+    own_like_workspace(outcome.report_path.parent, context.workspace)
     annotate(report, inputs.fail_on)
     # The summary and outputs first: whatever befalls the comment, the verdict is reported.
     _report_back(context, outcome, run_url)
@@ -209,6 +211,21 @@ def _report_back(context: Context, outcome: Outcome, run_url: str | None) -> Non
                 "summary": str(report["summary"]),
             },
         )
+
+
+def own_like_workspace(folder: Path, workspace: Path) -> None:
+    """Give the report folder to the workspace's owner. A Docker action runs as root, the
+    runner's later steps do not: they could read the files (0644) but not replace or delete
+    them, and the next checkout's clean-up would fail."""
+    if os.geteuid() != 0:
+        return
+    owner = workspace.stat()
+    if owner.st_uid == 0:
+        return
+    for path in [folder, *folder.rglob("*")]:
+        # lchown: a symlink planted in the folder is re-owned itself, never its target.
+        with contextlib.suppress(OSError):
+            os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
 def comment(report_path: Path, env: Mapping[str, str], github: GitHubFactory = _github) -> int:

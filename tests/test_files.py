@@ -10,6 +10,7 @@ import pytest
 from builders import copy_example
 
 import gate.pipeline
+from gate.action import own_like_workspace
 from gate.cli import main
 from gate.files import open_new, unwritable, write_atomic
 
@@ -138,3 +139,20 @@ def test_unwritable__a_read_only_folder(tmp_path):
         assert "Permission denied" in (unwritable(tmp_path / "out") or "")
     finally:
         tmp_path.chmod(0o755)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files away")
+def test_own_like_workspace__the_report_folder_goes_to_the_workspace_owner(tmp_path):
+    workspace = tmp_path / "workspace"
+    out = workspace / "gate-report"
+    out.mkdir(parents=True)
+    write_atomic(out / "report.json", "{}\n")
+    (out / "link").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").write_text("")
+    os.chown(workspace, 1234, 1234)
+
+    own_like_workspace(out, workspace)
+
+    for path in (out, out / "report.json", out / "link"):
+        assert (os.lstat(path).st_uid, os.lstat(path).st_gid) == (1234, 1234)
+    assert os.stat(tmp_path / "elsewhere").st_uid == 0
