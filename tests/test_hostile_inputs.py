@@ -12,7 +12,9 @@ import pytest
 from builders import copy_example
 
 from gate.cli import main
+from gate.pipeline import RunOptions, run
 from gate.render.console import log_text, workflow_command
+from gate.run.adapters.base import Reply
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -185,3 +187,54 @@ def test_log_text__no_line_of_data_is_a_workflow_command():
 def test_workflow_command__shows_control_characters_in_its_data():
     line = workflow_command("warning", "a\x1b[8mhidden\u202e\n::error::x")
     assert line == "::warning::a\\u001b[8mhidden\\u202e%0A::error::x"
+
+
+def _deep(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+class _Unstorable:
+    """Answers the first case with an output JSON cannot hold, every other one normally."""
+
+    def __init__(self, bad: object, first_id: str) -> None:
+        self.bad, self.first_id = bad, first_id
+
+    def call(self, case, timeout_s):
+        if case.id == self.first_id:
+            return Reply(self.bad)
+        return Reply({"answer": "I don't know."})
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param({"answer": "x", "extra": _deep(5000)}, id="deep list"),
+        pytest.param({"answer": "x", "extra": {("a", "b"): 1}}, id="tuple key"),
+        pytest.param({"answer": "x", "n": 10**5000}, id="huge int"),
+        pytest.param(_deep(5000), id="deep list, not an object"),
+    ],
+)
+def test_unstorable_output__is_that_cases_error_and_the_run_goes_on(project, bad):
+    first_id = json.loads((project / "datasets" / "golden.jsonl").read_text().split("\n", 1)[0])[
+        "id"
+    ]
+    out = project / "out"
+
+    outcome = run(
+        RunOptions(config=project / "gate.yml", out_dir=out, progress=None),
+        adapter=_Unstorable(bad, first_id),
+    )
+
+    assert outcome.exit_code in (0, 1)
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    first = next(r for r in records if r["id"] == first_id)
+    assert first["status"] == "error"
+    assert first["output"] is None
+    assert "malformed output" in first["error"] or "JSON object" in first["error"]
+    assert json.loads((out / "report.json").read_text())["run"]["errors"] == 1
