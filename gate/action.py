@@ -26,6 +26,7 @@ from gate.install import install_requirements
 from gate.pipeline import Outcome, RunOptions, World, run
 from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
 from gate.render import markdown
+from gate.render.console import log_text, workflow_command
 
 RunFn = Callable[[RunOptions], Outcome]
 
@@ -168,6 +169,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
 
     pull_request = context.pull_request()
     annotate(report, inputs.fail_on)
+    # The summary and outputs first: whatever befalls the comment, the verdict is reported.
+    _report_back(context, outcome, run_url)
 
     comment_url, problem = "", None
     if not inputs.comment:
@@ -186,13 +189,23 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
             problem = f"the PR comment was not posted: {exc}"
     if problem:
         print(workflow_command("warning", problem, title="gate: PR comment"), flush=True)
+        if context.summary_file:
+            with context.summary_file.open("a", encoding="utf-8") as handle:
+                handle.write(f"> **⚠️ gate:** {markdown.escape(problem)}\n\n")
+    if context.output_file:
+        write_outputs(context.output_file, {"comment-url": comment_url})
+    code = exit_code(report, outcome.exit_code, inputs.fail_on)
+    summary = log_text(_one_line(report["summary"]))
+    print(f"gate: {summary} (fail-on: {inputs.fail_on}, exit {code})")
+    return code
 
+
+def _report_back(context: Context, outcome: Outcome, run_url: str | None) -> None:
+    """The job summary and the step outputs (but the comment's URL, not known yet)."""
+    report = outcome.report
     if context.summary_file:
-        text = markdown.render_summary(report, run_url)
-        if problem:
-            text += f"\n> **⚠️ gate:** {markdown.escape(problem)}\n"
         with context.summary_file.open("a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+            handle.write(markdown.render_summary(report, run_url) + "\n")
     if context.output_file:
         write_outputs(
             context.output_file,
@@ -200,12 +213,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
                 "verdict": str(report["verdict"]),
                 "report-path": _shown_path(outcome.report_path, context.workspace),
                 "summary": str(report["summary"]),
-                "comment-url": comment_url,
             },
         )
-    code = exit_code(report, outcome.exit_code, inputs.fail_on)
-    print(f"gate: {_one_line(report['summary'])} (fail-on: {inputs.fail_on}, exit {code})")
-    return code
 
 
 def comment(
@@ -293,7 +302,7 @@ def post_comment(
     body = markdown.render_comment(report, run_url, marker)
     posted = upsert_comment(client, _repository(context.repository), pull_request, body, marker)
     done = "created" if posted.created else "updated"
-    print(f"gate: PR #{pull_request} comment {done}: {posted.url}")
+    print(log_text(f"gate: PR #{pull_request} comment {done}: {posted.url}"))
     return posted
 
 
@@ -328,7 +337,8 @@ def read_report(path: Path) -> dict[str, Any]:
         raise GateError(f"{path}: {size} bytes is not a gate report (the limit is 64 MiB)")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: also an integer past Python's digit limit; RecursionError: deep nesting.
         raise GateError(f"{path}: not a gate report: {exc}") from None
     if not isinstance(report, dict) or not isinstance(report.get("verdict"), str):
         raise GateError(f"{path}: not a gate report: no `verdict` (fix: pass gate's report.json)")
@@ -417,20 +427,6 @@ def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
         for name, value in outputs.items():
             delimiter = f"ghadelimiter_{uuid.uuid4()}"
             handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
-
-
-def workflow_command(command: str, message: str = "", **properties: str) -> str:
-    """A ``::command key=value::message`` line, escaped so no text can end it early."""
-    listed = ",".join(f"{key}={_escape_property(value)}" for key, value in properties.items())
-    return f"::{command}{' ' + listed if listed else ''}::{_escape_data(message)}"
-
-
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def install(inputs: Inputs, context: Context) -> None:

@@ -19,6 +19,7 @@ from gate import __version__, action
 from gate.errors import GateError
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
+from gate.render.console import log_text
 from gate.scaffold import init
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
@@ -96,7 +97,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 world=world(args.config),
             )
         )
-        print(outcome.report["summary"])
+        print(log_text(str(outcome.report["summary"])))
         print(f"report: {outcome.report_path} and {outcome.markdown_path}")
         return outcome.exit_code
     if args.command == "validate":
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         return _dispatch(args)
     except GateError as exc:
-        print(f"gate: error: {exc}", file=sys.stderr)
+        print(log_text(f"gate: error: {exc}"), file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("gate: interrupted", file=sys.stderr)

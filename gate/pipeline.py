@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from gate.decide.baseline import new_baseline
 from gate.decide.verdict import decide
 from gate.errors import ConfigError
-from gate.files import write_atomic
+from gate.files import unwritable, write_atomic
 from gate.judge import Judge
 from gate.load.baseline import write_baseline
 from gate.metrics.scoring import score_records
@@ -80,7 +80,18 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             "pass --baseline FILE)"
         )
     out = options.out_dir
-    out.mkdir(parents=True, exist_ok=True)
+    if problem := unwritable(out):
+        raise ConfigError(f"--out {out}: {problem} (fix: pass --out a folder the gate can write)")
+    baseline_path = plan.baseline_path if options.update_baseline else None
+    if baseline_path is not None and (problem := unwritable(baseline_path, folder=False)):
+        raise ConfigError(
+            f"--update-baseline: {baseline_path}: {problem} "
+            "(fix: set `baseline:` or pass --baseline to a file the gate can write)"
+        )
+    # This run's report is written only at its end: a run killed before then leaves none, never
+    # the previous run's verdict beside this run's records.
+    for stale in (out / "report.json", out / "report.md"):
+        stale.unlink(missing_ok=True)
     started_at = timestamp(world.now())
     begin = time.monotonic()
     judging = plan.config.metrics.judge

@@ -81,6 +81,10 @@ class Failure:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     message: str = "Server Error"
+    raw: bytes | None = None
+    """Sent as is instead of the JSON message: an answer GitHub would never give."""
+    method: str | None = None
+    """Answer only a request with this method (None: any)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,18 @@ class FakeGitHub(LocalServer):
         """Answer the next ``times`` requests with ``status`` (after checking them)."""
         self._failures += [Failure(status, dict(headers or {}), message) for _ in range(times)]
 
+    def misbehave_next(
+        self,
+        raw: bytes,
+        status: int = 200,
+        content_type: str = "application/json",
+        method: str | None = None,
+    ) -> None:
+        """Answer the next request (of ``method``) with ``raw`` as the body: a proxy's HTML
+        page, an object where a list belongs, a comment without its fields."""
+        headers = {"Content-Type": content_type}
+        self._failures.append(Failure(status, headers, raw=raw, method=method))
+
     def add_comment(
         self, issue: int, body: str, login: str, repository: str = "Codertocat/Hello-World"
     ) -> dict[str, Any]:
@@ -305,9 +321,12 @@ class FakeGitHub(LocalServer):
             operation, params = self._check(method, parts.path, query, headers, body)
             if operation is None:
                 return _Answer(404, {"message": "Not Found"})
-            if self._failures:
-                failure = self._failures.pop(0)
-                return _Answer(failure.status, {"message": failure.message}, failure.headers)
+            failure = next((f for f in self._failures if f.method in (None, method)), None)
+            if failure is not None:
+                self._failures.remove(failure)
+                return _Answer(
+                    failure.status, {"message": failure.message}, failure.headers, failure.raw
+                )
             answer = self._serve(operation, params, query, body)
             self._check_answer(operation, answer)
             return answer
@@ -421,6 +440,7 @@ class _Answer:
     status: int
     body: Any
     headers: Mapping[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
 
 
 def _public(comment: Mapping[str, Any]) -> dict[str, Any]:
@@ -437,10 +457,11 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             headers = {key.lower(): value for key, value in self.headers.items()}
             answer = fake.handle(self.command, self.path, headers, raw)
             payload = b"" if answer.body is None else json.dumps(answer.body).encode()
+            payload = payload if answer.raw is None else answer.raw
             self.send_response(answer.status)
             for key, value in answer.headers.items():
                 self.send_header(key, value)
-            if payload:
+            if payload and "Content-Type" not in answer.headers:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

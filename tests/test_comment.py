@@ -229,3 +229,18 @@ def test_render_summary__says_whether_the_flips_are_more_than_chance(p: float, s
     success["interval"] = {"n": 2, "mcnemar": {"worse": 1, "better": 0, "p_worse": p}}
     text = render_summary(flipped, None)
     assert f"1 passed on the baseline and fail now; 0 failed and pass now. That is {said}" in text
+
+
+@pytest.mark.parametrize(
+    ("untrusted", "rendered"),
+    [
+        ("GH-12 and gh-3", f"GH{ZWSP}-12 and gh{ZWSP}-3"),
+        ("\x1b[31mred\x1b[0m", "\\\\u001b\\[31mred\\\\u001b\\[0m"),
+        ("abc\u202edef\u2066x\u2069", "abc\\\\u202edef\\\\u2066x\\\\u2069"),
+        ("bell\x07 nul\x00", "bell\\\\u0007 nul\\\\u0000"),
+    ],
+)
+def test_escape__neutralises_references_and_invisible_characters(
+    untrusted: str, rendered: str
+) -> None:
+    assert escape(untrusted) == rendered

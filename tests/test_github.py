@@ -175,3 +175,28 @@ def test_spec__the_fakes_description_has_the_issue_comment_operations_unchanged(
     for path, operations in comments["paths"].items():
         for method, operation in operations.items():
             assert SPEC["paths"][path][method] == operation, f"{method.upper()} {path}"
+
+
+MISBEHAVIOURS = {
+    "html with 200": (b"<html><body>Sign in to the proxy</body></html>", "text/html", None),
+    "invalid json": (b'[{"id": 1, "body": ', "application/json", None),
+    "an object, not a list": (b'{"message": "all good"}', "application/json", None),
+    "a list of strings": (b'["a", "b"]', "application/json", None),
+    "a comment without html_url": (b'{"id": 7}', "application/json", "POST"),
+    "a comment that is a list": (b"[]", "application/json", "POST"),
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "method"), MISBEHAVIOURS.values(), ids=list(MISBEHAVIOURS)
+)
+def test_upsert_comment__a_misbehaving_api_is_a_github_error(
+    fake_github: FakeGitHub, client: GitHub, body: bytes, content_type: str, method: str | None
+) -> None:
+    fake_github.misbehave_next(
+        body, status=201 if method == "POST" else 200, content_type=content_type, method=method
+    )
+
+    with pytest.raises(GitHubError, match="GitHub") as caught:
+        upsert_comment(client, REPO, 2, "hello", MARKER)
+    assert fake_github.token not in str(caught.value)

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError
 
 from gate.errors import BaselineError
 from gate.files import write_atomic
+from gate.load import strict_json
 from gate.load.validation import Strict, capped, describe
 
 SCHEMA_VERSION = 1
@@ -48,7 +49,7 @@ def read_baseline(path: Path) -> Baseline | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot read the baseline: {exc}") from None
     try:
-        data: Any = json.loads(text)
+        data: Any = strict_json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(
             f"{path}:{exc.lineno}: the baseline is not valid JSON: {exc.msg} "

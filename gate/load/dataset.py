@@ -16,6 +16,7 @@ import jsonlines
 from pydantic import Field, ValidationError, field_validator
 
 from gate.errors import DatasetError
+from gate.load import strict_json
 from gate.load.validation import Strict, capped, describe
 
 ToolMatch = Literal["strict", "unordered", "subset", "superset"]
@@ -129,7 +130,7 @@ def read_dataset(path: Path) -> tuple[list[Case], dict[str, int]]:
 
     cases: list[Case] = []
     first_line: dict[str, int] = {}
-    reader = jsonlines.Reader(texts)
+    reader = jsonlines.Reader(texts, loads=strict_json.loads)
     for number in numbers:
         where = f"{path}:{number}"
         try:

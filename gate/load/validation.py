@@ -133,8 +133,60 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return None
 
 
+MAX_YAML_DEPTH = 64
+"""Deeper nesting is no configuration anyone writes; PyYAML slows quadratically and recurses."""
+MAX_YAML_VALUES = 100_000
+"""Values a document may hold once its aliases are expanded: a billion-laughs bomb stops here."""
+
+
 class _LineLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys: the second silently winning hides typos."""
+    """A safe loader that refuses duplicate keys (the second silently winning hides typos), deep
+    nesting and alias expansion beyond the caps above, in time linear in the text."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        super().fetch_flow_collection_start(TokenClass)
+        if self.flow_level > MAX_YAML_DEPTH:
+            raise yaml.scanner.ScannerError(None, None, _too_deep(), self.tokens[-1].start_mark)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, _too_deep(), mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is not None and self._size(node) > MAX_YAML_VALUES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"aliases expand this to more than {MAX_YAML_VALUES} values "
+                "(fix: write the values out, or reuse fewer anchors)",
+                mark,
+            )
+        return node
+
+    def _size(self, node: yaml.Node) -> int:
+        """How many values ``node`` stands for with its aliases expanded (children first, so
+        each is counted once and a shared node costs one look-up)."""
+        size = self._sizes.get(id(node))
+        if size is None:
+            children: list[Any] = node.value if isinstance(node.value, list) else []
+            # A mapping's children are (key, value) pairs; a sequence's are nodes.
+            flat = [n for c in children for n in (c if isinstance(c, tuple) else (c,))]
+            size = 1 + sum(self._sizes.get(id(n), 1) for n in flat)
+            self._sizes[id(node)] = size
+        return size
+
+
+def _too_deep() -> str:
+    return f"nested deeper than {MAX_YAML_DEPTH} levels (fix: flatten the structure)"
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
@@ -185,14 +237,17 @@ def read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int]]:
 
 def parse_yaml(text: str, where: str, what: str = "YAML") -> tuple[Any, dict[Loc, int]]:
     """Parse YAML text (safely, refusing duplicate keys): its data and every key path's line."""
+    loader = _LineLoader(text)
     try:
-        data = yaml.load(text, Loader=_LineLoader)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}{line}: invalid {what}: {problem}") from None
+    finally:
+        loader.dispose()
     lines: dict[Loc, int] = {}
     if node is not None:
         _index_lines(node, (), lines)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -118,7 +119,10 @@ class GitHub:
         """Every item of a listed resource, page after page, following ``Link: rel="next"``."""
         response = self.request("GET", path, params={**params, "per_page": 100})
         while True:
-            yield from response.json()
+            items = _answer(response, list)
+            if not all(isinstance(item, dict) for item in items):
+                raise GitHubError(f"{_where(response)}: GitHub listed something else than objects")
+            yield from items
             next_url = response.links.get("next", {}).get("url")
             if not next_url:
                 return
@@ -196,6 +200,8 @@ def upsert_comment(
 ) -> PostedComment:
     """Update the gate's comment in place, or create it on the first run."""
     existing = find_comment(github, repository, issue_number, marker, author)
+    if existing is not None and not isinstance(existing.get("id"), int):
+        raise GitHubError("GitHub listed the gate's comment without its `id`")
     if existing is None:
         response = github.request(
             "POST", f"/repos/{repository}/issues/{issue_number}/comments", json={"body": body}
@@ -204,8 +210,38 @@ def upsert_comment(
         response = github.request(
             "PATCH", f"/repos/{repository}/issues/comments/{existing['id']}", json={"body": body}
         )
-    posted = response.json()
-    return PostedComment(id=posted["id"], url=posted["html_url"], created=existing is None)
+    posted = _answer(response, dict)
+    number, url = posted.get("id"), posted.get("html_url")
+    if not (
+        isinstance(number, int) and isinstance(url, str) and url.startswith(("https://", "http://"))
+    ):
+        raise GitHubError(f"{_where(response)}: GitHub's answer has no comment `id` and `html_url`")
+    return PostedComment(id=number, url=url, created=existing is None)
+
+
+def _answer(response: requests.Response, kind: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """The JSON body of a successful response, if it is a ``kind``; else a GitHubError (a proxy's
+    HTML page with status 200, a changed API), never a crash that loses the verdict."""
+    try:
+        body = response.json()
+    except ValueError:
+        shown = response.headers.get("Content-Type") or "no content type"
+        raise GitHubError(
+            f"{_where(response)}: GitHub answered HTTP {response.status_code} with something "
+            f"that is not JSON ({shown})"
+        ) from None
+    if not isinstance(body, kind):
+        raise GitHubError(
+            f"{_where(response)}: GitHub answered a JSON {type(body).__name__}, not a "
+            f"{kind.__name__}"
+        )
+    return body
+
+
+def _where(response: requests.Response) -> str:
+    # The path only: a query may hold anything, and the host is the configured API.
+    path = urlsplit(response.request.url or "").path if response.request else ""
+    return f"{response.request.method if response.request else ''} {path}".strip()
 
 
 def _message(response: requests.Response) -> str:

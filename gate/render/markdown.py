@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gate.render.console import ZWSP, visible
+
 COMMENT_MAX_CHARS = 65_536
 """GitHub refuses a comment body longer than this."""
 SUMMARY_MAX_CHARS = 262_144
@@ -23,13 +25,13 @@ SUMMARY_MAX_CHARS = 262_144
 SUMMARY_MAX_BYTES = 1_000_000
 """GitHub takes 1 MiB (1,048,576 bytes) of summary per step: room left for what the action adds."""
 
-ZWSP = "\u200b"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()!|~$])")
 _HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # GitHub links these after rendering, in plain text: @user and @org/team (mentions, which
 # notify), #123 (a cross-reference in the other issue's timeline), URLs and www. names.
 # A zero-width space right after the trigger keeps the text readable and unlinked.
-_AUTOLINKED = re.compile(r"(?<=[@#])|(?<=:)(?=//)|(?<=www)(?=\.)", re.IGNORECASE)
+# GH-123 is a cross-reference too.
+_AUTOLINKED = re.compile(r"(?<=[@#])|(?<=:)(?=//)|(?<=www)(?=\.)|(?<=\bGH)(?=-)", re.IGNORECASE)
 
 STATUS = {"pass": "✅ pass", "fail": "❌ fail", "unchecked": "➖"}
 VERDICT = {"pass": "✅", "fail": "❌"}
@@ -79,12 +81,13 @@ def escape(value: object, limit: int | None = None) -> str:
     Whitespace (newlines too) becomes single spaces, so a table row or list item stays whole;
     Markdown punctuation is backslash-escaped, so no code span, emphasis, link, image or table
     cell can start; ``& < >`` become entities, so no HTML tag (``</details>``, ``<img>``) can
-    open or close; mentions, issue references and URLs are broken with a zero-width space.
+    open or close; mentions, issue references and URLs are broken with a zero-width space;
+    control characters (ANSI escapes) and bidi overrides are shown as their ``\\u`` codes.
     """
     text = " ".join(_text(value).split())
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 0)].rstrip() + "…"
-    text = _MARKDOWN.sub(r"\\\1", text).translate(_HTML)
+    text = _MARKDOWN.sub(r"\\\1", visible(text)).translate(_HTML)
     return _AUTOLINKED.sub(ZWSP, text)
 
 

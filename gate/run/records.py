@@ -15,7 +15,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gate.files import write_atomic
+from gate.files import open_new, write_atomic
 from gate.load.dataset import ToolCall
 from gate.load.validation import dotted
 
@@ -66,6 +66,8 @@ def parse_output(raw: Any) -> Output:
             f'malformed output: expected a JSON object like {{"answer": ...}}, '
             f"got {type(raw).__name__}"
         )
+    if (problem := _unstorable(raw)) is not None:
+        raise ValueError(f"malformed output: it cannot be stored as JSON ({problem})")
     try:
         return Output.model_validate(raw)
     except ValidationError as exc:
@@ -74,6 +76,20 @@ def parse_output(raw: Any) -> Output:
         raise ValueError(
             f"malformed output: {dotted(first['loc'])}: {first['msg']}{more}"
         ) from None
+
+
+def _unstorable(raw: Any) -> str | None:
+    """Why ``raw`` cannot be written to records.jsonl (a tuple key, an integer past Python's
+    digit limit, nesting past its recursion limit), or None."""
+    try:
+        _dumps(raw)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    return None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 Status = Literal["ok", "error", "timeout"]
@@ -138,12 +154,11 @@ class RecordWriter:
     """Appends records to a JSONL file as they finish, flushed line by line."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = path.open("w", encoding="utf-8")
+        self._file: IO[str] = open_new(path)
         self._lock = threading.Lock()
 
     def write(self, record: Record) -> None:
-        line = json.dumps(record.to_json(), ensure_ascii=False, default=str)
+        line = _line(record)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -154,5 +169,12 @@ class RecordWriter:
 
 def write_records(path: Path, records: Iterable[Record]) -> None:
     """Rewrite records.jsonl in one atomic step (with the scores known at the end of the run)."""
-    lines = (json.dumps(r.to_json(), ensure_ascii=False, default=str) for r in records)
-    write_atomic(path, "".join(line + "\n" for line in lines))
+    write_atomic(path, "".join(_line(record) + "\n" for record in records))
+
+
+def _line(record: Record) -> str:
+    body = record.to_json()
+    if record.status != "ok" and _unstorable(record.raw_output) is not None:
+        # Its error says why (parse_output refused it): the rest of the record is kept.
+        body["output"] = None
+    return _dumps(body)

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gate.errors import DatasetError
+from gate.load import strict_json
 from gate.load.config import ReplayPipeline
 from gate.load.dataset import Case
 from gate.load.validation import Strict, capped, describe
@@ -50,7 +51,7 @@ class ReplayAdapter:
                 continue
             where = f"{self._path}:{number}"
             try:
-                row = json.loads(line)
+                row = strict_json.loads(line)
             except json.JSONDecodeError as exc:
                 problems.append(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
                 continue
