@@ -26,6 +26,7 @@ from gate.load.config import (
     load_thresholds,
 )
 from gate.load.dataset import Case, load_dataset
+from gate.metrics import generation
 from gate.run.adapters.openai import pipeline_prompt
 
 
@@ -49,7 +50,7 @@ class Plan:
 def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
     """Load and cross-check config, dataset, thresholds and baseline (``gate validate``)."""
     config = load_config(config_path)
-    cases = load_dataset(config.resolve(config.dataset))
+    cases = load_dataset(config.resolve(config.dataset), generation.empty_gold_answer)
     thresholds = (
         load_thresholds(config.resolve(config.thresholds), metrics.parse_metric)
         if config.thresholds

@@ -46,7 +46,7 @@ def _at_k(
 ) -> Callable[[Batch, int | None], np.ndarray]:
     def score(batch: Batch, k: int | None) -> np.ndarray:
         assert k is not None
-        return fn(batch.rankings, k)
+        return batch.unless_failed(fn(batch.rankings, k))
 
     return score
 
@@ -54,7 +54,7 @@ def _at_k(
 def _no_k(
     fn: Callable[[retrieval.Rankings], np.ndarray],
 ) -> Callable[[Batch, int | None], np.ndarray]:
-    return lambda batch, k: fn(batch.rankings)
+    return lambda batch, k: batch.unless_failed(fn(batch.rankings))
 
 
 def _judged(name: str) -> Callable[[Batch, int | None], np.ndarray]:
