@@ -425,3 +425,15 @@ def test_empty_gold_answer__only_when_every_alternative_normalises_to_nothing() 
     problem = generation.empty_gold_answer(("The", "a."))
     assert problem is not None
     assert "answerable: false" in problem
+
+
+@pytest.mark.parametrize(
+    ("answer", "phrase"),
+    [("Straße", "STRASSE"), ("the ﬁle", "FILE"), ("security\n  portal", "Security Portal")],
+)
+def test_must_include__casefolds_and_collapses_whitespace_unlike_promptfoo(
+    answer: str, phrase: str
+) -> None:
+    # promptfoo's icontains (JavaScript toLowerCase, raw whitespace) finds none of these.
+    assert phrase.lower() not in answer.lower()
+    assert score("generation.must_include", {"must_include": [phrase]}, {"answer": answer}) == 1.0

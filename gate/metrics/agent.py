@@ -77,8 +77,9 @@ def tool_call_accuracy(batch: Batch) -> np.ndarray:
     Greedy in the expected order; an actual call is used at most once, so extra calls are never
     rewarded (nor penalised: see ``tool_precision`` and ``trajectory_match``). A case expecting
     no call scores 1 when none was made, else 0. A failed run scores 0 (unless no call was
-    expected). Order-insensitive, like DeepEval's ``ToolCorrectnessMetric`` with input
-    parameters considered, with partial credit for arguments.
+    expected). Closest to DeepEval's ``ToolCorrectnessMetric`` with input parameters, which
+    credits the arguments only (equal keys / all keys), so a call without arguments scores 0
+    there, and scores no expected call as 0 (docs/metrics.md, "Tool calls and DeepEval").
     """
     out = np.full(len(batch.cases), np.nan)
     for i, case in enumerate(batch.cases):
@@ -131,8 +132,8 @@ def tool_precision(batch: Batch) -> np.ndarray:
 
     Multisets: a call expected once and made twice matches once. Arguments compare as JSON
     values (see the module's docstring). 0/0: no call expected and none made scores 1; calls
-    made where none was expected, or none made where some were, score 0. DeepEval's
-    ``ToolCorrectnessMetric`` divides by the expected calls only; this is its precision side.
+    made where none was expected, or none made where some were, score 0. No DeepEval
+    equivalent: its ``ToolCorrectnessMetric`` divides by the expected calls only.
     """
     matched, n_expected, n_actual, measured = _pair_counts(batch)
     return _share(matched, n_actual, n_expected, measured)
@@ -141,8 +142,8 @@ def tool_precision(batch: Batch) -> np.ndarray:
 def tool_recall(batch: Batch) -> np.ndarray:
     """Expected calls that were made / expected calls, over exact (name, arguments) pairs.
 
-    Multisets and 0/0 rules as ``tool_precision``. DeepEval's ``ToolCorrectnessMetric`` with
-    ``evaluation_params=[INPUT_PARAMETERS]`` and exact matching.
+    Multisets and 0/0 rules as ``tool_precision``. Not DeepEval's ``ToolCorrectnessMetric``,
+    which gives partial credit for arguments and scores no expected call as 0.
     """
     matched, n_expected, n_actual, measured = _pair_counts(batch)
     return _share(matched, n_expected, n_actual, measured)
@@ -168,7 +169,8 @@ def trajectory_matches(mode: ToolMatch, expected: list[ToolCall], actual: list[T
 
 def trajectory_match(batch: Batch) -> np.ndarray:
     """1 when the actual tool calls match the expected ones under ``expected.tool_match``
-    (default ``unordered``), else 0. agentevals' trajectory match evaluator, same modes."""
+    (default ``unordered``), else 0. agentevals' trajectory match evaluator with exact argument
+    matching, same modes, except that ``true`` is not ``1`` here."""
     out = np.full(len(batch.cases), np.nan)
     for i, case in enumerate(batch.cases):
         expected = case.expected.tool_calls

@@ -319,7 +319,9 @@ def abstention_accuracy(batch: Batch) -> np.ndarray:
 
     ``abstained`` as ``Batch.abstained`` (the output's flag or the refusal detector). NaN when
     the case does not set ``answerable`` and for failed runs. DeepEval and Ragas have no
-    equivalent; SQuAD v2 scores a no-answer question the same way (an empty answer is right).
+    equivalent, and SQuAD v2 is not one: there the empty answer is the no-answer (right on a
+    no-answer question), while here the empty answer does not abstain and "I don't know" does
+    (docs/metrics.md, "Abstention is not SQuAD v2").
     """
     answerable = _answerable(batch)
     correct = (answerable == 0) == batch.computed(refused)
