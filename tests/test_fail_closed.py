@@ -133,7 +133,7 @@ def test_run__a_failing_pipeline_fails_whatever_the_thresholds(
 
 
 def test_run__the_error_budget_check_reads_as_the_issue_asks(tmp_path: Path) -> None:
-    # 12 of 79 runs: 15.2% > 5%.
+    # The issue's form, "error budget: 12 of 79 runs failed (15.2%) > max_error_rate 5%".
     config = project(tmp_path)
     outcome = gate(config, Pipeline(failing(0.6)))
     assert budget_check(outcome)["reason"] == (
