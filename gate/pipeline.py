@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from gate.decide.baseline import new_baseline
+from gate.decide.baseline import new_baseline, refusal
 from gate.decide.verdict import decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
@@ -134,7 +134,14 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     write_records(out / "records.jsonl", scored.records)
     verdict = decide(plan, scored)
     baseline_status = "found" if plan.baseline else "missing"
-    if options.update_baseline and plan.baseline_path is not None:
+    refused = (
+        refusal(verdict, str(plan.baseline_path))
+        if options.update_baseline and plan.baseline_path is not None
+        else None
+    )
+    if refused:
+        print(f"gate: {refused}", file=sys.stderr, flush=True)
+    elif options.update_baseline and plan.baseline_path is not None:
         baseline = new_baseline(
             plan, scored, created_at=timestamp(world.now()), git_sha=world.git_sha
         )
@@ -159,7 +166,12 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     )
     report_path = out / "report.json"
     markdown_path = out / "report.md"
-    write_atomic(report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    if refused:
+        report["warnings"].append(refused)
+    # allow_nan=False: Infinity and NaN are not JSON; a value that reaches here non-finite is a
+    # bug upstream (values are validated where they enter), better an exit 3 than a bad file.
+    body = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False)
+    write_atomic(report_path, body + "\n")
     write_atomic(markdown_path, render_summary(report, None))
     write_atomic(out / "report.junit.xml", render_junit(report, [case.id for case in plan.cases]))
     return Outcome(0 if verdict.passed else 1, report, report_path, markdown_path)

@@ -28,6 +28,7 @@ from gate.load.config import (
 )
 from gate.load.dataset import Case, read_dataset
 from gate.load.validation import Loc
+from gate.metrics import generation
 from gate.run.adapters.openai import pipeline_prompt
 
 
@@ -55,7 +56,7 @@ class Plan:
 def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
     """Load and cross-check config, dataset, thresholds and baseline (``gate validate``)."""
     config = load_config(config_path)
-    cases, case_lines = read_dataset(config.resolve(config.dataset))
+    cases, case_lines = read_dataset(config.resolve(config.dataset), generation.empty_gold_answer)
     thresholds, thresholds_lines = (
         read_thresholds(config.resolve(config.thresholds), metrics.parse_metric)
         if config.thresholds

@@ -41,18 +41,22 @@ def test_run__a_worse_retriever_fails_the_gate(example, monkeypatch):
     assert hit["status"] == "fail"
 
 
-def test_run__baseline_only_written_when_asked(example, monkeypatch):
+def test_run__baseline_only_written_when_asked_and_never_from_a_failing_run(
+    example, monkeypatch, capsys
+):
     baseline = example / "thresholds" / "baseline.json"
-    before = baseline.read_text()
+    before = baseline.read_bytes()
     monkeypatch.setenv("RAG_TOP_K", "1")
     gate(example, "run", "-q", "--out", str(example / "r1"))
-    assert baseline.read_text() == before
+    assert baseline.read_bytes() == before
+    # Below its `min` bar: this run must not become the bar.
     assert gate(example, "run", "-q", "--out", str(example / "r2"), "--update-baseline") == 1
+    assert baseline.read_bytes() == before
+    assert "--update-baseline refused" in capsys.readouterr().err
+    monkeypatch.delenv("RAG_TOP_K")
+    assert gate(example, "run", "-q", "--out", str(example / "r3"), "--update-baseline") == 0
     written = json.loads(baseline.read_text())
-    assert (
-        written["metrics"]["retrieval.hit_rate@5"]
-        < json.loads(before)["metrics"]["retrieval.hit_rate@5"]
-    )
+    assert written["created_at"] != json.loads(before)["created_at"]
     golden = (example / "datasets/golden.jsonl").read_text().splitlines()
     assert set(written["cases"]) == {json.loads(line)["id"] for line in golden if line.strip()}
 

@@ -109,3 +109,18 @@ def test_load_thresholds__slices_and_empty_file(tmp_path):
         == 1.0
     )
     assert load_thresholds(write(tmp_path, "e.yml", ""), parse_metric).metrics == {}
+
+
+def test_load_config__max_error_rate_defaults_to_5_percent_and_stays_within_0_1(tmp_path):
+    head = "dataset: d.jsonl\npipeline: {adapter: replay, path: r.jsonl}\n"
+    assert load_config(write(tmp_path, "gate.yml", head)).runner.max_error_rate == 0.05
+    [problem] = error(
+        load_config, write(tmp_path, "bad.yml", head + "runner:\n  max_error_rate: 5\n")
+    )
+    assert "bad.yml:4: runner.max_error_rate: Input should be less than or equal to 1" in problem
+
+
+def test_load_thresholds__a_bar_must_be_finite(tmp_path):
+    path = write(tmp_path, "t.yml", "metrics:\n  ops.latency_p95_ms: {max: .inf}\n")
+    [problem] = error(load_thresholds, path, parse_metric)
+    assert "t.yml:2: metrics.ops.latency_p95_ms.max: Input should be a finite number" in problem

@@ -1,9 +1,11 @@
+import json
 from pathlib import Path
 
 import pytest
 
 from gate.errors import DatasetError
 from gate.load.dataset import Case, fingerprint, load_dataset
+from gate.metrics import generation
 
 
 def write(tmp_path: Path, content: bytes | str) -> Path:
@@ -98,3 +100,17 @@ def test_fingerprint__changes_with_content_not_with_order():
     assert fingerprint([a, b]) == fingerprint([b, a])
     assert fingerprint([a, b]) != fingerprint([a, changed])
     assert b.fingerprint() != changed.fingerprint()
+
+
+def test_load__an_answer_that_normalises_to_nothing_is_refused_at_its_line(tmp_path):
+    path = tmp_path / "golden.jsonl"
+    rows = [
+        {"id": "ok", "input": "q", "expected": {"answer": ["the", "Paris"]}},
+        {"id": "empty", "input": "q", "expected": {"answer": ["The", "a."]}},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(DatasetError) as raised:
+        load_dataset(path, generation.empty_gold_answer)
+    message = str(raised.value)
+    assert f"{path}:2: expected.answer: every acceptable answer" in message
+    assert "answerable: false" in message

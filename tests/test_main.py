@@ -152,5 +152,5 @@ def test_run__without_a_baseline_there_is_no_comparison(make_project):
     assert report["drift"] is None
     assert report["flips"] == {"regressed": [], "fixed": []}
     assert "interval" not in report["metrics"]["agent.task_success"]
-    assert report["checks"] == []
+    assert [c["rule"] for c in report["checks"]] == ["max_error_rate"]
     assert report["verdict"] == "pass"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from builders import aggregate, documented, run, score, scores
 
-from gate.metrics import METRICS
+from gate.load.dataset import ToolCall
+from gate.metrics import METRICS, agent
 
 
 def call(name: str, **args: Any) -> dict[str, Any]:
@@ -54,11 +56,10 @@ def test_tool_precision_and_recall__zero_division(
     assert score("agent.tool_recall", {"tool_calls": expected}, {"tool_calls": actual}) == recall
 
 
-def test_tool_precision_and_recall__failed_run_made_no_call() -> None:
-    expected = {"tool_calls": [call("A")]}
-
-    assert score("agent.tool_precision", expected, status="error") == 0.0
-    assert score("agent.tool_recall", expected, status="error") == 0.0
+def test_tool_precision_and_recall__failed_run_is_not_measured() -> None:
+    for expected in ({"tool_calls": [call("A")]}, {"tool_calls": []}):
+        assert math.isnan(score("agent.tool_precision", expected, status="error"))
+        assert math.isnan(score("agent.tool_recall", expected, status="error"))
 
 
 # --- tool_call_accuracy ---
@@ -106,8 +107,9 @@ def test_tool_call_accuracy__no_call_expected(actual: list[Any], value: float) -
     assert score("agent.tool_call_accuracy", {"tool_calls": []}, {"tool_calls": actual}) == value
 
 
-def test_tool_call_accuracy__failed_run_scores_zero() -> None:
-    assert score("agent.tool_call_accuracy", {"tool_calls": [call("A")]}, status="timeout") == 0.0
+def test_tool_call_accuracy__failed_run_is_not_measured() -> None:
+    for expected in ({"tool_calls": [call("A")]}, {"tool_calls": []}):
+        assert math.isnan(score("agent.tool_call_accuracy", expected, status="timeout"))
 
 
 # --- trajectory_match ---
@@ -144,11 +146,10 @@ def test_trajectory_match__unordered_by_default() -> None:
     assert score("agent.trajectory_match", {"tool_calls": [A, B]}, {"tool_calls": [B, A]}) == 1.0
 
 
-def test_trajectory_match__failed_run_made_no_call() -> None:
-    expected = {"tool_calls": [A], "tool_match": "subset"}
-
-    assert score("agent.trajectory_match", expected, status="error") == 1.0
-    assert score("agent.trajectory_match", {"tool_calls": [A]}, status="error") == 0.0
+def test_trajectory_match__failed_run_is_not_measured() -> None:
+    # Before: a failed run "called nothing", so `subset` and `tool_calls: []` scored it 1.
+    for expected in ({"tool_calls": [A], "tool_match": "subset"}, {"tool_calls": []}):
+        assert math.isnan(score("agent.trajectory_match", expected, status="error"))
 
 
 # --- task_success ---
@@ -237,3 +238,87 @@ def test_agent_metric__empty_batch_has_no_value(name: str) -> None:
 @pytest.mark.parametrize("name", AGENT)
 def test_docs__define_every_agent_metric(name: str) -> None:
     assert documented(name)
+
+
+# --- arguments as JSON values (issue 10: 5 and 5.0 were different calls) ---
+
+
+@pytest.mark.parametrize(
+    ("expected_args", "actual_args", "equal"),
+    [
+        ({"n": 5}, {"n": 5.0}, True),
+        ({"n": {"a": [1, 2.0]}}, {"n": {"a": [1.0, 2]}}, True),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}, True),
+        ({"n": 10**20}, {"n": 1e20}, True),
+        ({"n": 0.1 + 0.2}, {"n": 0.3}, False),  # values, not a tolerance
+        ({"n": True}, {"n": 1}, False),  # a boolean is not a number
+        ({"n": False}, {"n": 0.0}, False),
+        ({"n": "1"}, {"n": 1}, False),
+        ({"n": None}, {"n": 0}, False),
+        ({"n": [1, 2]}, {"n": [2, 1]}, False),
+    ],
+)
+def test_tool_arguments__compared_as_json_values(
+    expected_args: dict[str, Any], actual_args: dict[str, Any], equal: bool
+) -> None:
+    expected = {"tool_calls": [{"name": "A", "args": expected_args}]}
+    output = {"tool_calls": [{"name": "A", "args": actual_args}]}
+
+    for name in ("agent.tool_recall", "agent.tool_precision", "agent.trajectory_match"):
+        assert score(name, expected, output) == float(equal), name
+    assert score("agent.tool_call_accuracy", expected, output) == (1.0 if equal else 0.5)
+
+
+# --- trajectory_match against agentevals' semantics -----------------------------------------
+# The oracle restates langchain-ai/agentevals (python/agentevals/trajectory/utils.py,
+# `_is_trajectory_superset`; strict.py): superset = every reference call is matched by a distinct
+# output call with the same name and equal arguments (first match wins); subset = superset with
+# the roles swapped; unordered = both; strict = the same calls in the same order. Their argument
+# matcher ("exact") is Python's `==` on the parsed arguments, which equals ours on this alphabet
+# (no booleans: Python's `True == 1` is the one place we differ, on purpose).
+
+
+def _agentevals_superset(outputs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> bool:
+    used: set[int] = set()
+    for ref in reference:
+        found = next(
+            (
+                j
+                for j, out in enumerate(outputs)
+                if j not in used and out["name"] == ref["name"] and out["args"] == ref["args"]
+            ),
+            None,
+        )
+        if found is None:
+            return False
+        used.add(found)
+    return True
+
+
+def _agentevals(mode: str, outputs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> bool:
+    if mode == "strict":
+        return len(outputs) == len(reference) and all(
+            o["name"] == r["name"] and o["args"] == r["args"]
+            for o, r in zip(outputs, reference, strict=True)
+        )
+    superset = _agentevals_superset(outputs, reference)
+    subset = _agentevals_superset(reference, outputs)
+    return {"superset": superset, "subset": subset, "unordered": superset and subset}[mode]
+
+
+def test_trajectory_match__agrees_with_agentevals_on_every_small_trajectory() -> None:
+    alphabet = [call("A", x=5), call("A", x=5.0), call("A", x=2), call("B", y={"k": [1, 2]})]
+    trajectories = [list(t) for n in range(4) for t in itertools.product(alphabet, repeat=n)]
+    tool = {repr(c): ToolCall.model_validate(c) for c in alphabet}
+    checked = 0
+    for mode in ("strict", "unordered", "subset", "superset"):
+        for reference in trajectories:
+            for outputs in trajectories:
+                ours = agent.trajectory_matches(
+                    mode,  # type: ignore[arg-type]
+                    [tool[repr(c)] for c in reference],
+                    [tool[repr(c)] for c in outputs],
+                )
+                assert ours == _agentevals(mode, outputs, reference), (mode, reference, outputs)
+                checked += 1
+    assert checked == 4 * 85 * 85

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import string
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +54,10 @@ def test_exact_match_and_f1__nan_without_expected_answer(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["generation.exact_match", "generation.token_f1"])
-def test_exact_match_and_f1__failed_run_scores_zero(name: str) -> None:
-    assert score(name, {"answer": "Denver"}, status="error") == 0.0
+def test_exact_match_and_f1__failed_run_is_not_measured(name: str) -> None:
+    assert math.isnan(score(name, {"answer": "Denver"}, status="error"))
+    # Not even where an acceptable answer normalises to nothing, as the empty answer would.
+    assert math.isnan(score(name, {"answer": ["the", "Denver"]}, status="error"))
 
 
 def test_exact_match__missing_answer_field_is_the_empty_answer() -> None:
@@ -177,9 +182,9 @@ def test_citations__nothing_cited_precision_nan_recall_zero() -> None:
     assert score("generation.citation_recall", {"sources": SOURCES}, output) == 0.0
 
 
-def test_citations__failed_run_cites_nothing() -> None:
+def test_citations__failed_run_is_not_measured() -> None:
     assert math.isnan(score("generation.citation_precision", {"sources": SOURCES}, status="error"))
-    assert score("generation.citation_recall", {"sources": SOURCES}, status="error") == 0.0
+    assert math.isnan(score("generation.citation_recall", {"sources": SOURCES}, status="error"))
 
 
 @pytest.mark.parametrize(
@@ -300,9 +305,12 @@ def test_must_not_include__one_forbidden_phrase_fails() -> None:
     assert score("generation.must_not_include", expected, {"answer": "Rotate the key."}) == 1.0
 
 
-def test_must_include_and_not_include__failed_run() -> None:
-    assert score("generation.must_include", {"must_include": ["x"]}, status="error") == 0.0
-    assert score("generation.must_not_include", {"must_not_include": ["x"]}, status="error") == 1.0
+def test_must_include_and_not_include__failed_run_is_not_measured() -> None:
+    # No answer is not a clean answer: a failed run never passes must_not_include by default.
+    assert math.isnan(score("generation.must_include", {"must_include": ["x"]}, status="error"))
+    assert math.isnan(
+        score("generation.must_not_include", {"must_not_include": ["x"]}, status="timeout")
+    )
 
 
 @pytest.mark.parametrize("name", ["generation.must_include", "generation.must_not_include"])
@@ -329,3 +337,103 @@ def test_generation_metric__nan_when_the_case_expects_nothing(name: str) -> None
 @pytest.mark.parametrize("name", GENERATION)
 def test_docs__define_every_generation_metric(name: str) -> None:
     assert documented(name)
+
+
+# --- SQuAD against the official evaluate-v2.0.py -----------------------------------------------
+# The oracle restates the published script's definitions (normalize_answer, get_tokens,
+# compute_exact, compute_f1, and get_raw_scores' gold-answer filter) independently of the gate.
+
+
+def _squad_normalize(s: str) -> str:
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(re.compile(r"\b(a|an|the)\b", re.UNICODE), " ", s)
+    return " ".join(s.split())
+
+
+def _squad_tokens(s: str) -> list[str]:
+    return _squad_normalize(s).split() if s else []
+
+
+def _squad_exact(gold: str, pred: str) -> int:
+    return int(_squad_normalize(gold) == _squad_normalize(pred))
+
+
+def _squad_f1(gold: str, pred: str) -> float:
+    gold_toks, pred_toks = _squad_tokens(gold), _squad_tokens(pred)
+    num_same = sum((Counter(gold_toks) & Counter(pred_toks)).values())
+    if not gold_toks or not pred_toks:
+        return int(gold_toks == pred_toks)
+    if num_same == 0:
+        return 0
+    precision, recall = num_same / len(pred_toks), num_same / len(gold_toks)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _squad_golds(answers: list[str]) -> list[str]:
+    return [a for a in answers if _squad_normalize(a)] or [""]
+
+
+SQUAD_TEXTS = [
+    "Denver Broncos",
+    "the Denver Broncos!",
+    "  denver\tBRONCOS ",
+    "Broncos Denver",
+    "Denver",
+    "The",
+    "a.",
+    "",
+    "state-of-the-art",
+    "state of the art",
+    "An apple, an Apple",
+    "Théâtre de l'Odéon",
+    "théâtre de lodéon",
+    "ＴＨＥ end",
+    "İstanbul",
+    "naïve — café",
+    "1,000 km",
+    "1000 km",
+]
+
+
+def test_exact_match_and_f1__equal_the_official_squad_v2_script() -> None:
+    answer_sets = [[a] for a in SQUAD_TEXTS if _squad_normalize(a)]
+    answer_sets += [["the", "Paris"], ["a.", "Denver Broncos", "Broncos"], ["", "state of art"]]
+    compared = 0
+    for answers in answer_sets:
+        golds = _squad_golds(answers)
+        for prediction in SQUAD_TEXTS:
+            expected, output = {"answer": answers}, {"answer": prediction}
+            em = score("generation.exact_match", expected, output)
+            f1 = score("generation.token_f1", expected, output)
+            assert em == max(_squad_exact(g, prediction) for g in golds), (answers, prediction)
+            assert f1 == pytest.approx(max(_squad_f1(g, prediction) for g in golds))
+            compared += 1
+    assert compared > 250
+
+
+def test_exact_match__an_empty_alternative_never_matches_an_empty_answer() -> None:
+    # Before: ["the", "Paris"] matched the empty (or failed) answer, as "the" normalises to "".
+    expected = {"answer": ["the", "Paris"]}
+    assert score("generation.exact_match", expected, {"answer": ""}) == 0.0
+    assert score("generation.exact_match", expected, {"answer": "paris."}) == 1.0
+
+
+def test_empty_gold_answer__only_when_every_alternative_normalises_to_nothing() -> None:
+    assert generation.empty_gold_answer(("the", "Paris")) is None
+    assert generation.empty_gold_answer(None) is None
+    problem = generation.empty_gold_answer(("The", "a."))
+    assert problem is not None
+    assert "answerable: false" in problem
+
+
+@pytest.mark.parametrize(
+    ("answer", "phrase"),
+    [("Straße", "STRASSE"), ("the ﬁle", "FILE"), ("security\n  portal", "Security Portal")],
+)
+def test_must_include__casefolds_and_collapses_whitespace_unlike_promptfoo(
+    answer: str, phrase: str
+) -> None:
+    # promptfoo's icontains (JavaScript toLowerCase, raw whitespace) finds none of these.
+    assert phrase.lower() not in answer.lower()
+    assert score("generation.must_include", {"must_include": [phrase]}, {"answer": answer}) == 1.0

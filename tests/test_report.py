@@ -72,7 +72,7 @@ def test_report__a_passing_run_against_its_thresholds():
     report = report_of(plan, records)
 
     assert report["verdict"] == "pass"
-    assert report["summary"] == "pass: 1 checks passed on 4 cases (no baseline)"
+    assert report["summary"] == "pass: 2 checks passed on 4 cases (no baseline)"
     entry = report["metrics"]["agent.task_success"]
     assert entry["value"] == 0.75
     assert entry["n"] == 4

@@ -1,12 +1,35 @@
-"""The next baseline: this run's metrics and per-case scores, to compare later changes with."""
+"""The next baseline: this run's metrics and per-case scores, to compare later changes with.
+
+Only a run that cleared its absolute bars may become the bar: a baseline written while the
+pipeline was down would make the next broken run look unchanged.
+"""
 
 from __future__ import annotations
 
 from gate import __version__
+from gate.decide.verdict import Verdict
 from gate.load.baseline import SCHEMA_VERSION, Baseline, CaseEntry
 from gate.load.dataset import fingerprint
 from gate.metrics.scoring import Scored
 from gate.plan import Plan
+
+
+def refusal(verdict: Verdict, path: str) -> str | None:
+    """Why this run must not become the baseline at ``path``, or None when it may: it went over
+    the error budget, or failed an absolute bar (min / max, must_pass). Regressions against the
+    old baseline do not refuse: accepting them is what updating the baseline is for."""
+    failed = [c for c in verdict.checks if c.kind == "absolute" and not c.passed]
+    if not failed:
+        return None
+    shown = "; ".join(
+        f"{c.metric}{f' [{c.slice}]' if c.slice else ''} {c.reason}" for c in failed[:3]
+    )
+    more = f"; +{len(failed) - 3} more" if len(failed) > 3 else ""
+    return (
+        f"--update-baseline refused: {path} was left as it was, because this run failed "
+        f"{len(failed)} absolute check{'s' if len(failed) > 1 else ''}: {shown}{more} (fix: "
+        "make the pipeline pass its bars, then update the baseline)"
+    )
 
 
 def new_baseline(plan: Plan, scored: Scored, *, created_at: str, git_sha: str | None) -> Baseline:

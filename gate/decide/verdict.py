@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gate.decide.budget import error_budget
 from gate.decide.compare import CheckResult, Paired, apply_rule, detectability, paired
 from gate.decide.drift import Drift, drift
 from gate.load.config import Rule
@@ -44,7 +45,8 @@ def decide(plan: Plan, scored: Scored) -> Verdict:
     """Thresholds, regressions against the baseline, must-pass cases, flips and flaky cases."""
     moved = drift(plan.cases, plan.baseline) if plan.baseline is not None else None
     compared = comparisons(plan, scored, moved)
-    checks = check(plan, scored, compared)
+    # The error budget first: whatever the thresholds say, a mostly failing pipeline fails.
+    checks = [error_budget(scored.records, plan.config.runner), *check(plan, scored, compared)]
     warnings = [
         warning
         for c in checks

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
@@ -19,10 +19,14 @@ from gate.load.validation import Strict, capped, describe
 
 SCHEMA_VERSION = 1
 
+Value = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+"""Every metric is a finite number ≥ 0 (rates, scores, latencies, costs, tokens): a hand-edited
+``-Infinity`` cost or a negative latency would let any real regression pass."""
+
 
 class CaseEntry(Strict):
     fingerprint: str
-    scores: dict[str, float]
+    scores: dict[str, Value]
     """Per-case scores, the mean over repeats; a metric the case does not measure is absent."""
 
 
@@ -35,8 +39,8 @@ class Baseline(Strict):
     pipeline_fingerprint: str
     prompt: dict[str, str] | None = None
     """The pipeline prompt's version and sha256, so a report can say "rag-v3 → rag-v4"."""
-    metrics: dict[str, float | None]
-    slices: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    metrics: dict[str, Value | None]
+    slices: dict[str, dict[str, Value | None]] = Field(default_factory=dict)
     cases: dict[str, CaseEntry] = Field(default_factory=dict)
 
 
@@ -52,8 +56,9 @@ def read_baseline(path: Path) -> Baseline | None:
         data: Any = strict_json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(
-            f"{path}:{exc.lineno}: the baseline is not valid JSON: {exc.msg} "
-            "(fix: restore it from git, or rewrite it with `gate run --update-baseline`)"
+            f"{path}:{exc.lineno}: the baseline is not valid JSON: {exc.msg}"
+            + ("" if "(fix:" in exc.msg else " (fix: restore it from git, or rewrite it with ")
+            + ("" if "(fix:" in exc.msg else "`gate run --update-baseline`)")
         ) from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:

@@ -63,8 +63,8 @@ class ReplayPipeline(Strict):
 class Price(Strict):
     """US dollars per million tokens, as providers publish their prices."""
 
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
+    input_per_mtok: float = Field(ge=0, allow_inf_nan=False)
+    output_per_mtok: float = Field(ge=0, allow_inf_nan=False)
 
 
 class _ChatEndpoint(Strict):
@@ -109,6 +109,12 @@ class Runner(Strict):
     timeout_s: float = Field(30.0, gt=0)
     retries: int = Field(2, ge=0, le=10)
     repeats: int = Field(1, ge=1, le=100)
+    max_error_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="errors + timeouts over all runs; above it the gate fails closed",
+    )
 
 
 class RetrievalOptions(Strict):
@@ -192,12 +198,13 @@ def load_config(path: Path) -> Config:
 class Rule(Strict):
     """The bars one metric must clear. Relative rules compare with the baseline."""
 
-    min: float | None = None
-    max: float | None = None
-    max_drop: float | None = Field(None, ge=0)
-    max_drop_pct: float | None = Field(None, ge=0)
-    max_increase: float | None = Field(None, ge=0)
-    max_increase_pct: float | None = Field(None, ge=0)
+    # Finite bars only: `.inf` in YAML would disable a rule silently, and is not JSON.
+    min: float | None = Field(None, allow_inf_nan=False)
+    max: float | None = Field(None, allow_inf_nan=False)
+    max_drop: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_drop_pct: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_increase: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_increase_pct: float | None = Field(None, ge=0, allow_inf_nan=False)
 
     def declared(self) -> dict[str, float]:
         return {k: v for k, v in self.model_dump().items() if v is not None}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,14 +110,26 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
             yield number, None
 
 
-def load_dataset(path: Path) -> list[Case]:
+def _no_problem(answers: tuple[str, ...] | None) -> str | None:
+    return None
+
+
+def load_dataset(
+    path: Path, answer_problem: Callable[[tuple[str, ...] | None], str | None] = _no_problem
+) -> list[Case]:
     """Read and validate the golden set (see ``read_dataset``)."""
-    return read_dataset(path)[0]
+    return read_dataset(path, answer_problem)[0]
 
 
-def read_dataset(path: Path) -> tuple[list[Case], dict[str, int]]:
+def read_dataset(
+    path: Path, answer_problem: Callable[[tuple[str, ...] | None], str | None] = _no_problem
+) -> tuple[list[Case], dict[str, int]]:
     """Read and validate the golden set; raise DatasetError listing every bad line.
-    Returns the cases and each case's line, which the report cites for a failing case."""
+    Returns the cases and each case's line, which the report cites for a failing case.
+
+    ``answer_problem`` is the metrics' view of ``expected.answer`` (an answer they cannot score,
+    gate.metrics.generation.empty_gold_answer), reported at the case's line like any problem.
+    """
     problems: list[tuple[int, str]] = []
     numbers: list[int] = []
     texts: list[str] = []
@@ -148,6 +160,10 @@ def read_dataset(path: Path) -> tuple[list[Case], dict[str, int]]:
             case = Case.model_validate(row)
         except ValidationError as exc:
             problems += [(number, problem) for problem in describe(exc, Case, where)]
+            continue
+        unscorable = answer_problem(case.expected.answer)
+        if unscorable:
+            problems.append((number, f"{where}: expected.answer: {unscorable}"))
             continue
         if case.id in first_line:
             problems.append(

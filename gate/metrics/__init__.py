@@ -46,7 +46,7 @@ def _at_k(
 ) -> Callable[[Batch, int | None], np.ndarray]:
     def score(batch: Batch, k: int | None) -> np.ndarray:
         assert k is not None
-        return fn(batch.rankings, k)
+        return batch.unless_failed(fn(batch.rankings, k))
 
     return score
 
@@ -54,18 +54,18 @@ def _at_k(
 def _no_k(
     fn: Callable[[retrieval.Rankings], np.ndarray],
 ) -> Callable[[Batch, int | None], np.ndarray]:
-    return lambda batch, k: fn(batch.rankings)
+    return lambda batch, k: batch.unless_failed(fn(batch.rankings))
 
 
 def _judged(name: str) -> Callable[[Batch, int | None], np.ndarray]:
     """The scores the judge step (gate/judge.py) stored on the records; NaN where it stored none
-    (no judge configured, nothing to judge, or a judge error), so only judged cases count."""
+    (no judge configured, nothing to judge, or a judge error), and for a failed run (its empty
+    answer is no answer the pipeline gave), so only judged cases count."""
 
     def score(batch: Batch, k: int | None) -> np.ndarray:
         verdicts = [r.judgements.get(name) for r in batch.records]
-        return np.array(
-            [np.nan if v is None or v.score is None else v.score for v in verdicts], dtype=float
-        )
+        scores = [np.nan if v is None or v.score is None else v.score for v in verdicts]
+        return batch.unless_failed(np.array(scores, dtype=float))
 
     return score
 

@@ -1,13 +1,20 @@
 """Agent metrics: the tool calls a pipeline made against the ones the case expects.
 
 Every metric here is NaN when the case has no ``expected.tool_calls`` (``[]`` is defined: the
-agent should call nothing). A failed run made no call.
+agent should call nothing), and for a failed run: it made no call we could see, which is not
+evidence that it called nothing (its failure counts in ``ops.error_rate`` and the error budget).
+
+Arguments compare as JSON values: objects regardless of key order, numbers by value (``5`` equals
+``5.0``, as in DeepEval and agentevals, which compare parsed values with Python's ``==``), but a
+boolean is never a number (``true`` is not ``1``, where Python's ``==`` says it is) and a string
+is never a number (``"1"`` is not ``1``).
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections import Counter
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -16,9 +23,26 @@ from gate.load.dataset import ToolCall, ToolMatch
 from gate.metrics.batch import Batch
 
 
-def _key(call: ToolCall) -> str:
-    # JSON with sorted keys: {"a": 1, "b": 2} and {"b": 2, "a": 1} are the same call.
-    return json.dumps([call.name, call.args], sort_keys=True, default=str)
+def json_value(value: Any) -> Any:
+    """A hashable form of a JSON value in which equal JSON values are equal: object key order
+    ignored, numbers by exact value (``Fraction``: 5 == 5.0, and no float rounding), booleans,
+    strings and null each their own kind."""
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, int | float):
+        finite = not isinstance(value, float) or math.isfinite(value)
+        return ("number", Fraction(value) if finite else repr(value))
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, dict):
+        return ("object", frozenset((str(k), json_value(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return ("array", tuple(json_value(v) for v in value))
+    return ("other", repr(value))
+
+
+def _key(call: ToolCall) -> Any:
+    return (call.name, json_value(call.args))
 
 
 def call_score(expected: ToolCall, actual: ToolCall) -> float:
@@ -40,7 +64,7 @@ def call_score(expected: ToolCall, actual: ToolCall) -> float:
 
 
 def _equal(a: Any, b: Any) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    return bool(json_value(a) == json_value(b))
 
 
 def _actual(batch: Batch, i: int) -> list[ToolCall]:
@@ -53,8 +77,9 @@ def tool_call_accuracy(batch: Batch) -> np.ndarray:
     Greedy in the expected order; an actual call is used at most once, so extra calls are never
     rewarded (nor penalised: see ``tool_precision`` and ``trajectory_match``). A case expecting
     no call scores 1 when none was made, else 0. A failed run scores 0 (unless no call was
-    expected). Order-insensitive, like DeepEval's ``ToolCorrectnessMetric`` with input
-    parameters considered, with partial credit for arguments.
+    expected). Closest to DeepEval's ``ToolCorrectnessMetric`` with input parameters, which
+    credits the arguments only (equal keys / all keys), so a call without arguments scores 0
+    there, and scores no expected call as 0 (docs/metrics.md, "Tool calls and DeepEval").
     """
     out = np.full(len(batch.cases), np.nan)
     for i, case in enumerate(batch.cases):
@@ -74,7 +99,7 @@ def tool_call_accuracy(batch: Batch) -> np.ndarray:
                 total += scores[best]
                 unused.pop(best)
         out[i] = total / len(expected)
-    return out
+    return batch.unless_failed(out)
 
 
 def _pair_counts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -84,7 +109,7 @@ def _pair_counts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     measured = np.zeros(size, dtype=bool)
     for i, case in enumerate(batch.cases):
         expected = case.expected.tool_calls
-        if expected is None:
+        if expected is None or batch.failed[i]:
             continue
         want = Counter(_key(c) for c in expected)
         got = Counter(_key(c) for c in _actual(batch, i))
@@ -106,9 +131,9 @@ def tool_precision(batch: Batch) -> np.ndarray:
     """Actual calls that are expected / actual calls, over exact (name, arguments) pairs.
 
     Multisets: a call expected once and made twice matches once. Arguments compare as JSON
-    (key order ignored, ``1`` ≠ ``"1"``). 0/0: no call expected and none made scores 1; calls
-    made where none was expected, or none made where some were, score 0. DeepEval's
-    ``ToolCorrectnessMetric`` divides by the expected calls only; this is its precision side.
+    values (see the module's docstring). 0/0: no call expected and none made scores 1; calls
+    made where none was expected, or none made where some were, score 0. No DeepEval
+    equivalent: its ``ToolCorrectnessMetric`` divides by the expected calls only.
     """
     matched, n_expected, n_actual, measured = _pair_counts(batch)
     return _share(matched, n_actual, n_expected, measured)
@@ -117,8 +142,8 @@ def tool_precision(batch: Batch) -> np.ndarray:
 def tool_recall(batch: Batch) -> np.ndarray:
     """Expected calls that were made / expected calls, over exact (name, arguments) pairs.
 
-    Multisets and 0/0 rules as ``tool_precision``. DeepEval's ``ToolCorrectnessMetric`` with
-    ``evaluation_params=[INPUT_PARAMETERS]`` and exact matching.
+    Multisets and 0/0 rules as ``tool_precision``. Not DeepEval's ``ToolCorrectnessMetric``,
+    which gives partial credit for arguments and scores no expected call as 0.
     """
     matched, n_expected, n_actual, measured = _pair_counts(batch)
     return _share(matched, n_expected, n_actual, measured)
@@ -144,11 +169,12 @@ def trajectory_matches(mode: ToolMatch, expected: list[ToolCall], actual: list[T
 
 def trajectory_match(batch: Batch) -> np.ndarray:
     """1 when the actual tool calls match the expected ones under ``expected.tool_match``
-    (default ``unordered``), else 0. agentevals' trajectory match evaluator, same modes."""
+    (default ``unordered``), else 0. agentevals' trajectory match evaluator with exact argument
+    matching, same modes, except that ``true`` is not ``1`` here."""
     out = np.full(len(batch.cases), np.nan)
     for i, case in enumerate(batch.cases):
         expected = case.expected.tool_calls
         if expected is not None:
             match = trajectory_matches(case.expected.tool_match, list(expected), _actual(batch, i))
             out[i] = float(match)
-    return out
+    return batch.unless_failed(out)

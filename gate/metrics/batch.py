@@ -51,3 +51,10 @@ class Batch:
     @cached_property
     def failed(self) -> np.ndarray:
         return np.array([r.status != "ok" for r in self.records], dtype=bool)
+
+    def unless_failed(self, scores: np.ndarray) -> np.ndarray:
+        """``scores`` with NaN (not measured) for the runs that failed: a run that produced
+        nothing has nothing to judge, and must never score a success by default (an absent
+        answer "includes no forbidden phrase"). Its failure counts in ``ops.error_rate``,
+        ``agent.task_success`` and the error budget instead."""
+        return np.where(self.failed, np.nan, scores)

@@ -38,7 +38,8 @@ class Check:
 
 def _retrieval_hit(batch: Batch) -> np.ndarray:
     """``retrieval.hit_rate`` at the full depth retrieved: a relevant id at any rank."""
-    return retrieval.hit_rate(batch.rankings, max(batch.rankings.gains.shape[1], 1))
+    depth = max(batch.rankings.gains.shape[1], 1)
+    return batch.unless_failed(retrieval.hit_rate(batch.rankings, depth))
 
 
 CHECKS: dict[str, Check] = {

@@ -2,8 +2,8 @@
 
 Conventions shared by every metric here: a score is NaN where the case lacks the ``expected``
 field the metric needs (it is not counted in the metric's n); a failed run (error or timeout)
-has no output, so it has the empty answer and no citations, and the docstrings say what that
-scores.
+produced no output, so every metric here is NaN on it (not measured, never a success by
+default): its failure counts in ``ops.error_rate``, ``agent.task_success`` and the error budget.
 """
 
 from __future__ import annotations
@@ -31,29 +31,30 @@ def _phrases_present(answer: str, phrases: tuple[str, ...]) -> np.ndarray:
 def must_include(batch: Batch) -> np.ndarray:
     """Fraction of ``expected.must_include`` phrases found in the answer.
 
-    Case- and whitespace-insensitive substring match. NaN when the case lists no phrase; a run
-    that failed has no answer and scores 0. Like promptfoo's ``icontains-all``, but graded.
+    Case- and whitespace-insensitive substring match (``str.casefold``, see ``normalize``).
+    NaN when the case lists no phrase, and for a failed run. promptfoo's ``icontains-all`` is
+    the pass/fail version, with JavaScript's ``toLowerCase`` in place of casefolding.
     """
     out = np.full(len(batch.cases), np.nan)
     for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
         phrases = case.expected.must_include
         if phrases:
             out[i] = _phrases_present(answer, phrases).mean()
-    return out
+    return batch.unless_failed(out)
 
 
 def must_not_include(batch: Batch) -> np.ndarray:
     """1 when none of ``expected.must_not_include`` is in the answer, else 0.
 
-    Same matching as ``must_include``; NaN when the case lists no phrase. A failed run has no
-    answer and so passes this check: it is counted by ``ops.error_rate`` instead.
+    Same matching as ``must_include``; NaN when the case lists no phrase, and for a failed run
+    (no answer is not evidence of a clean one).
     """
     out = np.full(len(batch.cases), np.nan)
     for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
         phrases = case.expected.must_not_include
         if phrases:
             out[i] = float(not _phrases_present(answer, phrases).any())
-    return out
+    return batch.unless_failed(out)
 
 
 # --- SQuAD: exact match and token F1 ------------------------------------------------------------
@@ -82,20 +83,45 @@ def _f1(prediction: list[str], gold: list[str]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def gold_answers(answers: tuple[str, ...]) -> list[list[str]]:
+    """The acceptable answers as ``squad_tokens``, without those that normalise to nothing.
+
+    evaluate-v2.0.py's ``get_raw_scores`` drops such a gold answer (``["the", "Paris"]`` is
+    ``["Paris"]``); where every one is dropped it scores the question as a no-answer one, which
+    the golden set says with ``answerable: false`` instead, so the loader refuses that case
+    (``empty_gold_answer``) and this list is never empty for a loaded case.
+    """
+    return [tokens for a in answers if (tokens := squad_tokens(a))]
+
+
+def empty_gold_answer(answers: tuple[str, ...] | None) -> str | None:
+    """Why ``expected.answer`` cannot be scored, or None: every acceptable answer normalises to
+    nothing, so an empty (or failed) answer would score exact_match 1."""
+    if answers is None or gold_answers(answers):
+        return None
+    return (
+        f"every acceptable answer ({', '.join(map(repr, answers))}) is empty once SQuAD "
+        "normalises it (case, punctuation and the articles a/an/the are dropped), so an empty "
+        "answer would match it (fix: give the answer's words, or for a question without an "
+        "answer drop `answer` and set `answerable: false`)"
+    )
+
+
 def exact_match(batch: Batch) -> np.ndarray:
     """1 when the normalised answer equals a normalised acceptable answer, else 0.
 
-    ``max over a in expected.answer of [squad_tokens(answer) == squad_tokens(a)]``: SQuAD's
-    ``exact_match`` (evaluate-v1.1.py), the ``exact`` of evaluate-v2.0.py. Two answers that both
-    normalise to nothing ("the", "") match. NaN without ``expected.answer``; a failed run has the
-    empty answer and scores 0. Ragas: ``ExactMatch`` compares raw strings, without normalising.
+    ``max over a in gold_answers(expected.answer) of [squad_tokens(answer) == a]``: the
+    ``exact`` of evaluate-v2.0.py (SQuAD v1.1's ``exact_match`` on answerable questions), with
+    its rule that an acceptable answer normalising to nothing is ignored. NaN without
+    ``expected.answer``, and for a failed run. Ragas' ``ExactMatch`` compares raw strings,
+    without normalising.
     """
     out = np.full(len(batch.cases), np.nan)
     for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
-        if case.expected.answer is not None:
-            tokens = squad_tokens(answer)
-            out[i] = float(any(tokens == squad_tokens(a) for a in case.expected.answer))
-    return out
+        golds = gold_answers(case.expected.answer or ())
+        if case.expected.answer is not None and golds:
+            out[i] = float(squad_tokens(answer) in golds)
+    return batch.unless_failed(out)
 
 
 def token_f1(batch: Batch) -> np.ndarray:
@@ -103,18 +129,19 @@ def token_f1(batch: Batch) -> np.ndarray:
 
     For a prediction p and an acceptable answer g, both as ``squad_tokens``: common = the size
     of the multiset intersection, P = common / |p|, R = common / |g|, F1 = 2PR / (P + R), 0 when
-    nothing is in common. When either side is empty, F1 is 1 if both are, else 0
-    (evaluate-v2.0.py's rule for no-answer questions). The score is the max over
-    ``expected.answer``. NaN without ``expected.answer``; a failed run scores 0 (or 1 where an
-    acceptable answer normalises to nothing). SQuAD's ``f1``; no Ragas or DeepEval equivalent
-    (Ragas' ``NonLLMStringSimilarity`` is character-based).
+    nothing is in common; an empty answer scores 0. The score is the max over
+    ``gold_answers(expected.answer)`` (acceptable answers that normalise to nothing are ignored,
+    as evaluate-v2.0.py does). NaN without ``expected.answer``, and for a failed run. SQuAD's
+    ``f1``; no Ragas or DeepEval equivalent (Ragas' ``NonLLMStringSimilarity`` is
+    character-based).
     """
     out = np.full(len(batch.cases), np.nan)
     for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
-        if case.expected.answer is not None:
+        golds = gold_answers(case.expected.answer or ())
+        if case.expected.answer is not None and golds:
             tokens = squad_tokens(answer)
-            out[i] = max(_f1(tokens, squad_tokens(a)) for a in case.expected.answer)
-    return out
+            out[i] = max(_f1(tokens, gold) for gold in golds)
+    return batch.unless_failed(out)
 
 
 # --- faithfulness --------------------------------------------------------------------------------
@@ -199,7 +226,7 @@ def _citation_counts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for i, (case, record) in enumerate(zip(batch.cases, batch.records, strict=True)):
         wanted = {s for s, grade in (case.expected.sources or {}).items() if grade > 0}
         citations = record.output.citations
-        if not wanted or (citations is None and record.status == "ok"):
+        if not wanted or citations is None or record.status != "ok":
             continue
         ids = set(citations or ())
         good = ids & wanted
@@ -223,7 +250,7 @@ def citation_precision(batch: Batch) -> np.ndarray:
     retrieved it (a citation of something not retrieved is wrong; when the output does not
     report ``retrieved`` at all, only relevance is checked). NaN when the case has no source
     with grade > 0 (as the retrieval metrics), when the output reports no ``citations``, and
-    when nothing is cited (0 / 0: ``citation_recall`` is 0 then). A failed run cites nothing.
+    when nothing is cited (0 / 0: ``citation_recall`` is 0 then), and for a failed run.
     Ragas' ``context_precision`` is the retrieval-side analogue; neither Ragas nor DeepEval
     scores citations against references.
     """
@@ -234,9 +261,9 @@ def citation_precision(batch: Batch) -> np.ndarray:
 def citation_recall(batch: Batch) -> np.ndarray:
     """Correct citations (as ``citation_precision``) / expected sources with grade > 0.
 
-    NaN when the case has no source with grade > 0, or when an ok run reports no
-    ``citations``; nothing cited (``[]``, or a failed run) scores 0. Ragas' ``context_recall``
-    is the retrieval-side analogue.
+    NaN when the case has no source with grade > 0, when the run reports no ``citations``, and
+    for a failed run; ``citations: []`` scores 0. Ragas' ``context_recall`` is the
+    retrieval-side analogue.
     """
     correct, _, relevant = _citation_counts(batch)
     return _ratio(correct, relevant)
@@ -292,7 +319,9 @@ def abstention_accuracy(batch: Batch) -> np.ndarray:
 
     ``abstained`` as ``Batch.abstained`` (the output's flag or the refusal detector). NaN when
     the case does not set ``answerable`` and for failed runs. DeepEval and Ragas have no
-    equivalent; SQuAD v2 scores a no-answer question the same way (an empty answer is right).
+    equivalent, and SQuAD v2 is not one: there the empty answer is the no-answer (right on a
+    no-answer question), while here the empty answer does not abstain and "I don't know" does
+    (docs/metrics.md, "Abstention is not SQuAD v2").
     """
     answerable = _answerable(batch)
     correct = (answerable == 0) == batch.computed(refused)

@@ -23,7 +23,9 @@ Choices where trec_eval has no answer or where we depart from it, with the evide
   that has no qrels.
 - The empty ranking scores 0 where the case has relevant ids. trec_eval cannot see an empty
   ranking (a query without result lines is skipped, or counts as 0 with `-c`); pytrec_eval
-  scores `{qid: {}}` as 0, as we do.
+  scores `{qid: {}}` as 0, as we do. A run that failed (error, timeout) returned no ranking
+  at all: the registry scores it NaN, as trec_eval skips a query without result lines (the
+  failure counts in `ops.error_rate` and the error budget).
 - Relevance: grade >= 1 is relevant for the binary measures (trec_eval's default
   `-l 1`); nDCG uses the grade itself as the gain. Grade 0 and ids missing from the
   expected sources are not relevant; negative grades (trec_eval's "unjudged") count as 0.

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gate.files import open_new, write_atomic
 from gate.load.dataset import ToolCall
@@ -31,10 +31,16 @@ class Retrieved(_Open):
     score: float | None = None
 
 
+Count = Annotated[int, Field(ge=0)]
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+"""A cost or a latency: finite and not negative. ``-inf`` dollars would make any regression in
+cost look like a saving, and ``Infinity`` is not JSON."""
+
+
 class Usage(_Open):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
+    input_tokens: Count | None = None
+    output_tokens: Count | None = None
+    cost_usd: Amount | None = None
 
 
 class Output(_Open):

@@ -15,12 +15,16 @@ from gate.load.config import ReplayPipeline
 from gate.load.dataset import Case
 from gate.load.validation import Strict, capped, describe
 from gate.run.adapters.base import Reply
+from gate.run.records import Amount
 
 
 class _Recorded(Strict):
     id: str
     output: dict[str, Any] | None = None
-    latency_ms: float | None = None
+    # The replay file's own field: a negative or non-finite latency stops the run (exit 2,
+    # file:line); the recorded output is checked like any adapter's (a bad usage is that case's
+    # error, gate.run.records.parse_output).
+    latency_ms: Amount | None = None
     error: str | None = None
 
 
