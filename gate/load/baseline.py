@@ -55,10 +55,11 @@ def read_baseline(path: Path) -> Baseline | None:
     try:
         data: Any = strict_json.loads(text)
     except json.JSONDecodeError as exc:
+        # The strict reader's own messages already say how to fix the value they refuse.
+        fix = "restore it from git, or rewrite it with `gate run --update-baseline`"
+        hint = "" if "(fix:" in exc.msg else f" (fix: {fix})"
         raise BaselineError(
-            f"{path}:{exc.lineno}: the baseline is not valid JSON: {exc.msg}"
-            + ("" if "(fix:" in exc.msg else " (fix: restore it from git, or rewrite it with ")
-            + ("" if "(fix:" in exc.msg else "`gate run --update-baseline`)")
+            f"{path}:{exc.lineno}: the baseline is not valid JSON: {exc.msg}{hint}"
         ) from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
