@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal, Protocol, get_args
+from typing import Annotated, Any, Literal, Protocol, get_args
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
@@ -235,6 +235,13 @@ def load_thresholds(path: Path, parse_metric: Callable[[str], KnownMetric]) -> T
     ValueError, with the known names, for a name that is not a metric.
     """
     data, lines = read_yaml(path, "thresholds file")
+    return parse_thresholds(data, lines, str(path), parse_metric)
+
+
+def parse_thresholds(
+    data: Any, lines: dict[Loc, int], path: str, parse_metric: Callable[[str], KnownMetric]
+) -> Thresholds:
+    """Validate parsed thresholds YAML (``path`` names where it came from in messages)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -166,6 +166,8 @@ def build_report(
     }
     if judge is not None:
         report["judge"] = judge
+    if plan.bar is not None:
+        report["bar"] = plan.bar.to_json()
     return report
 
 
