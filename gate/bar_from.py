@@ -8,6 +8,7 @@ shallow checkout in the action) through GitHub's contents API.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from gate.errors import GateError
@@ -67,15 +68,19 @@ def api_bar(
     sha: str,
     workspace: Path,
     repository: str,
-    client: GitHub,
+    connect: Callable[[], GitHub],
     *,
     honour_change: bool = False,
     approval: str | None = None,
 ) -> BarSource:
-    """The bar at commit ``sha`` read through GitHub's contents API (a shallow checkout)."""
+    """The bar at commit ``sha`` read through GitHub's contents API (a shallow checkout).
+
+    ``connect`` opens the API client (a file or two is read, each with its own client).
+    """
 
     def read(path: Path) -> str | None:
-        return file_at(client, repository, _relative(path, workspace, sha), sha)
+        with connect() as client:
+            return file_at(client, repository, _relative(path, workspace, sha), sha)
 
     return BarSource(sha, read, "GitHub API", honour_change, approval)
 

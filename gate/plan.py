@@ -126,6 +126,8 @@ def judged_bar(
         baseline,
     )
     there = read_at_ref(source, config, metrics.parse_metric)
+    if there is None:
+        return Bar(source.ref, source.via, "change", source.approval, None, first=True), here
     change = compare_bars(config, there, here)
     used: Literal["ref", "change"] = "change" if change and source.honour_change else "ref"
     bar = Bar(source.ref, source.via, used, source.approval, change)

@@ -16,6 +16,7 @@ the test when it closes with any recorded.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -41,6 +42,11 @@ if not SPEC_PATH.is_file():
     # A checkout without the shared oracles beside it (GitHub's own CI): nothing to check against.
     pytest.skip(f"GitHub's API description is not at {SPEC_PATH}", allow_module_level=True)
 SPEC: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+REST_SPEC: dict[str, Any] = json.loads(
+    SPEC_PATH.with_name("rest-subset.openapi.json").read_text(encoding="utf-8")
+)
+"""A larger reduction of GitHub's description: the contents API is checked against it."""
+CONTENTS = "/repos/{owner}/{repo}/contents/{path}"
 
 MAX_PER_PAGE = 100
 """GitHub's limit for ``per_page``; the description states it in prose, not in the schema."""
@@ -83,17 +89,21 @@ class Operation:
         return str(self.spec["operationId"])
 
 
-def _operations() -> list[Operation]:
+def _operations(spec: Mapping[str, Any], only: str | None = None) -> list[Operation]:
     out = []
-    for template, item in SPEC["paths"].items():
+    for template, item in spec["paths"].items():
+        if only is not None and template != only:
+            continue
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-        for method, spec in item.items():
+        # `x-multi-segment`: the contents API's {path} spans folders.
+        regex = regex.replace("(?P<path>[^/]+)", "(?P<path>.+)")
+        for method, spec_ in item.items():
             if method != "parameters":
-                out.append(Operation(method.upper(), template, re.compile(f"^{regex}$"), spec))
+                out.append(Operation(method.upper(), template, re.compile(f"^{regex}$"), spec_))
     return out
 
 
-OPERATIONS = _operations()
+OPERATIONS = _operations(SPEC) + _operations(REST_SPEC, only=CONTENTS)
 
 
 def validate(value: Any, schema: Mapping[str, Any], where: str = "$") -> list[str]:
@@ -183,6 +193,8 @@ class FakeGitHub(LocalServer):
         self.comments: dict[int, dict[str, Any]] = {}
         self.requests: list[Seen] = []
         self.violations: list[str] = []
+        self.files: dict[tuple[str, str], bytes] = {}
+        """(ref, path) → a file the contents API serves; any other path is 404."""
         self.link_base: str | None = None
         """Where ``Link`` headers point; defaults to the fake itself."""
         self._failures: list[Failure] = []
@@ -316,6 +328,8 @@ class FakeGitHub(LocalServer):
         self, op: Operation, params: dict[str, str], query: dict[str, list[str]], body: Any
     ) -> _Answer:
         repository = f"{params['owner']}/{params['repo']}"
+        if op.operation_id == "repos/get-content":
+            return self._content(repository, params["path"], query.get("ref", ["main"])[0])
         if op.operation_id == "issues/list-comments":
             issue = int(params["issue_number"])
             listed = [
@@ -348,6 +362,31 @@ class FakeGitHub(LocalServer):
             return _Answer(200, _public(existing))
         del self.comments[existing["id"]]
         return _Answer(204, None)
+
+    def _content(self, repository: str, path: str, ref: str) -> _Answer:
+        data = self.files.get((ref, path))
+        if data is None:
+            return _Answer(404, {"message": "Not Found"})
+        encoded = base64.b64encode(data).decode()
+        api = f"https://api.github.com/repos/{repository}"
+        return _Answer(
+            200,
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(data),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                # GitHub wraps the base64 text at 60 characters.
+                "content": "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60)),
+                "sha": "3d21ec53a331a6f037a91c368710b99387d012c1",
+                "url": f"{api}/contents/{path}?ref={ref}",
+                "git_url": f"{api}/git/blobs/3d21ec53a331a6f037a91c368710b99387d012c1",
+                "html_url": f"https://github.com/{repository}/blob/{ref}/{path}",
+                "download_url": None,
+                "_links": {"git": None, "html": None, "self": f"{api}/contents/{path}"},
+            },
+        )
 
     def _check_answer(self, op: Operation, answer: _Answer) -> None:
         if answer.status >= 300:

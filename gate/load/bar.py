@@ -80,9 +80,11 @@ class Bar:
     ref: str
     via: str
     used: Literal["ref", "change"]
-    """``ref``: the ref's files; ``change``: the working tree's (an approved change)."""
+    """``ref``: the ref's files; ``change``: the working tree's (an approved or a first bar)."""
     approval: str | None
     change: BarChange | None
+    first: bool = False
+    """The ref has no gate.yml: nothing was declared before the change, so its own bar is used."""
 
     def to_json(self) -> dict[str, Any]:
         change = self.change
@@ -91,7 +93,8 @@ class Bar:
             "via": self.via,
             "used": self.used,
             "approval_label": self.approval,
-            "approved": self.used == "change",
+            "approved": self.used == "change" and not self.first,
+            "first": self.first,
             "changed_files": list(change.files) if change else [],
             "changes": [r.to_json() for r in change.rules] if change else [],
             "baseline_changed": change.baseline_changed if change else False,
@@ -112,14 +115,17 @@ def read_at_ref(
     source: BarSource,
     config: Config,
     parse_metric: Callable[[str], KnownMetric],
-) -> BarFiles:
-    """The thresholds and baseline at ``source.ref``.
+) -> BarFiles | None:
+    """The thresholds and baseline at ``source.ref``; None when gate.yml is not there.
 
-    The paths are those of gate.yml as it is at the ref (when it is there), so a change cannot
-    escape the bar by pointing ``thresholds:`` at a new file. A file absent at the ref is no bar:
-    no rules, no baseline.
+    The paths are those of gate.yml as it is at the ref, so a change cannot escape the bar by
+    pointing ``thresholds:`` at a new file. A file gate.yml names but the ref lacks is no bar: no
+    rules, or no baseline.
     """
-    thresholds_path, baseline_path = _paths_at_ref(source, config)
+    paths = _paths_at_ref(source, config)
+    if paths is None:
+        return None
+    thresholds_path, baseline_path = paths
     thresholds = Thresholds()
     if thresholds_path is not None:
         text = source.read(thresholds_path)
@@ -152,14 +158,14 @@ def compare_bars(config: Config, base: BarFiles, change: BarFiles) -> BarChange 
     return BarChange(tuple(dict.fromkeys(files)), tuple(rules), baseline_changed)
 
 
-def _paths_at_ref(source: BarSource, config: Config) -> tuple[Path | None, Path | None]:
+def _paths_at_ref(source: BarSource, config: Config) -> tuple[Path | None, Path | None] | None:
     here = (
         config.resolve(config.thresholds) if config.thresholds else None,
         config.resolve(config.baseline) if config.baseline else None,
     )
     text = source.read(config.path)
     if text is None:
-        return here
+        return None
     try:
         data, _ = parse_yaml(text.removeprefix("\ufeff"), f"{config.path}@{source.ref}")
     except ConfigError:

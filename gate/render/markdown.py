@@ -199,6 +199,8 @@ def _bar(report: Mapping[str, Any], detail: Detail) -> list[str]:
     files = ", ".join(escape(f) for f in _list(bar.get("changed_files")))
     label = bar.get("approval_label")
     lines = ["", "#### Bar", ""]
+    if bar.get("first") is True:
+        return [*lines, f"{ref} has no gate config: this change declares the first bar."]
     if not files:
         return [*lines, f"Judged by the thresholds and baseline of {ref} (read through {via})."]
     if bar.get("approved") is True:
