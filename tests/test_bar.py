@@ -327,3 +327,27 @@ def test_action__a_push_is_judged_by_the_working_tree(repo, tmp_path, fake):
     env["GITHUB_EVENT_NAME"] = "push"
     assert action.main(env, github=client) == 0
     assert "bar" not in report_of(repo / "gate-report")
+
+
+def test_markdown__the_bar_section_escapes_what_a_crafted_report_holds():
+    from gate.render.markdown import render_comment
+
+    hostile = "@admins <img src=x> | [x](http://e.vil) `code`"
+    report = {
+        "verdict": "fail",
+        "summary": "fail",
+        "bar": {
+            "ref": hostile,
+            "via": hostile,
+            "approved": False,
+            "approval_label": hostile,
+            "changed_files": [hostile],
+            "changes": [
+                {"metric": hostile, "slice": hostile, "rule": hostile, "base": hostile, "change": 1}
+            ],
+        },
+    }
+    body = render_comment(report, None, "<!-- m -->")
+    section = body.split("#### Bar", 1)[1]
+    assert "@admins" not in section and "<img" not in section and "](http" not in section
+    assert "\\|" in section and "@\u200badmins" in section
