@@ -21,8 +21,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from gate.bar_from import api_bar, git_bar, git_root, has_commit
 from gate.errors import GateError, GitHubError
 from gate.install import install_requirements
+from gate.load.bar import DEFAULT_APPROVAL_LABEL, BarSource
 from gate.pipeline import Outcome, RunOptions, World, run
 from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
 from gate.render import markdown
@@ -52,6 +54,7 @@ EXAMPLES = {
     "output-dir": "gate-report",
     "mode": "run  # or: comment (the fork-safe half, in a workflow_run workflow)",
     "requirements": "requirements.txt  # or a pip spec: my-package==1.2",
+    "bar-approval-label": f'"{DEFAULT_APPROVAL_LABEL}"',
 }
 
 
@@ -68,6 +71,7 @@ class Inputs(BaseModel):
     output_dir: Path = Field(Path("gate-report"), alias="output-dir")
     mode: Literal["run", "comment"] = "run"
     requirements: str = ""
+    bar_approval_label: str = Field(DEFAULT_APPROVAL_LABEL, alias="bar-approval-label")
 
     @field_validator("comment", "update_baseline", mode="before")
     @classmethod
@@ -161,6 +165,7 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     context = Context.from_env(env)
     if inputs.mode == "comment":
         return comment_mode(inputs, context, github)
+    world = replace(world, bar=base_bar(inputs, context, token, github))
     install(inputs, context)
     outcome = _run_quietly(inputs, context, run, world)
     share_files(outcome, context.workspace)
@@ -215,6 +220,54 @@ def _report_back(context: Context, outcome: Outcome, run_url: str | None) -> Non
                 "summary": str(report["summary"]),
             },
         )
+
+
+def base_bar(
+    inputs: Inputs, context: Context, token: str, github: GitHubFactory
+) -> BarSource | None:
+    """On pull requests, the bar of the base commit, so a pull request cannot set its own.
+
+    Read through git when the checkout has the commit, else through the contents API. A change
+    to the bar is honoured only when the pull request carries the approval label: adding a label
+    takes triage rights, which the author of a pull request from a fork does not have.
+    """
+    if context.event_name not in PR_EVENTS:
+        return None
+    pull = context.event.get("pull_request")
+    pull = pull if isinstance(pull, dict) else {}
+    base = pull.get("base")
+    sha = base.get("sha") if isinstance(base, dict) else None
+    if not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}", sha)):
+        raise GateError(
+            f"the {context.event_name} event has no pull_request.base.sha: the base commit's "
+            "thresholds and baseline cannot be read (is GITHUB_EVENT_PATH the event's payload?)"
+        )
+    labels = pull.get("labels")
+    names = {lab.get("name") for lab in labels if isinstance(lab, dict)} if labels else set()
+    label = inputs.bar_approval_label
+    honour = label in names
+    root = git_root(context.workspace)
+    if root is not None and has_commit(root, sha):
+        bar = git_bar(sha, context.workspace, honour_change=honour, approval=label)
+    elif token:
+        repository = _repository(context.repository)
+        bar = api_bar(
+            sha,
+            context.workspace,
+            repository,
+            lambda: github(token, context.api_url),
+            honour_change=honour,
+            approval=label,
+        )
+    else:
+        raise GateError(
+            f"the base commit {sha[:12]} is not in the checkout and there is no `github-token` "
+            "to read its thresholds and baseline through the API (fix: `fetch-depth: 0` on "
+            "actions/checkout, or pass `github-token: ${{ github.token }}`)"
+        )
+    approved = " (a change to it is approved by its label)" if bar.honour_change else ""
+    print(f"gate: the bar is the base commit {sha[:12]}'s, read through {bar.via}{approved}")
+    return bar
 
 
 def comment(

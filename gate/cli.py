@@ -12,17 +12,21 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gate import __version__, action
+from gate.bar_from import git_bar
 from gate.errors import GateError
+from gate.load.bar import Bar, BarSource
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
 from gate.render.console import log_text
 from gate.scaffold import init
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
+BAR_FROM_HELP = "judge against the thresholds and baseline as they are at git REF"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,10 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         "--update-baseline", action="store_true", help="write this run's metrics as the baseline"
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--bar-from", metavar="REF", help=BAR_FROM_HELP)
 
     validate = commands.add_parser("validate", help="check config, dataset, thresholds, baseline")
     validate.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
     validate.add_argument("--baseline", type=Path)
+    validate.add_argument("--bar-from", metavar="REF", help=BAR_FROM_HELP)
 
     commands.add_parser("action", help="the GitHub Action's entry point (reads INPUT_* / GITHUB_*)")
 
@@ -85,6 +91,25 @@ def world(config: Path) -> World:
     return World(env=env, now=_now, git_sha=git_sha(env, config.resolve().parent))
 
 
+def bar_source(args: argparse.Namespace) -> BarSource | None:
+    """``--bar-from REF``: thresholds and baseline read through git at REF."""
+    if not args.bar_from:
+        return None
+    if args.baseline:
+        raise GateError(
+            "--bar-from and --baseline: use one (with --bar-from the baseline is the one at REF)"
+        )
+    return git_bar(args.bar_from, args.config.resolve().parent)
+
+
+def bar_line(bar: Bar) -> str:
+    line = f"bar: thresholds and baseline as at {bar.ref[:12]}"
+    if bar.change is None:
+        return line + " (the working tree declares the same)"
+    rules = len(bar.change.rules)
+    return f"{line}; the working tree changes {', '.join(bar.change.files)} ({rules} changes)"
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         outcome = run(
@@ -94,17 +119,19 @@ def _dispatch(args: argparse.Namespace) -> int:
                 baseline=args.baseline,
                 update_baseline=args.update_baseline,
                 progress=None if args.quiet else sys.stderr,
-                world=world(args.config),
+                world=replace(world(args.config), bar=bar_source(args)),
             )
         )
         print(log_text(str(outcome.report["summary"])))
         print(f"report: {outcome.report_path} and {outcome.markdown_path}")
         return outcome.exit_code
     if args.command == "validate":
-        plan = prepare(args.config, args.baseline)
+        plan = prepare(args.config, args.baseline, bar_source(args))
         rules = len(plan.thresholds.metrics) + sum(map(len, plan.thresholds.slices.values()))
         baseline = "found" if plan.baseline else "none yet"
         print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
+        if plan.bar is not None:
+            print(bar_line(plan.bar))
         return EXIT_PASS
     if args.command == "init":
         return init(Path.cwd(), force=args.force, out=sys.stdout)

@@ -21,6 +21,7 @@ from gate.decide.verdict import decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
 from gate.judge import Judge
+from gate.load.bar import BarSource
 from gate.load.baseline import write_baseline
 from gate.metrics.scoring import score_records
 from gate.plan import prepare
@@ -44,6 +45,8 @@ class World:
     env: Mapping[str, str] = field(default_factory=dict)
     now: Callable[[], datetime] = _epoch
     git_sha: str | None = None
+    bar: BarSource | None = None
+    """Where thresholds and baseline are read (``--bar-from``, a pull request's base commit)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def timestamp(moment: datetime) -> str:
 def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     """Run the gate; exit code 0 when every check passes, 1 when one fails."""
     world = options.world
-    plan = prepare(options.config, options.baseline)
+    plan = prepare(options.config, options.baseline, world.bar)
     if options.update_baseline and plan.baseline_path is None:
         raise ConfigError(
             "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "

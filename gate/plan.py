@@ -12,11 +12,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import get_args
+from typing import Literal, get_args
 
 from gate import metrics
 from gate.errors import ConfigError
 from gate.judge import rubric_versions
+from gate.load.bar import Bar, BarChange, BarFiles, BarSource, compare_bars, read_at_ref
 from gate.load.baseline import Baseline, read_baseline
 from gate.load.config import (
     Config,
@@ -51,10 +52,19 @@ class Plan:
     """The line of every key path in the thresholds file (``rule_line`` finds a rule's)."""
     case_lines: Mapping[str, int] = field(default_factory=dict)
     """The golden set's line of each case, by id."""
+    bar: Bar | None = None
+    """Where thresholds and baseline were read (``--bar-from``, the action on pull requests)."""
+    bar_change: BarChange | None = None
+    """How the working tree's thresholds and baseline differ from the bar's ref."""
 
 
-def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
-    """Load and cross-check config, dataset, thresholds and baseline (``gate validate``)."""
+def prepare(
+    config_path: Path, baseline_override: Path | None = None, bar_source: BarSource | None = None
+) -> Plan:
+    """Load and cross-check config, dataset, thresholds and baseline (``gate validate``).
+
+    With ``bar_source``, thresholds and baseline are the ones at its ref (see ``judged_bar``).
+    """
     config = load_config(config_path)
     cases, case_lines = read_dataset(config.resolve(config.dataset), generation.empty_gold_answer)
     thresholds, thresholds_lines = (
@@ -62,6 +72,14 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
         if config.thresholds
         else (Thresholds(), {})
     )
+    baseline_path = baseline_override or (
+        config.resolve(config.baseline) if config.baseline else None
+    )
+    baseline = read_baseline(baseline_path) if baseline_path else None
+    bar = None
+    if bar_source is not None:
+        bar, used = judged_bar(bar_source, config, thresholds, baseline_path, baseline)
+        thresholds, baseline_path, baseline = used.thresholds, used.baseline_path, used.baseline
     tags = {tag for case in cases for tag in case.tags}
     unknown = sorted(set(thresholds.slices) - tags)
     if unknown:
@@ -78,10 +96,6 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
         raise ConfigError(
             f"{config.thresholds}: must_pass: {'; '.join(what)} (fix: check the spelling)"
         )
-    baseline_path = baseline_override or (
-        config.resolve(config.baseline) if config.baseline else None
-    )
-    baseline = read_baseline(baseline_path) if baseline_path else None
     prompt = prompt_identity(config)  # a bad prompt file stops the run before the first case
     judged = set(config.metrics.judge.metrics) if config.metrics.judge else set()
     unjudged = sorted(set(get_args(JudgedMetric)) & thresholds.names() - judged)
@@ -101,7 +115,32 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
         names=tuple(metrics.metric_names(cutoffs(config, thresholds))),
         thresholds_lines=thresholds_lines,
         case_lines=case_lines,
+        bar=bar,
+        bar_change=bar.change if bar else None,
     )
+
+
+def judged_bar(
+    source: BarSource,
+    config: Config,
+    thresholds: Thresholds,
+    baseline_path: Path | None,
+    baseline: Baseline | None,
+) -> tuple[Bar, BarFiles]:
+    """The bar to judge by: the ref's, or the working tree's when it differs and may be honoured."""
+    here = BarFiles(
+        config.resolve(config.thresholds) if config.thresholds else None,
+        thresholds,
+        baseline_path,
+        baseline,
+    )
+    there = read_at_ref(source, config, metrics.parse_metric)
+    if there is None:
+        return Bar(source.ref, source.via, "change", source.approval, None, first=True), here
+    change = compare_bars(config, there, here)
+    used: Literal["ref", "change"] = "change" if change and source.honour_change else "ref"
+    bar = Bar(source.ref, source.via, used, source.approval, change)
+    return bar, here if used == "change" else there
 
 
 def cutoffs(config: Config, thresholds: Thresholds) -> list[int]:

@@ -17,6 +17,7 @@ and ``FakeGitHub`` fails the test when it closes with any recorded.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -36,6 +37,7 @@ SPEC: dict[str, Any] = json.loads(
 )
 REST_SPEC = SPEC
 PULLS_OF_COMMIT = "repos/list-pull-requests-associated-with-commit"
+CONTENTS = "/repos/{owner}/{repo}/contents/{path}"
 
 SERVED = {
     "issues/list-comments",
@@ -43,6 +45,7 @@ SERVED = {
     "issues/update-comment",
     "issues/delete-comment",
     PULLS_OF_COMMIT,
+    "repos/get-content",
 }
 """The operations the fake answers; the description holds more (pulls, contents, check runs...)."""
 MAX_PER_PAGE = 100
@@ -99,18 +102,19 @@ class Operation:
         return str(self.spec["operationId"])
 
 
-def _operations() -> list[Operation]:
+def _operations(spec: Mapping[str, Any]) -> list[Operation]:
     out = []
-    paths = {**REST_SPEC["paths"], **SPEC["paths"]}
-    for template, item in paths.items():
+    for template, item in spec["paths"].items():
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-        for method, spec in item.items():
+        # `x-multi-segment`: the contents API's {path} spans folders.
+        regex = regex.replace("(?P<path>[^/]+)", "(?P<path>.+)")
+        for method, spec_ in item.items():
             if method != "parameters":
-                out.append(Operation(method.upper(), template, re.compile(f"^{regex}$"), spec))
+                out.append(Operation(method.upper(), template, re.compile(f"^{regex}$"), spec_))
     return out
 
 
-OPERATIONS = _operations()
+OPERATIONS = _operations(SPEC)
 
 
 def validate(value: Any, schema: Mapping[str, Any], where: str = "$") -> list[str]:
@@ -208,6 +212,8 @@ class FakeGitHub(LocalServer):
         """(repository, pull request) pairs; a pull request has a real ``_links`` key."""
         self.requests: list[Seen] = []
         self.violations: list[str] = []
+        self.files: dict[tuple[str, str], bytes] = {}
+        """(ref, path) → a file the contents API serves; any other path is 404."""
         self.link_base: str | None = None
         """Where ``Link`` headers point; defaults to the fake itself."""
         self._failures: list[Failure] = []
@@ -390,6 +396,8 @@ class FakeGitHub(LocalServer):
             sha = params["commit_sha"]
             listed = [p for r, p in self.pulls if r == repository and p["head"]["sha"] == sha]
             return _Answer(200, listed)
+        if op.operation_id == "repos/get-content":
+            return self._content(repository, params["path"], query.get("ref", ["main"])[0])
         if op.operation_id == "issues/list-comments":
             issue = int(params["issue_number"])
             listed = [
@@ -422,6 +430,31 @@ class FakeGitHub(LocalServer):
             return _Answer(200, _public(existing))
         del self.comments[existing["id"]]
         return _Answer(204, None)
+
+    def _content(self, repository: str, path: str, ref: str) -> _Answer:
+        data = self.files.get((ref, path))
+        if data is None:
+            return _Answer(404, {"message": "Not Found"})
+        encoded = base64.b64encode(data).decode()
+        api = f"https://api.github.com/repos/{repository}"
+        return _Answer(
+            200,
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(data),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                # GitHub wraps the base64 text at 60 characters.
+                "content": "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60)),
+                "sha": "3d21ec53a331a6f037a91c368710b99387d012c1",
+                "url": f"{api}/contents/{path}?ref={ref}",
+                "git_url": f"{api}/git/blobs/3d21ec53a331a6f037a91c368710b99387d012c1",
+                "html_url": f"https://github.com/{repository}/blob/{ref}/{path}",
+                "download_url": None,
+                "_links": {"git": None, "html": None, "self": f"{api}/contents/{path}"},
+            },
+        )
 
     def _check_answer(self, op: Operation, answer: _Answer) -> None:
         if answer.status >= 300:

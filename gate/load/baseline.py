@@ -52,6 +52,11 @@ def read_baseline(path: Path) -> Baseline | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"{path}: cannot read the baseline: {exc}") from None
+    return parse_baseline(text, str(path))
+
+
+def parse_baseline(text: str, path: str) -> Baseline:
+    """A baseline from its JSON text (``path`` names where it came from in messages)."""
     try:
         data: Any = strict_json.loads(text)
     except json.JSONDecodeError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal, Protocol, get_args
+from typing import Annotated, Any, Literal, Protocol, get_args
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
@@ -251,6 +251,13 @@ def read_thresholds(
     ValueError, with the known names, for a name that is not a metric.
     """
     data, lines = read_yaml(path, "thresholds file")
+    return parse_thresholds(data, lines, str(path), parse_metric), lines
+
+
+def parse_thresholds(
+    data: Any, lines: dict[Loc, int], path: str, parse_metric: Callable[[str], KnownMetric]
+) -> Thresholds:
+    """Validate parsed thresholds YAML (``path`` names where it came from in messages)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -286,7 +293,7 @@ def read_thresholds(
             problems.append(f"{place}: {name}: min {rule.min} > max {rule.max}")
     if problems:
         raise ConfigError(capped(problems, "problems"))
-    return thresholds, lines
+    return thresholds
 
 
 def rule_line(lines: Mapping[Loc, int], metric: str, slice_name: str | None) -> int | None:

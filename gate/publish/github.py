@@ -7,13 +7,14 @@ One `requests.Session` carries the token; every call is retried on the failures 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -91,8 +92,12 @@ class GitHub:
         *,
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
+        missing_ok: bool = False,
     ) -> requests.Response:
-        """Send one request (``path`` below the API URL, or a full URL on it), retrying."""
+        """Send one request (``path`` below the API URL, or a full URL on it), retrying.
+
+        ``missing_ok``: a 404 is returned, not raised (the caller asked whether a thing exists).
+        """
         url = path if path.startswith(self.api_url + "/") else self.api_url + path
         where = f"{method} {url.removeprefix(self.api_url).split('?')[0]}"
         for attempt in range(1, self._max_attempts + 1):
@@ -104,7 +109,7 @@ class GitHub:
                 problem = type(exc).__name__
                 wait = self._backoff(attempt)
             else:
-                if response.ok:
+                if response.ok or (missing_ok and response.status_code == 404):
                     return response
                 problem = f"HTTP {response.status_code}: {_message(response)}"
                 wait = self._wait_before_retry(where, response, attempt)
@@ -242,6 +247,32 @@ def _where(response: requests.Response) -> str:
     # The path only: a query may hold anything, and the host is the configured API.
     path = urlsplit(response.request.url or "").path if response.request else ""
     return f"{response.request.method if response.request else ''} {path}".strip()
+
+
+def file_at(github: GitHub, repository: str, path: str, ref: str) -> str | None:
+    """A file's text at a commit, through the contents API; None when it is not there."""
+    response = github.request(
+        "GET",
+        f"/repos/{repository}/contents/{quote(path)}",
+        params={"ref": ref},
+        missing_ok=True,
+    )
+    if response.status_code == 404:
+        return None
+    body = response.json()
+    where = f"GET /repos/{repository}/contents/{path}?ref={ref}"
+    if not isinstance(body, dict) or body.get("type") != "file":
+        raise GitHubError(f"{where}: not a file (fix: point gate.yml at a file)")
+    if body.get("encoding") != "base64":
+        # Over 1 MB the API leaves `content` empty (encoding "none").
+        raise GitHubError(
+            f"{where}: {body.get('size')} bytes is too large for the contents API (fix: fetch "
+            "the base commit: `fetch-depth: 0` on actions/checkout)"
+        )
+    try:
+        return base64.b64decode(str(body.get("content", ""))).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GitHubError(f"{where}: the content is not UTF-8 text: {exc}") from None
 
 
 def _message(response: requests.Response) -> str:

@@ -166,6 +166,7 @@ def _render(
 ) -> str:
     lines = _head(report, run_url, marker)
     lines += _context(report)
+    lines += _bar(report, detail)
     lines += _metrics(report, detail)
     lines += _slices(report, detail)
     lines += _failure_modes(report)
@@ -228,6 +229,56 @@ def _context(report: Mapping[str, Any]) -> list[str]:
     if flaky:
         facts.append(f"{_count(len(flaky), 'flaky case')} (answers differ between repeats)")
     return ["", " · ".join(facts)] if facts else []
+
+
+def _bar(report: Mapping[str, Any], detail: Detail) -> list[str]:
+    """Which bar judged the run, and what the change would move, side by side."""
+    bar = _dict(report.get("bar"))
+    if not bar:
+        return []
+    ref = escape(_text(bar.get("ref", "?"))[:12])
+    via = escape(bar.get("via", "git"))
+    files = ", ".join(escape(f) for f in _list(bar.get("changed_files")))
+    label = bar.get("approval_label")
+    lines = ["", "#### Bar", ""]
+    if bar.get("first") is True:
+        return [*lines, f"{ref} has no gate config: this change declares the first bar."]
+    if not files:
+        return [*lines, f"Judged by the thresholds and baseline of {ref} (read through {via})."]
+    if bar.get("approved") is True:
+        lines.append(
+            f"✅ This change edits {files}, approved by the label “{escape(label)}”: judged by "
+            f"its own thresholds and baseline, not those of {ref}."
+        )
+    else:
+        lines.append(
+            f"⚠️ This change edits {files}: **not honoured**, judged by the thresholds and "
+            f"baseline of {ref} (read through {via})."
+        )
+        if isinstance(label, str) and label:
+            lines[-1] += f" A maintainer approves it with the label “{escape(label)}”."
+    changes = [_dict(c) for c in _list(bar.get("changes"))]
+    shown = changes if detail.cases is None else changes[: max(detail.cases, 5)]
+    if shown:
+        header = ["metric", "slice", "rule", f"at {ref}", "this change"]
+        rows = [
+            [
+                escape(c.get("metric")),
+                escape(c.get("slice")) if c.get("slice") else "",
+                escape(c.get("rule")),
+                _num(c.get("base")),
+                _num(c.get("change")),
+            ]
+            for c in shown
+        ]
+        lines += ["", *_table(header, rows)]
+    if len(shown) < len(changes):
+        lines += ["", f"… and {len(changes) - len(shown)} more changes (report.json, `bar`)."]
+    if bar.get("baseline_changed") is True and not any(
+        c.get("rule") == "baseline" for c in changes
+    ):
+        lines += ["", "The baseline's per-case scores or fingerprints differ."]
+    return lines
 
 
 def _metrics(report: Mapping[str, Any], detail: Detail) -> list[str]:

@@ -167,6 +167,8 @@ def build_report(
     if judge is not None:
         report["judge"] = judge
     cite_sources(report, plan)
+    if plan.bar is not None:
+        report["bar"] = plan.bar.to_json()
     return report
 
 
