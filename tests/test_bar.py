@@ -24,7 +24,7 @@ from gate.errors import GateError
 from gate.publish.github import GitHub
 
 ROOT = Path(__file__).resolve().parents[1]
-EVENTS = ROOT.parent / "shared" / "oracles" / "github" / "events"
+EVENTS = ROOT / "tests" / "data" / "oracles" / "github" / "events"
 EVENT = EVENTS / "pull_request_opened.payload.json"
 SCHEMA = Draft202012Validator(json.loads((ROOT / "docs" / "report.schema.json").read_text()))
 CASES = 20
