@@ -14,8 +14,8 @@ otherwise ``LLMError`` listing each model's failure. The model that answered is 
 ``model``, and the failures before it are its ``fallback_errors``.
 
 The API key is read from the environment variable the config names (in the environment its caller
-passes), travels only in the Authorization header, and is scrubbed from every message built from
-a server's reply.
+passes), travels only in the Authorization header, and is scrubbed (with the caller's scrubber's
+secrets and patterns) from every reply and every message built from one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 from gate.errors import ConfigError
 from gate.load.config import Price
 from gate.retry import Transient
+from gate.scrub import Scrubber
 from gate.transport import HttpRefused, post_json, session
 
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
@@ -130,10 +131,18 @@ class ChatClient:
     """POSTs to ``{base_url}/chat/completions`` over one pooled session."""
 
     def __init__(
-        self, base_url: str, api_key: str | None, prices: Mapping[str, Price], pool_size: int
+        self,
+        base_url: str,
+        api_key: str | None,
+        prices: Mapping[str, Price],
+        pool_size: int,
+        scrub: Scrubber | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self._secrets = [api_key] if api_key else []
+        self._scrub = (scrub or Scrubber()).adding([api_key] if api_key else [])
+        # Replies lose the known secrets only: the patterns (e-mail addresses...) are applied
+        # where text is stored, so that metrics still see the answer as the model gave it.
+        self._secrets = Scrubber(self._scrub.secrets, patterns=())
         self._prices = prices
         headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
         self._session = session(pool_size, headers)
@@ -147,11 +156,12 @@ class ChatClient:
                 {"model": model, **body},
                 timeout_s,
                 label=f"{model}: ",
-                secrets=self._secrets,
+                scrub=self._scrub,
             )
         except HttpRefused as exc:
             raise LLMError(str(exc)) from None
-        return self._completion(model, data)
+        # A server may echo the request (the Authorization header with it) into its answer.
+        return self._completion(model, self._secrets.value(data))
 
     def _completion(self, model: str, data: Any) -> Completion:
         try:
