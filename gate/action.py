@@ -9,9 +9,13 @@ a warning; only the verdict (and ``fail-on``) decides the exit code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,11 +26,55 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gate.errors import GateError, GitHubError
-from gate.pipeline import Outcome, RunOptions, World, run
+from gate.pipeline import Outcome, RunOptions, World
 from gate.publish.github import GitHub, PostedComment, upsert_comment
 from gate.render import markdown
 
 RunFn = Callable[[RunOptions], Outcome]
+
+
+def run_in_child(options: RunOptions) -> Outcome:
+    """Run the gate as ``python -m gate run`` in a child process and read back its report.
+
+    The pipeline under test runs there or below, with the run's environment minus every
+    ``INPUT_*`` variable: the GitHub token never enters a process that runs pipeline code, not
+    even in ``/proc/<pid>/environ``. The child is its own process group, killed once it has
+    exited, so nothing it left behind can print after workflow commands resume. Its stderr is
+    passed through; an input error (exit 2) is raised here as GateError with its message.
+    """
+    argv = [sys.executable, "-m", "gate", "run", "--config", str(options.config)]
+    argv += ["--out", str(options.out_dir)]
+    if options.baseline is not None:
+        argv += ["--baseline", str(options.baseline)]
+    if options.update_baseline:
+        argv.append("--update-baseline")
+    if options.progress is None:
+        argv.append("--quiet")
+    env = {k: v for k, v in options.world.env.items() if not k.startswith("INPUT_")}
+    child = subprocess.Popen(
+        argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True
+    )
+    assert child.stderr is not None
+    error: list[str] = []
+    with child.stderr:
+        for line in child.stderr:
+            sys.stderr.write(line)
+            if line.startswith("gate: error: "):
+                error = [line.removeprefix("gate: error: ")]
+            elif error:
+                error.append(line)
+    code = child.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    sys.stderr.flush()
+    if code == 2:
+        raise GateError("".join(error).strip() or "the run stopped on an input error")
+    if code not in (0, 1):
+        raise RuntimeError(f"`gate run` ended with exit code {code}: see its output above")
+    report_path = options.out_dir / "report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    return Outcome(code, report, report_path, options.out_dir / "report.md")
+
 
 GitHubFactory = Callable[[str, str], GitHub]
 """Makes the API client from the token and the API URL (tests make one that never sleeps)."""
@@ -129,13 +177,14 @@ class Context:
 
 def main(
     env: Mapping[str, str],
-    run: RunFn = run,
+    run: RunFn = run_in_child,
     github: GitHubFactory = _github,
     world: World | None = None,
 ) -> int:
     """``gate action``: run the gate as the container's entry point; return the exit code.
 
-    ``run`` defaults to ``gate.pipeline.run`` and ``github`` makes the API client; tests pass fakes.
+    ``run`` defaults to ``run_in_child`` (``gate.pipeline.run`` in a child process without the
+    token) and ``github`` makes the API client; tests pass fakes.
     ``world`` is what the run may read (the CLI passes the real one; by default ``env`` alone).
     An input error is raised as GateError (the CLI exits 2) after an ``::error`` annotation.
     """
