@@ -185,7 +185,8 @@ class Config(Strict):
     def _regexes(cls, patterns: list[str] | None) -> list[str] | None:
         for pattern in patterns or ():
             try:
-                # Compiled as it is used, as one branch of the scrubber's alternation.
+                re.compile(pattern)
+                # And as it is used, one branch of the scrubber's alternation (no global flags).
                 re.compile(f"(?:{pattern})")
             except re.error as exc:
                 raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None

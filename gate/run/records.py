@@ -7,6 +7,8 @@ finished ones readable; at the end the file is rewritten atomically with each ca
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -82,7 +84,7 @@ def check_json(value: Any) -> None:
             if item.bit_length() > MAX_INT_DIGITS * 3.33:
                 raise ValueError(f"unserialisable output: {where}: an integer over 100 digits")
         elif isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
+            if not math.isfinite(item):
                 raise ValueError(f"unserialisable output: {where}: {item} is not JSON")
         elif isinstance(item, dict):
             for key, child in item.items():
@@ -93,6 +95,9 @@ def check_json(value: Any) -> None:
                 stack.append((child, depth + 1, f"{where}.{key}"[:200]))
         elif isinstance(item, list | tuple):
             stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
+        elif isinstance(item, numbers.Real):  # numpy's numbers, written as their value
+            if not math.isfinite(float(item)):
+                raise ValueError(f"unserialisable output: {where}: {item} is not JSON")
         else:
             raise ValueError(f"unserialisable output: {where}: a {type(item).__name__}")
 
