@@ -171,30 +171,27 @@ def test_python__the_pipeline_s_children_die_with_its_worker(hostile: Any, tmp_p
     assert gone(int(pid_file.read_text()))
 
 
-@pytest.mark.parametrize(
-    ("question", "problem"),
-    [
-        ("deep", "nested deeper than 100"),
-        ("tuple-key", "a tuple key, not a string"),
-        ("huge-int", "an integer over 100 digits"),
-        ("nan", "nan is not JSON"),
-        ("object", "output.answer: a object"),
-    ],
-)
-def test_unserialisable_output__is_that_case_s_error(question: str, problem: str) -> None:
-    for isolation in ("process", "thread"):
-        spec = PythonPipeline(
-            adapter="python", target="hostile:unserialisable", isolation=isolation
-        )
-        adapter = PythonAdapter(spec, PIPELINES)
-        try:
-            records = run_cases(
-                [case("bad", question), case("fine", "q")], adapter, settings(), now=utc_now
-            )
-        finally:
-            adapter.close()
-        assert [r.status for r in records] == ["error", "ok"]
-        assert records[0].error is not None and problem in records[0].error
+PROBLEMS = {
+    "deep": "nested deeper than 100",
+    "tuple-key": "a tuple key, not a string",
+    "huge-int": "an integer over 100 digits",
+    "nan": "nan is not JSON",
+    "object": "output.answer: a object",
+}
+
+
+@pytest.mark.parametrize("isolation", ["process", "thread"])
+def test_unserialisable_output__is_that_case_s_error(isolation: str) -> None:
+    spec = PythonPipeline(adapter="python", target="hostile:unserialisable", isolation=isolation)
+    adapter = PythonAdapter(spec, PIPELINES)
+    cases = [case(question, question) for question in PROBLEMS] + [case("fine", "q")]
+    try:
+        records = run_cases(cases, adapter, settings(), now=utc_now)
+    finally:
+        adapter.close()
+    assert [r.status for r in records] == ["error"] * len(PROBLEMS) + ["ok"]
+    for record, problem in zip(records, PROBLEMS.values(), strict=False):
+        assert record.error is not None and problem in record.error, record.error
 
 
 def test_unserialisable_output__the_run_still_writes_its_report(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ START_TIMEOUT_S = 120.0
 # A fork server, started once, with the gate already imported: a worker is a cheap fork of it,
 # and never a fork of the gate's own threaded process. Each worker imports the target itself.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload([__name__])
+_CONTEXT.set_forkserver_preload([__name__, "numpy"])
 
 
 def load_target(target: str, root: Path) -> Callable[[Any, Case], Any]:
