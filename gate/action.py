@@ -33,6 +33,45 @@ from gate.render import markdown
 RunFn = Callable[[RunOptions], Outcome]
 
 
+UNNEEDED_SECRETS = ("ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+"""Tokens the runner gives a container that the gate never uses: no process of it keeps them."""
+TOKEN_FD = "GATE_TOKEN_FD"
+"""Set by ``conceal_token`` for the process it re-executes: the pipe the token waits in."""
+
+
+def conceal_token(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for ``gate action``, with the token out of this process's environment block.
+
+    Deleting a variable leaves it readable in ``/proc/<pid>/environ`` (the block a process
+    starts with) to every process of the same user, pipelines included. So when the token is in
+    that block, this process re-executes itself with the token in a pipe instead, and without
+    the tokens it never uses; the new image reads it back into memory (the returned mapping).
+    """
+    env = {k: v for k, v in environ.items() if k not in UNNEEDED_SECRETS}
+    fd = env.pop(TOKEN_FD, None)
+    if fd is not None:
+        with os.fdopen(int(fd), "rb") as pipe:
+            env[TOKEN_INPUT] = pipe.read().decode()
+        return env
+    token = env.get(TOKEN_INPUT, "")
+    try:
+        block = Path("/proc/self/environ").read_bytes()
+    except OSError:  # not Linux: nothing there to read it from
+        return env
+    names = (TOKEN_INPUT, *UNNEEDED_SECRETS)
+    if not any(f"\0{name}=".encode() in b"\0" + block for name in names) or len(token) > 4096:
+        return env
+    read, write = os.pipe()
+    os.write(write, token.encode())  # far below a pipe's buffer: never blocks
+    os.close(write)
+    os.set_inheritable(read, True)
+    env.pop(TOKEN_INPUT, None)
+    env[TOKEN_FD] = str(read)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "gate", "action"], env)
+
+
 def run_in_child(options: RunOptions) -> Outcome:
     """Run the gate as ``python -m gate run`` in a child process and read back its report.
 
@@ -50,7 +89,11 @@ def run_in_child(options: RunOptions) -> Outcome:
         argv.append("--update-baseline")
     if options.progress is None:
         argv.append("--quiet")
-    env = {k: v for k, v in options.world.env.items() if not k.startswith("INPUT_")}
+    env = {
+        k: v
+        for k, v in options.world.env.items()
+        if not k.startswith("INPUT_") and k not in (TOKEN_FD, *UNNEEDED_SECRETS)
+    }
     child = subprocess.Popen(
         argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True
     )

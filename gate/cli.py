@@ -106,8 +106,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return init(Path.cwd(), force=args.force, out=sys.stdout)
     if args.command == "action":
-        workspace = Path(os.environ.get("GITHUB_WORKSPACE") or ".")
-        return action.main(os.environ, world=world(workspace / "gate.yml"))
+        env = action.conceal_token(os.environ)
+        workspace = Path(env.get("GITHUB_WORKSPACE") or ".")
+        return action.main(env, world=world(workspace / "gate.yml"))
     return action.comment(args.report, os.environ)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -382,10 +383,9 @@ def test_http__a_header_secret_echoed_in_a_failure_is_scrubbed_before_the_cut(
 # --- the GitHub token and the pipeline --------------------------------------------------------
 
 
-def test_action__the_pipeline_finds_the_token_in_no_environment(tmp_path: Path) -> None:
-    """Through ``gate.action.main`` with the environment of a Docker action: the pipeline looks
-    in its own os.environ and in /proc/<pid>/environ of itself and every ancestor."""
-    token = "ghs_" + "T0kenValue" * 4
+def probe_workspace(tmp_path: Path, token: str) -> tuple[Path, dict[str, str]]:
+    """A workspace whose python pipeline looks for ``token`` in its own os.environ and in
+    /proc/<pid>/environ of itself and every ancestor; and the environment of a Docker action."""
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     (workspace / "golden.jsonl").write_text(
@@ -403,12 +403,43 @@ def test_action__the_pipeline_finds_the_token_in_no_environment(tmp_path: Path) 
         "INPUT_GITHUB-TOKEN": token,
         "INPUT_COMMENT": "false",
         "INPUT_OUTPUT-DIR": "gate-report",
+        "ACTIONS_RUNTIME_TOKEN": token,
         "GITHUB_ACTIONS": "true",
         "GITHUB_EVENT_NAME": "push",
         "GITHUB_WORKSPACE": str(workspace),
     }
-    action.main(env, world=World(env=env))
+    return workspace, env
+
+
+def probed(workspace: Path) -> dict[str, Any]:
     [line] = (workspace / "gate-report" / "records.jsonl").read_text().splitlines()
-    record = json.loads(line)
+    record: dict[str, Any] = json.loads(line)
     assert record["status"] == "ok", record["error"]
-    assert record["output"]["answer"] == "clean"
+    return record
+
+
+TOKEN = "ghs_" + "T0kenValue" * 4
+
+
+def test_action__the_pipeline_finds_the_token_in_no_environment(tmp_path: Path) -> None:
+    workspace, env = probe_workspace(tmp_path, TOKEN)
+    action.main(env, world=World(env=env))
+    assert probed(workspace)["output"]["answer"] == "clean"
+
+
+def test_action__the_container_s_entry_point_leaves_the_token_in_no_process(
+    tmp_path: Path,
+) -> None:
+    """As in the container: the token in the initial environment block of `gate action`."""
+    workspace, env = probe_workspace(tmp_path, TOKEN)
+    done = subprocess.run(
+        [sys.executable, "-m", "gate", "action"],
+        env=env,
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert probed(workspace)["output"]["answer"] == "clean"
+    assert TOKEN not in done.stdout.replace(f"::add-mask::{TOKEN}", "") + done.stderr
