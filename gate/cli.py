@@ -19,6 +19,7 @@ from gate import __version__, action
 from gate.errors import GateError
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
+from gate.scrub import Scrubber, secret_values
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
 
@@ -112,18 +113,24 @@ def _dispatch(args: argparse.Namespace) -> int:
     return action.comment(args.report, os.environ)
 
 
+def _scrubbed(text: str) -> str:
+    """``text`` without the environment's secrets or what the default patterns match: an error
+    may quote a dataset line or a server's reply."""
+    return Scrubber(tuple(secret_values(os.environ))).text(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         return _dispatch(args)
     except GateError as exc:
-        print(f"gate: error: {exc}", file=sys.stderr)
+        print(f"gate: error: {_scrubbed(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("gate: interrupted", file=sys.stderr)
         return 130
     except Exception:
-        traceback.print_exc()
+        print(_scrubbed(traceback.format_exc()), end="", file=sys.stderr)
         print(
             "gate: this is a bug in the gate, not in your input (exit 3); please report it "
             "with the traceback above",
