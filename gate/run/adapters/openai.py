@@ -57,6 +57,7 @@ class OpenAIAdapter:
         self._client = ChatClient(
             spec.base_url, api_key, spec.prices, config.runner.concurrency, scrub
         )
+        self._scrub = scrub
 
     def call(self, case: Case, timeout_s: float) -> Reply:
         values: dict[str, Any] = {"input": case.input}
@@ -68,7 +69,7 @@ class OpenAIAdapter:
         # A reply that only calls tools has no text to decode, in JSON mode or not.
         if self._prompt.json_mode and not (completion.content is None and completion.tool_calls):
             try:
-                output.update(decode_json_object(completion.content))
+                output.update(decode_json_object(completion.content, self._scrub))
             except ValueError as exc:
                 raise ValueError(f"{completion.model} broke JSON mode: {exc}") from None
         else:
