@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import json
+import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from gate.retry import CaseTimeout, Transient, retry_after
@@ -20,12 +27,95 @@ class HttpRefused(Exception):
     """A reply a retry would not fix: a 4xx other than 429, or a body that is not JSON."""
 
 
+class _Watchdog:
+    """One thread that shuts a socket down when its deadline passes: a blocked read then returns
+    at once, however slowly the server trickles the status line and headers."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int]] = []
+        self._watched: dict[int, socket.socket] = {}
+        self._tickets = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, sock: socket.socket) -> int:
+        ticket = next(self._tickets)
+        with self._wake:
+            heapq.heappush(self._due, (deadline, ticket))
+            self._watched[ticket] = sock
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="gate-deadline", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        return ticket
+
+    def cancel(self, ticket: int) -> None:
+        with self._wake:
+            self._watched.pop(ticket, None)
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                # Cancelled tickets leave the heap when they reach its top.
+                while self._due and self._due[0][1] not in self._watched:
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                deadline, ticket = self._due[0]
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._wake.wait(left)
+                    continue
+                heapq.heappop(self._due)
+                with contextlib.suppress(OSError):
+                    self._watched.pop(ticket).shutdown(socket.SHUT_RDWR)
+
+
+_WATCHDOG = _Watchdog()
+_DEADLINE = threading.local()
+"""The monotonic deadline of the request this thread is making (``post_json`` sets it)."""
+
+
+class _Watched:
+    """A connection whose wait for the reply's head ends at the thread's request deadline."""
+
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_DEADLINE, "at", None)
+        if deadline is None or self.sock is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        ticket = _WATCHDOG.watch(deadline, self.sock)
+        try:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            _WATCHDOG.cancel(ticket)
+
+
+class _WatchedHTTP(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPS(_Watched, HTTPSConnection):
+    pass
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTP
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
 def session(pool_size: int, headers: Mapping[str, str] | None = None) -> requests.Session:
     """A session keeping up to ``pool_size`` connections open (one per concurrent caller, so
     they are reused across calls), which never retries by itself: ``gate.retry`` does."""
     made = requests.Session()
     made.headers.update(headers or {})
     pool = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    pool.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
     made.mount("http://", pool)
     made.mount("https://", pool)
     return made
@@ -56,12 +146,17 @@ def post_json(
     """
     deadline = time.monotonic() + timeout_s
     timed_out = CaseTimeout(f"{label}no reply from {url} after {timeout_s:g} s")
+    _DEADLINE.at = deadline
     try:
         response = session.post(url, json=body, timeout=timeout_s, stream=True)
     except requests.Timeout:
         raise timed_out from None
     except requests.RequestException as exc:
+        if time.monotonic() >= deadline:  # the watchdog cut the connection at the deadline
+            raise timed_out from None
         raise Transient(f"{label}cannot reach {url}: {type(exc).__name__}") from None
+    finally:
+        _DEADLINE.at = None
     with response:
         content = _read_body(response, deadline, timed_out, f"{label}{url}")
     status = response.status_code

@@ -443,3 +443,42 @@ def test_action__the_container_s_entry_point_leaves_the_token_in_no_process(
     assert done.returncode == 0, done.stderr
     assert probed(workspace)["output"]["answer"] == "clean"
     assert TOKEN not in done.stdout.replace(f"::add-mask::{TOKEN}", "") + done.stderr
+
+
+class TrickleHead(LocalServer):
+    """Sends its status line and headers one byte every 0.2 s, for ever."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                head = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 10_000
+                try:
+                    for byte in head:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        super().__init__(server)
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+
+def test_http__a_server_trickling_its_headers_times_out_at_the_deadline() -> None:
+    with TrickleHead() as server:
+        adapter = HttpAdapter(HttpPipeline(adapter="http", url=server.url), 1, {})
+        begin = time.monotonic()
+        record = run_one(adapter, case(), 0, settings(timeout_s=1), now=utc_now)
+        elapsed = time.monotonic() - begin
+        adapter.close()
+    assert (record.status, record.error) == (
+        "timeout",
+        f"CaseTimeout: no reply from {server.url} after 1 s",
+    )
+    assert elapsed < 1 + 1
