@@ -201,7 +201,10 @@ class _Worker:
 class _Workers:
     """Warm workers, taken one per call; a worker whose call failed to finish is replaced.
 
-    The runner makes at most ``concurrency`` calls at once, so there are never more workers.
+    A call with no idle worker starts one, unless as many are starting as there are CPUs: then
+    it takes the first worker that is free or ready. So fast pipelines are served by the few
+    workers they need instead of waiting for ``concurrency`` imports, and slow ones grow the
+    pool to one per concurrent call (the runner makes at most ``concurrency``).
     """
 
     def __init__(self, target: str, root: Path) -> None:
@@ -209,6 +212,8 @@ class _Workers:
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._starting = 0
+        self._max_starting = os.cpu_count() or 1
         # One at once, so a wrong target is an input error before the first case.
         first = self._start()
         try:
@@ -229,15 +234,37 @@ class _Workers:
             self._all.discard(worker)
         worker.kill()
 
+    def _take(self) -> _Worker:
+        """An idle worker, or a new one once it has imported the target."""
+        while True:
+            try:
+                return self._idle.get_nowait()
+            except queue.Empty:
+                pass
+            with self._lock:
+                start = self._starting < self._max_starting
+                self._starting += start
+            if not start:
+                with contextlib.suppress(queue.Empty):
+                    return self._idle.get(timeout=0.01)
+                continue
+            try:
+                worker = self._start()
+                try:
+                    worker.ready()
+                except AdapterError:
+                    self._discard(worker)
+                    raise
+                return worker
+            finally:
+                with self._lock:
+                    self._starting -= 1
+
     def call(self, case: Case, timeout_s: float) -> Any:
+        worker = self._take()
         try:
-            worker = self._idle.get_nowait()
-        except queue.Empty:
-            worker = self._start()
-        try:
-            worker.ready()
             result = worker.call(case, timeout_s)
-        except (CaseTimeout, WorkerLost, OSError, AdapterError):
+        except (CaseTimeout, WorkerLost, OSError):
             # Stuck, dead or broken: never handed to another case.
             self._discard(worker)
             raise
