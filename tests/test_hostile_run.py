@@ -70,22 +70,19 @@ def gone(pid: int) -> bool:
 
 
 class Trickle(LocalServer):
-    """Answers 200 with a long JSON body, one byte every ``every_s``: never silent long enough
-    for a read timeout, never finished."""
+    """Answers every POST with ``head`` at once, then ``trickled`` one byte every 0.2 s: never
+    silent long enough for a read timeout, never finished."""
 
-    def __init__(self, every_s: float = 0.2) -> None:
+    def __init__(self, head: bytes, trickled: bytes) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "1000")
-                self.end_headers()
                 try:
-                    for _ in range(1000):
-                        self.wfile.write(b" ")
+                    self.wfile.write(head)
+                    for byte in trickled:
+                        self.wfile.write(bytes([byte]))
                         self.wfile.flush()
-                        time.sleep(every_s)
+                        time.sleep(0.2)
                 except OSError:
                     pass  # the client gave up: what the test wants
 
@@ -98,8 +95,19 @@ class Trickle(LocalServer):
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
 
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+
+
+def trickling_body() -> Trickle:
+    return Trickle(HEAD, b" " * 1000)
+
+
+def trickling_head() -> Trickle:
+    return Trickle(b"", b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000)
+
+
 def test_http__a_trickling_server_times_out_at_the_deadline() -> None:
-    with Trickle() as server:
+    with trickling_body() as server:
         adapter = HttpAdapter(HttpPipeline(adapter="http", url=server.url), 1, {})
         begin = time.monotonic()
         record = run_one(adapter, case(), 0, settings(timeout_s=1), now=utc_now)
@@ -110,7 +118,7 @@ def test_http__a_trickling_server_times_out_at_the_deadline() -> None:
 
 
 def test_openai__a_trickling_server_times_out_at_the_deadline() -> None:
-    with Trickle() as server:
+    with trickling_body() as server:
         client = ChatClient(server.url, "sk-never-shown-0123456789abcdef", {}, 1)
         begin = time.monotonic()
         with pytest.raises(CaseTimeout):
@@ -445,33 +453,8 @@ def test_action__the_container_s_entry_point_leaves_the_token_in_no_process(
     assert TOKEN not in done.stdout.replace(f"::add-mask::{TOKEN}", "") + done.stderr
 
 
-class TrickleHead(LocalServer):
-    """Sends its status line and headers one byte every 0.2 s, for ever."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                head = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 10_000
-                try:
-                    for byte in head:
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                        time.sleep(0.2)
-                except OSError:
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        super().__init__(server)
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-
-
 def test_http__a_server_trickling_its_headers_times_out_at_the_deadline() -> None:
-    with TrickleHead() as server:
+    with trickling_head() as server:
         adapter = HttpAdapter(HttpPipeline(adapter="http", url=server.url), 1, {})
         begin = time.monotonic()
         record = run_one(adapter, case(), 0, settings(timeout_s=1), now=utc_now)
