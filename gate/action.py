@@ -9,9 +9,13 @@ a warning; only the verdict (and ``fail-on``) decides the exit code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,16 +25,109 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from gate.bar_from import api_bar, git_bar, git_root, has_commit
+from gate.bar_from import api_bar, git_bar, git_root, has_commit, snapshot
 from gate.errors import GateError, GitHubError
+from gate.files import write_atomic
 from gate.install import install_requirements
 from gate.load.bar import DEFAULT_APPROVAL_LABEL, BarSource
-from gate.pipeline import Outcome, RunOptions, World, run
+from gate.metrics import parse_metric
+from gate.pipeline import Outcome, RunOptions, World
 from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
 from gate.render import markdown
 from gate.render.console import log_text, workflow_command
 
 RunFn = Callable[[RunOptions], Outcome]
+
+
+UNNEEDED_SECRETS = ("ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+"""Tokens the runner gives a container that the gate never uses: no process of it keeps them."""
+TOKEN_FD = "GATE_TOKEN_FD"
+"""Set by ``conceal_token`` for the process it re-executes: the pipe the token waits in."""
+
+
+def conceal_token(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for ``gate action``, with the token out of this process's environment block.
+
+    Deleting a variable leaves it readable in ``/proc/<pid>/environ`` (the block a process
+    starts with) to every process of the same user, pipelines included. So when the token is in
+    that block, this process re-executes itself with the token in a pipe instead, and without
+    the tokens it never uses; the new image reads it back into memory (the returned mapping).
+    """
+    env = {k: v for k, v in environ.items() if k not in UNNEEDED_SECRETS}
+    fd = env.pop(TOKEN_FD, None)
+    if fd is not None:
+        with os.fdopen(int(fd), "rb") as pipe:
+            env[TOKEN_INPUT] = pipe.read().decode()
+        return env
+    token = env.get(TOKEN_INPUT, "")
+    try:
+        block = Path("/proc/self/environ").read_bytes()
+    except OSError:  # not Linux: nothing there to read it from
+        return env
+    names = (TOKEN_INPUT, *UNNEEDED_SECRETS)
+    if not any(f"\0{name}=".encode() in b"\0" + block for name in names) or len(token) > 4096:
+        return env
+    read, write = os.pipe()
+    os.write(write, token.encode())  # far below a pipe's buffer: never blocks
+    os.close(write)
+    os.set_inheritable(read, True)
+    env.pop(TOKEN_INPUT, None)
+    env[TOKEN_FD] = str(read)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "gate", "action"], env)
+
+
+def run_in_child(options: RunOptions) -> Outcome:
+    """Run the gate as ``python -m gate run`` in a child process and read back its report.
+
+    The pipeline under test runs there or below, with the run's environment minus every
+    ``INPUT_*`` variable: the GitHub token never enters a process that runs pipeline code, not
+    even in ``/proc/<pid>/environ``. The child is its own process group, killed once it has
+    exited, so nothing it left behind can print after workflow commands resume. Its stderr is
+    passed through; an input error (exit 2) is raised here as GateError with its message.
+    """
+    argv = [sys.executable, "-m", "gate", "run", "--config", str(options.config)]
+    argv += ["--out", str(options.out_dir)]
+    if options.baseline is not None:
+        argv += ["--baseline", str(options.baseline)]
+    if options.update_baseline:
+        argv.append("--update-baseline")
+    if options.progress is None:
+        argv.append("--quiet")
+    if options.world.bar is not None:
+        bar = options.out_dir / ".bar-snapshot.json"
+        write_atomic(bar, snapshot(options.world.bar, options.config, parse_metric))
+        argv += ["--bar-snapshot", str(bar)]
+    env = {
+        k: v
+        for k, v in options.world.env.items()
+        if not k.startswith("INPUT_") and k not in (TOKEN_FD, *UNNEEDED_SECRETS)
+    }
+    child = subprocess.Popen(
+        argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True
+    )
+    assert child.stderr is not None
+    error: list[str] = []
+    with child.stderr:
+        for line in child.stderr:
+            sys.stderr.write(line)
+            if line.startswith("gate: error: "):
+                error = [line.removeprefix("gate: error: ")]
+            elif error:
+                error.append(line)
+    code = child.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    sys.stderr.flush()
+    if code == 2:
+        raise GateError("".join(error).strip() or "the run stopped on an input error")
+    if code not in (0, 1):
+        raise RuntimeError(f"`gate run` ended with exit code {code}: see its output above")
+    report_path = options.out_dir / "report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    return Outcome(code, report, report_path, options.out_dir / "report.md")
+
 
 GitHubFactory = Callable[[str, str], GitHub]
 """Makes the API client from the token and the API URL (tests make one that never sleeps)."""
@@ -137,13 +234,14 @@ class Context:
 
 def main(
     env: Mapping[str, str],
-    run: RunFn = run,
+    run: RunFn = run_in_child,
     github: GitHubFactory = _github,
     world: World | None = None,
 ) -> int:
     """``gate action``: run the gate as the container's entry point; return the exit code.
 
-    ``run`` defaults to ``gate.pipeline.run`` and ``github`` makes the API client; tests pass fakes.
+    ``run`` defaults to ``run_in_child`` (``gate.pipeline.run`` in a child process without the
+    token) and ``github`` makes the API client; tests pass fakes.
     ``world`` is what the run may read (the CLI passes the real one; by default ``env`` alone).
     An input error is raised as GateError (the CLI exits 2) after an ``::error`` annotation.
     """

@@ -7,12 +7,15 @@ shallow checkout in the action) through GitHub's contents API.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from gate.errors import GateError
-from gate.load.bar import BarSource
+from gate.load.bar import BarSource, read_at_ref
+from gate.load.config import KnownMetric, load_config
 from gate.publish.github import GitHub, file_at
 
 GIT_TIMEOUT_S = 30.0
@@ -113,3 +116,40 @@ def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GateError(f"git {' '.join(args[:2])} in {folder} failed: {exc}") from None
+
+
+def snapshot(source: BarSource, config: Path, parse_metric: Callable[[str], KnownMetric]) -> str:
+    """The files ``source`` serves for ``config``, as JSON: how the action hands the bar it read
+    (through git or the API, with its token) to the child process that runs the gate."""
+    files: dict[str, str | None] = {}
+
+    def read(path: Path) -> str | None:
+        files[str(path)] = text = source.read(path)
+        return text
+
+    read_at_ref(replace(source, read=read), load_config(config), parse_metric)
+    body = {
+        "ref": source.ref,
+        "via": source.via,
+        "honour_change": source.honour_change,
+        "approval": source.approval,
+        "files": files,
+    }
+    return json.dumps(body, ensure_ascii=False)
+
+
+def from_snapshot(path: Path) -> BarSource:
+    """The bar a parent process read (``snapshot``): only the files it read are served."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        files: dict[str, str | None] = body["files"]
+        ref, via = str(body["ref"]), str(body["via"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GateError(f"--bar-snapshot {path}: unreadable ({exc})") from None
+
+    def read(wanted: Path) -> str | None:
+        if str(wanted) not in files:
+            raise GateError(f"--bar-snapshot {path}: {wanted} was not read by the parent")
+        return files[str(wanted)]
+
+    return BarSource(ref, read, via, bool(body.get("honour_change")), body.get("approval"))

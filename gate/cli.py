@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gate import __version__, action
-from gate.bar_from import git_bar
+from gate.bar_from import from_snapshot, git_bar
 from gate.errors import GateError
 from gate.load.bar import Bar, BarSource
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
 from gate.render.console import log_text
 from gate.scaffold import init
+from gate.scrub import Scrubber, secret_values
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
 BAR_FROM_HELP = "judge against the thresholds and baseline as they are at git REF"
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.add_argument("--bar-from", metavar="REF", help=BAR_FROM_HELP)
+    # The bar the action read for its child process (gate.bar_from.snapshot): not for people.
+    run.add_argument("--bar-snapshot", type=Path, help=argparse.SUPPRESS)
 
     validate = commands.add_parser("validate", help="check config, dataset, thresholds, baseline")
     validate.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
@@ -93,6 +96,8 @@ def world(config: Path) -> World:
 
 def bar_source(args: argparse.Namespace) -> BarSource | None:
     """``--bar-from REF``: thresholds and baseline read through git at REF."""
+    if getattr(args, "bar_snapshot", None):
+        return from_snapshot(args.bar_snapshot)
     if not args.bar_from:
         return None
     if args.baseline:
@@ -136,9 +141,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "init":
         return init(Path.cwd(), force=args.force, out=sys.stdout)
     if args.command == "action":
-        workspace = Path(os.environ.get("GITHUB_WORKSPACE") or ".")
-        return action.main(os.environ, world=world(workspace / "gate.yml"))
+        env = action.conceal_token(os.environ)
+        workspace = Path(env.get("GITHUB_WORKSPACE") or ".")
+        return action.main(env, world=world(workspace / "gate.yml"))
     return action.comment(args.report, os.environ, config=args.config)
+
+
+def _scrubbed(text: str) -> str:
+    """``text`` without the environment's secrets or what the default patterns match: an error
+    may quote a dataset line or a server's reply."""
+    return Scrubber(tuple(secret_values(os.environ))).text(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,13 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         return _dispatch(args)
     except GateError as exc:
-        print(log_text(f"gate: error: {exc}"), file=sys.stderr)
+        print(log_text(f"gate: error: {_scrubbed(str(exc))}"), file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("gate: interrupted", file=sys.stderr)
         return 130
     except Exception:
-        traceback.print_exc()
+        print(_scrubbed(traceback.format_exc()), end="", file=sys.stderr)
         print(
             "gate: this is a bug in the gate, not in your input (exit 3); please report it "
             "with the traceback above",

@@ -14,8 +14,8 @@ otherwise ``LLMError`` listing each model's failure. The model that answered is 
 ``model``, and the failures before it are its ``fallback_errors``.
 
 The API key is read from the environment variable the config names (in the environment its caller
-passes), travels only in the Authorization header, and is scrubbed from every message built from
-a server's reply.
+passes), travels only in the Authorization header, and is scrubbed (with the caller's scrubber's
+secrets and patterns) from every reply and every message built from one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 from gate.errors import ConfigError
 from gate.load.config import Price
 from gate.retry import Transient
+from gate.scrub import DEFAULT_SCRUBBER, Scrubber
 from gate.transport import HttpRefused, post_json, session
 
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
@@ -86,9 +87,9 @@ def cost_usd(
     return (input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok) / 1e6
 
 
-def decode_json_object(text: str | None) -> dict[str, Any]:
+def decode_json_object(text: str | None, scrub: Scrubber = DEFAULT_SCRUBBER) -> dict[str, Any]:
     """A model's JSON-object reply (a Markdown code fence around it is tolerated); ValueError
-    when it is anything else. The text is only parsed, never evaluated."""
+    when it is anything else, quoting it scrubbed. The text is only parsed, never evaluated."""
     if text is None:
         raise ValueError("the reply has no text")
     body = text.strip()
@@ -97,10 +98,10 @@ def decode_json_object(text: str | None) -> dict[str, Any]:
         value = json.loads(fenced.group(1) if fenced else body)
     except json.JSONDecodeError as exc:
         raise ValueError(
-            f"not valid JSON ({exc.msg}, column {exc.colno}): {text[:120]!r}"
+            f"not valid JSON ({exc.msg}, column {exc.colno}): {scrub.cut(text, 120)!r}"
         ) from None
     if not isinstance(value, dict):
-        raise ValueError(f"a JSON {type(value).__name__}, not an object: {text[:120]!r}")
+        raise ValueError(f"a JSON {type(value).__name__}, not an object: {scrub.cut(text, 120)!r}")
     return value
 
 
@@ -108,7 +109,7 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _tool_call(model: str, call: Any) -> dict[str, Any]:
+def _tool_call(model: str, call: Any, scrub: Scrubber) -> dict[str, Any]:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
         raise LLMError(f"{model}: a tool call without a function name")
@@ -119,7 +120,7 @@ def _tool_call(model: str, call: Any) -> dict[str, Any]:
         args = json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError:
         raise ValueError(
-            f"{model} called {name} with arguments that are not JSON: {raw[:200]!r}"
+            f"{model} called {name} with arguments that are not JSON: {scrub.cut(raw, 200)!r}"
         ) from None
     if not isinstance(args, dict):
         raise ValueError(f"{model} called {name} with arguments that are not a JSON object")
@@ -130,10 +131,18 @@ class ChatClient:
     """POSTs to ``{base_url}/chat/completions`` over one pooled session."""
 
     def __init__(
-        self, base_url: str, api_key: str | None, prices: Mapping[str, Price], pool_size: int
+        self,
+        base_url: str,
+        api_key: str | None,
+        prices: Mapping[str, Price],
+        pool_size: int,
+        scrub: Scrubber | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self._secrets = [api_key] if api_key else []
+        self._scrub = (scrub or Scrubber()).adding([api_key] if api_key else [])
+        # Replies lose the known secrets only: the patterns (e-mail addresses...) are applied
+        # where text is stored, so that metrics still see the answer as the model gave it.
+        self._secrets = Scrubber(self._scrub.secrets, patterns=())
         self._prices = prices
         headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
         self._session = session(pool_size, headers)
@@ -147,11 +156,12 @@ class ChatClient:
                 {"model": model, **body},
                 timeout_s,
                 label=f"{model}: ",
-                secrets=self._secrets,
+                scrub=self._scrub,
             )
         except HttpRefused as exc:
             raise LLMError(str(exc)) from None
-        return self._completion(model, data)
+        # A server may echo the request (the Authorization header with it) into its answer.
+        return self._completion(model, self._secrets.value(data))
 
     def _completion(self, model: str, data: Any) -> Completion:
         try:
@@ -168,7 +178,9 @@ class ChatClient:
         return Completion(
             model=model,
             content=content if isinstance(content, str) else None,
-            tool_calls=[_tool_call(model, call) for call in message.get("tool_calls") or ()],
+            tool_calls=[
+                _tool_call(model, call, self._scrub) for call in message.get("tool_calls") or ()
+            ],
             finish_reason=choice.get("finish_reason"),
             input_tokens=input_tokens,
             output_tokens=output_tokens,

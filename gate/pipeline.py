@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,7 +29,7 @@ from gate.render.junit import render_junit
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
-from gate.run.records import RecordWriter, write_records
+from gate.run.records import RecordWriter, scrubbed, write_records
 from gate.run.runner import Progress, run_cases
 
 
@@ -100,7 +100,8 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     judging = plan.config.metrics.judge
     # Made first, so a missing judge key stops the run before the pipeline spends anything.
     judge = Judge(judging, plan.config.root, world.env) if judging else None
-    adapter = adapter or make_adapter(plan.config, world.env)
+    scrub = plan.config.scrubber(world.env)
+    adapter = adapter or make_adapter(plan.config, world.env, scrub)
     settings = plan.config.runner
     total = len(plan.cases) * settings.repeats
     if options.progress:
@@ -110,7 +111,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             file=options.progress,
             flush=True,
         )
-    writer = RecordWriter(out / "records.jsonl")
+    writer = RecordWriter(out / "records.jsonl", scrub)
     try:
         records = run_cases(
             plan.cases,
@@ -119,6 +120,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             writer.write,
             Progress(total, options.progress),
             now=world.now,
+            scrub=scrub,
         )
     finally:
         writer.close()
@@ -134,7 +136,9 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             judge.close()
 
     scored = score_records(plan.cases, records, list(plan.names))
-    write_records(out / "records.jsonl", scored.records)
+    # Scored on what the pipeline said; from here on shown and stored scrubbed.
+    scored = replace(scored, records=[scrubbed(r, scrub) for r in scored.records])
+    write_records(out / "records.jsonl", scored.records, scrub)
     verdict = decide(plan, scored)
     baseline_status = "found" if plan.baseline else "missing"
     refused = (
@@ -167,6 +171,8 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         baseline_status=baseline_status,
         judge=judge_stats.to_json() if judge_stats is not None else None,
     )
+    # The report-building boundary: whatever data a report quotes, it quotes scrubbed.
+    report = scrub.value(report)
     report_path = out / "report.json"
     markdown_path = out / "report.md"
     if refused:

@@ -213,6 +213,9 @@ def pip_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PIP_TARGET", str(target))
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.syspath_prepend(str(target))
+    # The gate runs in a child process (and python pipelines in workers): they look there too.
+    paths = [str(target), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
     for name in [m for m in sys.modules if m.startswith(("gate_extra_dep", "team_pipeline"))]:
         monkeypatch.delitem(sys.modules, name)
     return target
@@ -225,6 +228,7 @@ def test_requirements__a_pipeline_with_an_extra_dependency_passes(
     env = github_env(
         tmp_path, fake_github, "push_payload.json", "push", requirements="requirements.txt"
     )
+    env["PYTHONPATH"] = os.environ["PYTHONPATH"]  # the run's child process imports from there
     workspace = copy_example(Path(env["GITHUB_WORKSPACE"]))
     (workspace / "requirements.txt").write_text(
         "# pinned, with hashes: installed with --require-hashes\n"

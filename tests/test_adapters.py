@@ -56,7 +56,10 @@ def functions() -> Iterator[PythonAdapterFactory]:
 
     def make(name: str) -> PythonAdapter:
         adapter = PythonAdapter(
-            PythonPipeline(adapter="python", target=f"pipeline_functions:{name}"), PIPELINES
+            PythonPipeline(
+                adapter="python", target=f"pipeline_functions:{name}", isolation="thread"
+            ),
+            PIPELINES,
         )
         made.append(adapter)
         return adapter
@@ -425,7 +428,8 @@ def test_command__malformed_line_fails_that_case_only(command: Any) -> None:
     bad = run_one(adapter, case("b", "malformed"), 0, runner(), now=utc_now)
     after = run_one(adapter, case("c", "after"), 0, runner(), now=utc_now)
     assert bad.status == "error"
-    assert bad.error == "ValueError: the output line is not JSON: 'this is not JSON'"
+    assert bad.error == "malformed output: answer: Input should be a valid string"
+    assert bad.log == "this is not JSON"  # a line that is not a reply is the case's log
     assert bad.attempts == 1
     assert pid_of(after) == pid_of(first)  # the same process carries on
     assert after.output.answer == "echo: after"

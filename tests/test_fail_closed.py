@@ -249,10 +249,23 @@ def test_update_baseline__a_regression_alone_does_not_refuse(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("usage", "problem"),
     [
-        ({"cost_usd": float("-inf")}, "usage.cost_usd: Input should be a finite number"),
-        ({"cost_usd": float("nan")}, "usage.cost_usd: Input should be a finite number"),
-        ({"cost_usd": -0.5}, "usage.cost_usd: Input should be greater than or equal to 0"),
-        ({"input_tokens": -3}, "usage.input_tokens: Input should be greater than or equal to 0"),
+        # Not JSON at all: refused before the output is read (NaN and infinities cannot be stored).
+        (
+            {"cost_usd": float("-inf")},
+            "unserialisable output: output.usage.cost_usd: -inf is not JSON",
+        ),
+        (
+            {"cost_usd": float("nan")},
+            "unserialisable output: output.usage.cost_usd: nan is not JSON",
+        ),
+        (
+            {"cost_usd": -0.5},
+            "malformed output: usage.cost_usd: Input should be greater than or equal to 0",
+        ),
+        (
+            {"input_tokens": -3},
+            "malformed output: usage.input_tokens: Input should be greater than or equal to 0",
+        ),
     ],
 )
 def test_run__bad_usage_is_that_case_s_error(
@@ -262,7 +275,7 @@ def test_run__bad_usage_is_that_case_s_error(
     outcome = gate(config, Pipeline({"c00": {"answer": "ok", "usage": usage}}))
     [failing_case] = outcome.report["cases"]["failing"]
     assert failing_case["id"] == "c00"
-    assert failing_case["error"] == f"malformed output: {problem}"
+    assert failing_case["error"] == problem
     cost = outcome.report["metrics"].get("ops.cost_per_success_usd", {}).get("value")
     assert cost is None or math.isfinite(cost)
     strict_json(outcome.report_path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gate.retry import retry_after
-from gate.transport import redact
+from gate.scrub import Scrubber
 
 DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
 NOW = 1445412480.0  # DATE in epoch seconds
@@ -38,4 +38,5 @@ def test_retry_after__a_given_now_wins_over_the_replys_date() -> None:
 
 
 def test_redact__every_secret_and_never_an_empty_one() -> None:
-    assert redact("key sk-1 and tok-2", ["sk-1", "", "tok-2"]) == "key *** and ***"
+    scrub = Scrubber(("sk-1", "", "tok-2"), patterns=())
+    assert scrub.text("key sk-1 and tok-2") == "key *** and ***"

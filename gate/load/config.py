@@ -15,11 +15,16 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from gate.errors import ConfigError
 from gate.load.validation import Loc, Strict, capped, describe, read_yaml
+from gate.scrub import DEFAULT_PATTERNS, ENV_REFERENCE, Scrubber, secret_values
 
 
 class PythonPipeline(Strict):
     adapter: Literal["python"]
     target: str = Field(description='"module:function", called with (input, case)')
+    isolation: Literal["process", "thread"] = Field(
+        "process",
+        description="process: warm worker processes, killed on timeout; thread: in the gate",
+    )
 
     @field_validator("target")
     @classmethod
@@ -167,6 +172,9 @@ class Config(Strict):
     thresholds: Path | None = None
     baseline: Path | None = None
     comparison: Comparison = Field(default_factory=Comparison)
+    redact: list[str] | None = Field(
+        None, description="regexes scrubbed from everything stored or printed (gate.scrub)"
+    )
 
     path: Path = Field(Path("gate.yml"), exclude=True)
     """Where the config was read from; relative paths inside it are relative to its folder."""
@@ -177,6 +185,33 @@ class Config(Strict):
 
     def resolve(self, path: Path) -> Path:
         return self.root / path  # pathlib keeps an absolute path as it is
+
+    @field_validator("redact")
+    @classmethod
+    def _regexes(cls, patterns: list[str] | None) -> list[str] | None:
+        for pattern in patterns or ():
+            try:
+                re.compile(pattern)
+                # And as it is used, one branch of the scrubber's alternation (no global flags).
+                re.compile(f"(?:{pattern})")
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return patterns
+
+    def secret_variables(self) -> list[str]:
+        """The environment variables this config reads secrets from (API keys, ``${VAR}`` in
+        headers): their values are scrubbed from everything the gate writes."""
+        names = [self.pipeline.api_key_env] if isinstance(self.pipeline, OpenAIPipeline) else []
+        if isinstance(self.pipeline, HttpPipeline):
+            names += [n for v in self.pipeline.headers.values() for n in ENV_REFERENCE.findall(v)]
+        if self.metrics.judge is not None:
+            names.append(self.metrics.judge.api_key_env)
+        return [name for name in names if name]
+
+    def scrubber(self, env: Mapping[str, str]) -> Scrubber:
+        """The run's one scrubber: the secrets in ``env`` and the ``redact:`` patterns."""
+        patterns = DEFAULT_PATTERNS if self.redact is None else tuple(self.redact)
+        return Scrubber(tuple(secret_values(env, self.secret_variables())), patterns)
 
 
 def load_config(path: Path) -> Config:

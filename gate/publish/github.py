@@ -21,7 +21,8 @@ import requests
 from gate import __version__
 from gate.errors import GitHubError
 from gate.retry import backoff_s, retry_after
-from gate.transport import redact, session
+from gate.scrub import Scrubber
+from gate.transport import session
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -176,7 +177,7 @@ class GitHub:
         return backoff_s(attempt - 1, None, self._rng, first_s=BACKOFF_S, cap_s=MAX_WAIT_S)
 
     def _redact(self, text: str) -> str:
-        return redact(text, [self._token])
+        return Scrubber((self._token,)).text(text)
 
 
 def find_comment(

@@ -7,9 +7,11 @@ finished ones readable; at the end the file is rewritten atomically with each ca
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import threading
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gate.files import open_new, write_atomic
 from gate.load.dataset import ToolCall
 from gate.load.validation import dotted
+from gate.scrub import DEFAULT_SCRUBBER, Scrubber
 
 
 class _Open(BaseModel):
@@ -64,6 +67,46 @@ class Output(_Open):
 
 EMPTY = Output()
 
+MAX_DEPTH = 100
+"""Deeper nesting than any real output: refused before it can exhaust the stack downstream."""
+MAX_INT_DIGITS = 100
+MAX_LOG_CHARS = 4000
+"""What a record keeps of a pipeline's log lines (command adapter), the latest."""
+MAX_ERROR_CHARS = 1000
+
+
+def check_json(value: Any) -> None:
+    """ValueError unless ``value`` can be written as strict JSON: dicts with string keys, lists,
+    strings, finite numbers (integers of at most 100 digits), booleans and null, nested at most
+    ``MAX_DEPTH`` deep. Checked without recursion, so no value can exhaust the stack."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, "output")]
+    while stack:
+        item, depth, where = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"unserialisable output: nested deeper than {MAX_DEPTH} at {where}")
+        if item is None or isinstance(item, str | bool):
+            continue
+        if isinstance(item, int):
+            if item.bit_length() > MAX_INT_DIGITS * 3.33:
+                raise ValueError(f"unserialisable output: {where}: an integer over 100 digits")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"unserialisable output: {where}: {item} is not JSON")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise ValueError(
+                        f"unserialisable output: {where}: a {type(key).__name__} key, not a string"
+                    )
+                stack.append((child, depth + 1, f"{where}.{key}"[:200]))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
+        elif isinstance(item, numbers.Real):  # numpy's numbers, written as their value
+            if not math.isfinite(float(item)):
+                raise ValueError(f"unserialisable output: {where}: {item} is not JSON")
+        else:
+            raise ValueError(f"unserialisable output: {where}: a {type(item).__name__}")
+
 
 def parse_output(raw: Any) -> Output:
     """Validate a pipeline's raw output; a malformed one raises ValueError naming the field."""
@@ -72,8 +115,6 @@ def parse_output(raw: Any) -> Output:
             f'malformed output: expected a JSON object like {{"answer": ...}}, '
             f"got {type(raw).__name__}"
         )
-    if (problem := _unstorable(raw)) is not None:
-        raise ValueError(f"malformed output: it cannot be stored as JSON ({problem})")
     try:
         return Output.model_validate(raw)
     except ValidationError as exc:
@@ -82,20 +123,6 @@ def parse_output(raw: Any) -> Output:
         raise ValueError(
             f"malformed output: {dotted(first['loc'])}: {first['msg']}{more}"
         ) from None
-
-
-def _unstorable(raw: Any) -> str | None:
-    """Why ``raw`` cannot be written to records.jsonl (a tuple key, an integer past Python's
-    digit limit, nesting past its recursion limit), or None."""
-    try:
-        _dumps(raw)
-    except (TypeError, ValueError, RecursionError) as exc:
-        return f"{type(exc).__name__}: {str(exc)[:120]}"
-    return None
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 Status = Literal["ok", "error", "timeout"]
@@ -136,6 +163,8 @@ class Record:
     failure_modes: tuple[str, ...] = ()
     judgements: dict[str, Judgement] = field(default_factory=dict)
     """Judged metric name → the judge's verdict; empty when no judge is configured."""
+    log: str | None = None
+    """What the pipeline wrote besides its reply while it ran the case (command adapter)."""
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -153,18 +182,48 @@ class Record:
         }
         if self.judgements:
             out["judge"] = {name: asdict(j) for name, j in self.judgements.items()}
+        if self.log:
+            out["log"] = self.log
         return out
+
+
+def scrubbed(record: Record, scrub: Scrubber) -> Record:
+    """The record as it may be stored or shown: what the pipeline said (its output, errors and
+    log) and the judge's reasons scrubbed, before anything cuts them."""
+    output = scrub.value(record.raw_output)
+    try:
+        parsed = parse_output(output) if record.output is not EMPTY else EMPTY
+    except ValueError:
+        parsed = EMPTY
+    judgements = {
+        name: replace(j, verdict=scrub.value(j.verdict), error=scrub.value(j.error))
+        for name, j in record.judgements.items()
+    }
+    return replace(
+        record,
+        raw_output=output,
+        output=parsed,
+        error=scrub.value(record.error),
+        log=scrub.value(record.log),
+        judgements=judgements,
+    )
+
+
+def stored(record: Record, scrub: Scrubber) -> str:
+    """A record's JSON line as it is written, scrubbed."""
+    return json.dumps(scrubbed(record, scrub).to_json(), ensure_ascii=False, default=str)
 
 
 class RecordWriter:
     """Appends records to a JSONL file as they finish, flushed line by line."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, scrub: Scrubber = DEFAULT_SCRUBBER) -> None:
+        self._scrub = scrub
         self._file: IO[str] = open_new(path)
         self._lock = threading.Lock()
 
     def write(self, record: Record) -> None:
-        line = _line(record)
+        line = stored(record, self._scrub)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -173,14 +232,9 @@ class RecordWriter:
         self._file.close()
 
 
-def write_records(path: Path, records: Iterable[Record]) -> None:
+def write_records(
+    path: Path, records: Iterable[Record], scrub: Scrubber = DEFAULT_SCRUBBER
+) -> None:
     """Rewrite records.jsonl in one atomic step (with the scores known at the end of the run)."""
-    write_atomic(path, "".join(_line(record) + "\n" for record in records))
-
-
-def _line(record: Record) -> str:
-    body = record.to_json()
-    if record.status != "ok" and _unstorable(record.raw_output) is not None:
-        # Its error says why (parse_output refused it): the rest of the record is kept.
-        body["output"] = None
-    return _dumps(body)
+    lines = (stored(r, scrub) for r in records)
+    write_atomic(path, "".join(line + "\n" for line in lines))

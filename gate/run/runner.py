@@ -20,7 +20,16 @@ from gate.load.config import Runner
 from gate.load.dataset import Case
 from gate.retry import CaseTimeout, Transient, backoff_s
 from gate.run.adapters.base import Adapter, Reply
-from gate.run.records import EMPTY, Record, Status, parse_output
+from gate.run.records import (
+    EMPTY,
+    MAX_ERROR_CHARS,
+    MAX_LOG_CHARS,
+    Record,
+    Status,
+    check_json,
+    parse_output,
+)
+from gate.scrub import DEFAULT_SCRUBBER, Scrubber
 
 
 @dataclass
@@ -73,10 +82,12 @@ def run_one(
     rng: random.Random | None = None,
     *,
     now: Callable[[], datetime],
+    scrub: Scrubber = DEFAULT_SCRUBBER,
 ) -> Record:
     """Run one case to a Record, retrying transient failures and timeouts; never raises.
 
-    ``now`` is the wall clock (timezone-aware) that stamps the record's start.
+    ``now`` is the wall clock (timezone-aware) that stamps the record's start. Errors and logs
+    are scrubbed here, before they are cut.
     """
     rng = rng or random.Random()
     trace_id = uuid.uuid4().hex
@@ -94,7 +105,7 @@ def run_one(
                 status=status,
                 latency_ms=latency,
                 attempts=attempt + 1,
-                error=f"{type(exc).__name__}: {exc}",
+                error=scrub.cut(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS),
             )
             if attempt == settings.retries:
                 return failed
@@ -103,7 +114,10 @@ def run_one(
         except Exception as exc:  # the pipeline's failure is the case's result
             latency = (time.monotonic() - begin) * 1000
             return replace(
-                base, latency_ms=latency, attempts=attempt + 1, error=f"{type(exc).__name__}: {exc}"
+                base,
+                latency_ms=latency,
+                attempts=attempt + 1,
+                error=scrub.cut(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS),
             )
         measured = (time.monotonic() - begin) * 1000
         recorded = reply.latency_ms is not None or not reply.timed
@@ -111,14 +125,23 @@ def run_one(
             base,
             latency_ms=reply.latency_ms if recorded else measured,
             attempts=attempt + 1,
-            raw_output=reply.output,
+            log=None if reply.log is None else scrub.text(reply.log)[-MAX_LOG_CHARS:],
         )
+        try:
+            # An output that cannot be written (a NaN, a tuple key, nesting that would exhaust
+            # the stack) is this case's error, never the end of the run.
+            check_json(reply.output)
+        except ValueError as exc:
+            return replace(done, output=EMPTY, error=str(exc))
+        # The output is kept as it came: metrics compare it with the expected answer. It is
+        # scrubbed where it is stored (``records.scrubbed``).
+        done = replace(done, raw_output=reply.output)
         if reply.error is not None:
-            return replace(done, error=reply.error)
+            return replace(done, error=scrub.cut(reply.error, MAX_ERROR_CHARS))
         try:
             return replace(done, status="ok", output=parse_output(reply.output))
         except ValueError as exc:
-            return replace(done, output=EMPTY, error=str(exc))
+            return replace(done, output=EMPTY, error=scrub.cut(str(exc), MAX_ERROR_CHARS))
     raise AssertionError("unreachable: the last attempt returns")
 
 
@@ -130,6 +153,7 @@ def run_cases(
     progress: Progress | None = None,
     *,
     now: Callable[[], datetime],
+    scrub: Scrubber = DEFAULT_SCRUBBER,
 ) -> list[Record]:
     """Run every case ``settings.repeats`` times; records come back in dataset order.
 
@@ -143,7 +167,8 @@ def run_cases(
         # as_completed, not wait(FIRST_COMPLETED) in a loop: that re-arms every pending future on
         # each pass, quadratic in the number of cases.
         futures = [
-            pool.submit(run_one, adapter, case, repeat, settings, now=now) for case, repeat in jobs
+            pool.submit(run_one, adapter, case, repeat, settings, now=now, scrub=scrub)
+            for case, repeat in jobs
         ]
         for future in as_completed(futures):
             record = future.result()

@@ -13,22 +13,25 @@ from gate.run.adapters.http import HttpAdapter
 from gate.run.adapters.openai import OpenAIAdapter
 from gate.run.adapters.python import PythonAdapter
 from gate.run.adapters.replay import ReplayAdapter
+from gate.scrub import Scrubber
 
 __all__ = ["ADAPTERS", "Adapter", "AdapterFactory", "make_adapter"]
 
-AdapterFactory = Callable[[Any, Config, Mapping[str, str]], Adapter]
-"""Makes an adapter from ``config.pipeline``, the config and the environment."""
+AdapterFactory = Callable[[Any, Config, Mapping[str, str], Scrubber], Adapter]
+"""Makes an adapter from ``config.pipeline``, the config, the environment and the scrubber."""
 
 ADAPTERS: dict[str, AdapterFactory] = {
-    "python": lambda spec, config, env: PythonAdapter(spec, config.root),
-    "http": lambda spec, config, env: HttpAdapter(spec, config.runner.concurrency, env),
-    "command": lambda spec, config, env: CommandAdapter(spec, config.root),
-    "replay": lambda spec, config, env: ReplayAdapter(spec, config.root),
-    "openai": lambda spec, config, env: OpenAIAdapter(spec, config, env),
+    "python": lambda spec, config, env, scrub: PythonAdapter(spec, config.root),
+    "http": lambda spec, config, env, scrub: HttpAdapter(
+        spec, config.runner.concurrency, env, scrub
+    ),
+    "command": lambda spec, config, env, scrub: CommandAdapter(spec, config.root),
+    "replay": lambda spec, config, env, scrub: ReplayAdapter(spec, config.root),
+    "openai": lambda spec, config, env, scrub: OpenAIAdapter(spec, config, env, scrub),
 }
 
 
-def make_adapter(config: Config, env: Mapping[str, str]) -> Adapter:
+def make_adapter(config: Config, env: Mapping[str, str], scrub: Scrubber | None = None) -> Adapter:
     """The configured pipeline's adapter; ``env`` supplies the secrets the config names."""
     name = config.pipeline.adapter
     if name not in ADAPTERS:
@@ -36,4 +39,4 @@ def make_adapter(config: Config, env: Mapping[str, str]) -> Adapter:
             f"pipeline.adapter: unknown adapter {name!r} "
             f"(fix: use one of {', '.join(sorted(ADAPTERS))})"
         )
-    return ADAPTERS[name](config.pipeline, config, env)
+    return ADAPTERS[name](config.pipeline, config, env, scrub or config.scrubber(env))

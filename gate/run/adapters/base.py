@@ -26,6 +26,8 @@ class Reply:
     """Set by adapters that know the latency better than the runner's clock (replay)."""
     error: str | None = None
     """Set by the replay adapter when the recorded run failed."""
+    log: str | None = None
+    """What the pipeline wrote besides its reply while it ran the case (command adapter)."""
     timed: bool = True
     """False when the call's own duration is not the pipeline's latency (a replay reads a file):
     then ``latency_ms`` is the latency, and None means unknown."""

@@ -1,10 +1,18 @@
-"""The ``command`` adapter: long-lived processes speaking JSON lines on stdin and stdout."""
+"""The ``command`` adapter: long-lived processes speaking JSON lines on stdin and stdout.
+
+The protocol pairs answers with cases: each request ``{"id", "input"}`` is one line on stdin; the
+reply is the line on stdout that is a JSON object whose ``"id"`` is the case's (the other fields
+are the output). Every other line (a banner, a ``{"level": "info"}`` log line) is the case's log,
+kept in its record; a reply for another case is this case's error, and the process is replaced.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -16,6 +24,18 @@ from gate.errors import AdapterError
 from gate.load.config import CommandPipeline
 from gate.load.dataset import Case
 from gate.run.adapters.base import CaseTimeout, Reply, Transient, request_body
+
+MAX_LOG_LINES = 200
+"""Log lines kept per case, the latest."""
+
+
+def _reply(line: str) -> dict[str, Any] | None:
+    """The line as a reply (a JSON object with an ``"id"``); None when it is a log line."""
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) and "id" in value else None
 
 
 class _Process:
@@ -33,6 +53,8 @@ class _Process:
                 encoding="utf-8",
                 errors="replace",
                 bufsize=1,
+                # Its own process group, so a timeout or the end of the run kills its children too.
+                start_new_session=True,
             )
         except OSError as exc:
             raise AdapterError(
@@ -77,8 +99,9 @@ class _Process:
         return f"the pipeline process exited with code {code}" + (f": {tail}" if tail else "")
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
+        # The whole group: a grandchild left alive would keep stdout open, and the reader with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(timeout=5)
         # Closing flushes unsent input, which fails if the process had died.
         with contextlib.suppress(OSError):
@@ -91,8 +114,7 @@ class _Process:
 class CommandAdapter:
     """Serves cases from ``processes`` long-lived processes, never one process per case.
 
-    A process that times out or dies is replaced: after a timeout its next line could be the
-    late answer to the previous case.
+    A process that times out, dies or answers another case is replaced, with its children.
     """
 
     def __init__(self, spec: CommandPipeline, root: Path) -> None:
@@ -120,6 +142,7 @@ class CommandAdapter:
     def call(self, case: Case, timeout_s: float) -> Reply:
         process = self._idle.get()
         try:
+            deadline = time.monotonic() + timeout_s
             stdin = process.popen.stdin
             assert stdin is not None
             try:
@@ -130,19 +153,29 @@ class CommandAdapter:
                 reason = process.died()
                 process = self._replace(process)
                 raise Transient(f"{reason}, before this case was sent") from None
-            try:
-                line = process.lines.get(timeout=timeout_s)
-            except queue.Empty:
-                process = self._replace(process)
-                raise CaseTimeout(f"no output line after {timeout_s:g} s") from None
-            if line is None:
-                reason = process.died()
-                process = self._replace(process)
-                raise RuntimeError(reason)
-            try:
-                return Reply(json.loads(line))
-            except json.JSONDecodeError:
-                raise ValueError(f"the output line is not JSON: {line.strip()[:200]!r}") from None
+            log: deque[str] = deque(maxlen=MAX_LOG_LINES)
+            while True:
+                try:
+                    line = process.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    process = self._replace(process)
+                    raise CaseTimeout(f"no output line after {timeout_s:g} s") from None
+                if line is None:
+                    reason = process.died()
+                    process = self._replace(process)
+                    raise RuntimeError(reason)
+                reply = _reply(line)
+                if reply is None:
+                    log.append(line.rstrip("\n"))
+                    continue
+                answered = reply.pop("id")
+                if answered != case.id:
+                    process = self._replace(process)
+                    raise ValueError(
+                        f"the pipeline answered case {answered!r} while case {case.id!r} was "
+                        "waiting (fix: every reply carries the id of the request it answers)"
+                    )
+                return Reply(reply, log="\n".join(log) or None)
         finally:
             self._idle.put(process)
 

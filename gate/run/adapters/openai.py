@@ -21,6 +21,7 @@ from gate.load.prompts import (
     reference_contexts,
 )
 from gate.run.adapters.base import Reply
+from gate.scrub import DEFAULT_SCRUBBER, Scrubber
 
 
 def pipeline_prompt(spec: OpenAIPipeline, config: Config) -> tuple[Prompt, list[str]]:
@@ -44,10 +45,19 @@ class OpenAIAdapter:
     ``prompt_sha256``, ``finish_reason``.
     """
 
-    def __init__(self, spec: OpenAIPipeline, config: Config, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        spec: OpenAIPipeline,
+        config: Config,
+        env: Mapping[str, str],
+        scrub: Scrubber = DEFAULT_SCRUBBER,
+    ) -> None:
         self._prompt, self._models = pipeline_prompt(spec, config)
         api_key = read_api_key(env, spec.api_key_env, "pipeline.api_key_env")
-        self._client = ChatClient(spec.base_url, api_key, spec.prices, config.runner.concurrency)
+        self._client = ChatClient(
+            spec.base_url, api_key, spec.prices, config.runner.concurrency, scrub
+        )
+        self._scrub = scrub
 
     def call(self, case: Case, timeout_s: float) -> Reply:
         values: dict[str, Any] = {"input": case.input}
@@ -59,7 +69,7 @@ class OpenAIAdapter:
         # A reply that only calls tools has no text to decode, in JSON mode or not.
         if self._prompt.json_mode and not (completion.content is None and completion.tool_calls):
             try:
-                output.update(decode_json_object(completion.content))
+                output.update(decode_json_object(completion.content, self._scrub))
             except ValueError as exc:
                 raise ValueError(f"{completion.model} broke JSON mode: {exc}") from None
         else:

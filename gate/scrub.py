@@ -1,0 +1,86 @@
+"""The one scrubber: secrets and personal data out of every string the gate stores or prints.
+
+Two kinds of text are replaced by ``***``: the secrets the gate knows (API keys read from the
+environment, header values expanded from it, the GitHub token, any variable named like a secret)
+and whatever the redaction patterns match (``redact:`` in gate.yml; by default common key formats,
+bearer tokens, e-mail addresses and phone numbers). Text is scrubbed before it is cut short, so a
+secret straddling the cut cannot leave its start behind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+REDACTED = "***"
+
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    r"\bsk-[A-Za-z0-9_-]{16,}",  # OpenAI-style API keys (sk-..., sk-proj-...)
+    r"\bgh[pousr]_[A-Za-z0-9]{20,}",  # GitHub tokens
+    r"\bgithub_pat_[A-Za-z0-9_]{20,}",  # GitHub fine-grained tokens
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+    r"\bxox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
+    r"(?<=[Bb]earer )[A-Za-z0-9._~+/=-]{8,}",  # Authorization: Bearer ...
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",  # e-mail addresses
+    r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)",
+    r"(?<![\w-])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?![\w-])",  # North American phone numbers
+)
+"""Used when gate.yml has no ``redact:`` list; a ``redact:`` list replaces them."""
+
+_SECRET_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$")
+MIN_SECRET_LENGTH = 8
+"""A shorter value ("true", "1") is too likely to be ordinary text to be scrubbed everywhere."""
+
+ENV_REFERENCE = re.compile(r"\$\{(\w+)\}")
+"""``${VAR}`` in a config value: read from the environment, so a secret."""
+
+
+def secret_values(env: Mapping[str, str], names: Iterable[str] = ()) -> list[str]:
+    """The values of the variables ``names`` and of every variable named like a secret
+    (``*_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*PASSWORD``), longest first."""
+    wanted = set(names) | {name for name in env if _SECRET_NAME.search(name)}
+    values = {env[name].strip() for name in wanted if name in env}
+    return sorted((v for v in values if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+
+
+@dataclass(frozen=True)
+class Scrubber:
+    """Replaces known secrets and pattern matches with ``***``."""
+
+    secrets: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    _regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts = [re.escape(s) for s in sorted(set(self.secrets), key=len, reverse=True) if s]
+        parts += [f"(?:{pattern})" for pattern in self.patterns]
+        # One alternation, one pass: a secret is replaced whole before a pattern sees part of it.
+        object.__setattr__(self, "_regex", re.compile("|".join(parts)) if parts else None)
+
+    def adding(self, secrets: Iterable[str]) -> Scrubber:
+        """This scrubber, knowing more secrets."""
+        return Scrubber((*self.secrets, *(s for s in secrets if s)), self.patterns)
+
+    def text(self, text: str) -> str:
+        return text if self._regex is None else self._regex.sub(REDACTED, text)
+
+    def cut(self, text: str, limit: int) -> str:
+        """Scrubbed, then cut to ``limit`` characters (with an ellipsis when cut)."""
+        clean = self.text(text)
+        return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value with every string in it (keys included) scrubbed."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(item) for item in value]
+        return value
+
+
+DEFAULT_SCRUBBER = Scrubber()
+"""The default patterns and no known secret: for callers given no scrubber (fail closed)."""
