@@ -110,15 +110,16 @@ def test_run__a_real_drop_fails_with_its_interval_flips_and_mcnemar(tmp_path):
     assert report["verdict"] == "fail"
 
 
-def test_run__a_drop_within_noise_passes_by_default_and_fails_when_strict(tmp_path):
+def test_run__a_drop_within_noise_is_inconclusive_by_default_and_fails_when_strict(tmp_path):
     config = project(tmp_path, IDS, DROP_RULE)
     gate(config, answers(IDS, set(IDS[:4])), update=True)
     # three cases fixed, four newly broken: a net drop of one case in 40
     noisy = answers(IDS, {IDS[3], *IDS[4:8]})
     report = gate(config, noisy)
     check = check_of(report, "max_drop")
-    assert check["status"] == "pass"
+    assert check["status"] == "inconclusive"
     assert "but not significant" in check["reason"]
+    assert report["verdict"] == "inconclusive"
     assert len(report["flips"]["fixed"]) == 3
     strict = project(tmp_path, IDS, DROP_RULE, comparison={"strict": True})
     assert check_of(gate(strict, noisy), "max_drop")["status"] == "fail"
@@ -163,14 +164,15 @@ def test_run__repeats_average_per_case_and_report_flaky_cases(tmp_path):
     assert baseline["cases"]["c00"]["scores"]["agent.task_success"] == 1.0
 
 
-def test_run__a_small_golden_set_warns_that_small_drops_are_undetectable(tmp_path):
+def test_run__an_unchanged_small_golden_set_passes_without_a_detectability_warning(tmp_path):
     ids = IDS[:20]
     config = project(tmp_path, ids, DROP_RULE)
     gate(config, answers(ids, {"c00", "c01", "c02", "c03"}), update=True)
     report = gate(config, answers(ids, {"c00", "c01", "c02", "c03"}))
-    [warning] = report["warnings"]
-    assert warning.startswith("agent.task_success: 20 paired cases can only detect drops of ")
-    assert "the tolerance asked is 0" in warning
+    # max_drop 0 and 20 cases: nothing to warn about when nothing moved (the old MDE warning
+    # fired on every such run); a drop the data cannot tell is an inconclusive check instead
+    assert report["warnings"] == []
+    assert report["verdict"] == "pass"
 
 
 def test_run__without_a_baseline_there_is_no_comparison(tmp_path):
