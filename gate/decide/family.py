@@ -77,10 +77,12 @@ class Tested:
 
     def cases_to_decide(self) -> int | None:
         """About how many cases (or runs per case, as a multiple) the estimate would need to be
-        significant if it held: n · (critical / t)², for a statistic whose t grows as √n."""
+        significant if it held: n · (critical / t)², for a statistic whose t grows as √n; more
+        than n at least (with few discordant pairs t can reach the critical value and still not
+        be significant: the distribution is discrete)."""
         if self.t <= 0 or not math.isfinite(self.critical):
             return None
-        return math.ceil(self.n * (self.critical / self.t) ** 2)
+        return max(self.n + 1, math.ceil(self.n * (self.critical / self.t) ** 2))
 
 
 def max_t(
