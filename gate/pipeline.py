@@ -11,23 +11,24 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from gate.decide.baseline import new_baseline
+from gate.decide.stages import EXTRA_RUNS, stage_confidences, wants_second_stage
 from gate.decide.verdict import decide
 from gate.errors import ConfigError
 from gate.files import write_atomic
-from gate.judge import Judge
+from gate.judge import Judge, JudgeStats
 from gate.load.baseline import write_baseline
 from gate.metrics.scoring import score_records
-from gate.plan import prepare
+from gate.plan import Plan, prepare
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
-from gate.run.records import RecordWriter, write_records
+from gate.run.records import Record, RecordWriter, write_records
 from gate.run.runner import Progress, run_cases
 
 
@@ -96,6 +97,9 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             flush=True,
         )
     writer = RecordWriter(out / "records.jsonl")
+    staged = plan.config.comparison.second_stage and plan.baseline is not None
+    first, second = stage_confidences(plan.config.comparison.confidence)
+    judge_stats = None
     try:
         records = run_cases(
             plan.cases,
@@ -105,22 +109,35 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             Progress(total, options.progress),
             now=world.now,
         )
+        duration = time.monotonic() - begin
+        records, judge_stats = _judged(judge, plan, records, options.progress)
+        scored = score_records(plan.cases, records, list(plan.names))
+        verdict = decide(plan, scored, first if staged else None)
+        if staged and wants_second_stage(verdict):
+            # Stage 1 could not tell: every case runs EXTRA_RUNS more times, and the per-case
+            # means decide, with the rest of the false-alarm budget (docs/verdict.md).
+            if options.progress:
+                print("gate: inconclusive: second stage", file=options.progress, flush=True)
+            again = time.monotonic()
+            more = run_cases(
+                plan.cases,
+                adapter,
+                settings.model_copy(update={"repeats": EXTRA_RUNS}),
+                writer.write,
+                Progress(len(plan.cases) * EXTRA_RUNS, options.progress),
+                now=world.now,
+            )
+            duration += time.monotonic() - again
+            records += [replace(r, repeat=r.repeat + settings.repeats) for r in more]
+            records, judge_stats = _judged(judge, plan, records, options.progress)
+            scored = score_records(plan.cases, records, list(plan.names))
+            verdict = decide(plan, scored, second)
     finally:
         writer.close()
         adapter.close()
-    duration = time.monotonic() - begin
-    judge_stats = None
-    if judge is not None:
-        if options.progress:
-            print(f"gate: judging {len(records)} runs", file=options.progress, flush=True)
-        try:
-            records, judge_stats = judge.judge(plan.cases, records)
-        finally:
+        if judge is not None:
             judge.close()
-
-    scored = score_records(plan.cases, records, list(plan.names))
     write_records(out / "records.jsonl", scored.records)
-    verdict = decide(plan, scored)
     baseline_status = "found" if plan.baseline else "missing"
     if options.update_baseline and plan.baseline_path is not None:
         baseline = new_baseline(
@@ -150,3 +167,14 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     write_atomic(report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_atomic(markdown_path, render_summary(report, None))
     return Outcome(0 if verdict.passed else 1, report, report_path, markdown_path)
+
+
+def _judged(
+    judge: Judge | None, plan: Plan, records: list[Record], progress: TextIO | None
+) -> tuple[list[Record], JudgeStats | None]:
+    """The records with the judge's verdicts (cached ones cost nothing on a second stage)."""
+    if judge is None:
+        return records, None
+    if progress:
+        print(f"gate: judging {len(records)} runs", file=progress, flush=True)
+    return judge.judge(plan.cases, records)

@@ -110,16 +110,15 @@ def test_run__a_real_drop_fails_with_its_interval_flips_and_mcnemar(tmp_path):
     assert report["verdict"] == "fail"
 
 
-def test_run__a_drop_within_noise_is_inconclusive_by_default_and_fails_when_strict(tmp_path):
+def test_run__a_drop_within_noise_passes_by_default_and_fails_when_strict(tmp_path):
     config = project(tmp_path, IDS, DROP_RULE)
     gate(config, answers(IDS, set(IDS[:4])), update=True)
     # three cases fixed, four newly broken: a net drop of one case in 40
     noisy = answers(IDS, {IDS[3], *IDS[4:8]})
     report = gate(config, noisy)
     check = check_of(report, "max_drop")
-    assert check["status"] == "inconclusive"
+    assert check["status"] == "pass"
     assert "but not significant" in check["reason"]
-    assert report["verdict"] == "inconclusive"
     assert len(report["flips"]["fixed"]) == 3
     strict = project(tmp_path, IDS, DROP_RULE, comparison={"strict": True})
     assert check_of(gate(strict, noisy), "max_drop")["status"] == "fail"

@@ -76,7 +76,7 @@ def test_max_t__family_wise_false_alarms_stay_within_the_budget_on_null_data():
         base, cand = (rng.random(n) < p).astype(float), (rng.random(n) < p).astype(float)
         checks = [mean_check(base[s], cand[s], rows=s) for s in slices]
         tested = max_t(checks, n, resamples=300, seed=trial)
-        alarms += any(t.significant(0.95) for t in tested)
+        alarms += any(t.significant for t in tested)
         any_single += any(
             binomtest(
                 int(((base[s] == 1) & (cand[s] == 0)).sum()),
@@ -96,9 +96,9 @@ def test_max_t__a_drop_equal_to_the_tolerance_is_not_significant_but_a_larger_on
     base = np.ones(400)
     cand = np.r_[np.zeros(20), np.ones(380)]  # a drop of exactly 0.05
     [at] = max_t([mean_check(base, cand, tolerance=0.05)], 400, resamples=500)
-    assert at.worsening == pytest.approx(0) and not at.significant(0.95)
+    assert at.worsening == pytest.approx(0) and not at.significant
     [beyond] = max_t([mean_check(base, cand, tolerance=0.01)], 400, resamples=500)
-    assert beyond.significant(0.95)
+    assert beyond.significant
 
 
 def test_max_t__cost_per_success_is_judged_with_its_randomisation():
@@ -110,15 +110,15 @@ def test_max_t__cost_per_success_is_judged_with_its_randomisation():
     same = Hypothesis(np.arange(300), base, base, ratio_statistic, False, 0.0)
     worse = Hypothesis(np.arange(300), base, pricier, ratio_statistic, False, 0.2, relative=True)
     tested_same, tested_worse = max_t([same, worse], 300, resamples=500)
-    assert not tested_same.significant(0.95)
-    assert tested_worse.significant(0.95)
+    assert not tested_same.significant
+    assert tested_worse.significant
 
 
 def test_tested__cases_to_decide_scale_with_the_square_of_the_missing_evidence():
     base = np.r_[np.ones(3), np.ones(97)]
     cand = np.r_[np.zeros(3), np.ones(97)]
     [tested] = max_t([mean_check(base, cand)], 100, resamples=2000)
-    assert not tested.significant(0.95)
+    assert not tested.significant
     assert tested.cases_to_decide() == max(
         101, int(np.ceil(100 * (tested.critical / tested.t) ** 2))
     )
@@ -145,9 +145,11 @@ def test_paired__mcnemar_counts_an_error_rate_going_up_as_newly_failing():
 
 
 def test_run__inconclusive_verdict_exits_0_and_names_the_cases_that_would_decide(tmp_path):
-    config = project(tmp_path, IDS, {"metrics": {"agent.task_success": {"max_drop": 0.0}}})
+    rules = {"metrics": {"agent.task_success": {"max_drop": 0.0}}}
+    config = project(tmp_path, IDS, rules, comparison={"confidence": 0.9})
     gate(config, answers(IDS, set()), update=True)
-    report = gate(config, answers(IDS, set(IDS[:2])))
+    # 3 newly failing, none better: exact p = 0.125, between 10% and twice that
+    report = gate(config, answers(IDS, set(IDS[:3])))
     check = check_of(report, "max_drop")
     assert check["status"] == "inconclusive"
     assert "cases (" in check["reason"] and "would likely decide it" in check["reason"]
@@ -201,3 +203,18 @@ def test_cli__inconclusive_warns_and_fails_only_when_asked(tmp_path, monkeypatch
     assert cli.main(["run", "-q"]) == 0
     assert "gate: warning: inconclusive" in capsys.readouterr().err
     assert cli.main(["run", "-q", "--fail-on-inconclusive"]) == 1
+
+
+def test_run__second_stage_reruns_every_case_only_when_the_first_cannot_tell(tmp_path):
+    rules = {"metrics": {"agent.task_success": {"max_drop": 0.0}}}
+    config = project(tmp_path, IDS, rules, comparison={"second_stage": True})
+    gate(config, answers(IDS, set()), update=True)
+    unchanged = gate(config, answers(IDS, set()))
+    assert unchanged["run"]["records"] == 40
+    # 6 of 40 fail in the first run: beyond the tolerance, not enough at stage 1's 99%;
+    # they keep failing in both extra runs, so the 3 runs per case decide
+    broken = answers(IDS, set(IDS[:6]))
+    report = gate(config, broken)
+    assert report["run"]["records"] == 120
+    assert check_of(report, "max_drop")["status"] == "fail"
+    assert report["verdict"] == "fail"

@@ -297,8 +297,9 @@ def regression_check(
 
     - fail: worse than the tolerance, significantly at ``settings.confidence`` family-wise (or,
       in ``strict`` mode, worse than the tolerance at all);
-    - inconclusive: the estimate is worse than the tolerance, but not significantly; the reason
-      says about how many cases would decide it;
+    - inconclusive: the estimate is worse than the tolerance, not significantly, but close: it
+      would be at twice the false-alarm budget (p ≤ 2(1 − confidence)); the reason says about
+      how many cases would decide it;
     - pass: the estimate is within the tolerance.
     A % rule's tolerance is the % of the baseline's value on the paired cases. Percentiles and
     ratios show the statistic on the paired cases (per-case means over repeats): what is judged.
@@ -311,18 +312,22 @@ def regression_check(
     word = "drop" if higher_is_better else "increase"
     span = f"{word} {fmt(worse + 0.0)} [{fmt(low + 0.0)}, {fmt(high + 0.0)}]"
     beyond = tested.worsening > EPSILON * max(1.0, abs(comparison.baseline_value))
-    significant = beyond and tested.significant(settings.confidence)
-    level = f"at {settings.confidence * 100:g}% family-wise, p={tested.p_value:.2g}"
-    inconclusive = False
+    confidence = tested.confidence
+    significant = beyond and tested.p_value <= 1 - confidence
+    level = f"at {confidence * 100:g}% family-wise, p={tested.p_value:.2g}"
+    # Close to the line: it would fail at twice the false-alarm budget. Further away, a change
+    # beyond the tolerance is what noise gives any of many checks on most unchanged PRs.
+    inconclusive = beyond and not significant and tested.p_value <= 2 * (1 - confidence)
     if not beyond:
         reason = f"{span} within tolerance {fmt(tolerance)}"
     elif significant:
         reason = f"{span} > tolerance {fmt(tolerance)}, significant {level}"
     elif settings.strict:
+        inconclusive = False
         reason = f"{span} > tolerance {fmt(tolerance)}, not significant {level} (strict mode)"
     else:
-        inconclusive = True
         reason = f"{span} > tolerance {fmt(tolerance)}, but not significant {level}"
+    if inconclusive:
         needed = tested.cases_to_decide()
         if needed is not None:
             reason += (

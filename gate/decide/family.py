@@ -71,9 +71,12 @@ class Tested:
     p_value: float
     critical: float
     n: int
+    confidence: float
+    """The family's confidence this was decided at."""
 
-    def significant(self, confidence: float) -> bool:
-        return self.p_value <= 1 - confidence
+    @property
+    def significant(self) -> bool:
+        return self.p_value <= 1 - self.confidence
 
     def cases_to_decide(self) -> int | None:
         """About how many cases (or runs per case, as a multiple) the estimate would need to be
@@ -163,6 +166,7 @@ def max_t(
             p_value=float(p_values[i]),
             critical=critical,
             n=int(h.rows.size),
+            confidence=confidence,
         )
         for i, h in enumerate(hypotheses)
     ]

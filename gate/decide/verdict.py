@@ -21,6 +21,8 @@ from gate.run.records import Record
 
 Key = tuple[str | None, str]
 """(slice or None for overall, metric name)."""
+RuleKey = tuple[str | None, str, str]
+"""(slice or None, metric name, rule name): one regression check."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +35,8 @@ class Verdict:
     flips: dict[str, list[str]] = field(default_factory=lambda: {"regressed": [], "fixed": []})
     flaky: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    tested: dict[RuleKey, Tested] = field(default_factory=dict)
+    """The family-wise decision on every regression check with a paired comparison."""
 
     @property
     def passed(self) -> bool:
@@ -48,11 +52,13 @@ class Verdict:
         return "fail" if not self.passed else "inconclusive" if self.inconclusive else "pass"
 
 
-def decide(plan: Plan, scored: Scored) -> Verdict:
-    """Thresholds, regressions against the baseline, must-pass cases, flips and flaky cases."""
+def decide(plan: Plan, scored: Scored, confidence: float | None = None) -> Verdict:
+    """Thresholds, regressions against the baseline, must-pass cases, flips and flaky cases.
+
+    ``confidence`` overrides ``comparison.confidence`` (a stage of a two-stage decision)."""
     moved = drift(plan.cases, plan.baseline) if plan.baseline is not None else None
     compared = comparisons(plan, scored, moved)
-    tests = family(plan, compared, moved.shared if moved is not None else [])
+    tests = family(plan, compared, moved.shared if moved is not None else [], confidence)
     checks = check(plan, scored, compared, tests)
     return Verdict(
         checks=checks,
@@ -60,6 +66,7 @@ def decide(plan: Plan, scored: Scored) -> Verdict:
         drift=moved,
         flips=flips(plan, scored, moved),
         flaky=flaky(scored, plan.config.runner.repeats),
+        tested=tests,
     )
 
 
@@ -93,11 +100,9 @@ def comparisons(plan: Plan, scored: Scored, moved: Drift | None) -> dict[Key, Pa
     return out
 
 
-RuleKey = tuple[str | None, str, str]
-"""(slice or None, metric name, rule name): one regression check."""
-
-
-def family(plan: Plan, compared: dict[Key, Paired], shared: list[str]) -> dict[RuleKey, Tested]:
+def family(
+    plan: Plan, compared: dict[Key, Paired], shared: list[str], confidence: float | None = None
+) -> dict[RuleKey, Tested]:
     """Every relative rule with a paired comparison, decided together: one false-alarm budget
     (``comparison.confidence``) for the whole pull request (``gate.decide.family``)."""
     position = {case_id: i for i, case_id in enumerate(shared)}
@@ -131,7 +136,7 @@ def family(plan: Plan, compared: dict[Key, Paired], shared: list[str]) -> dict[R
         hypotheses,
         len(shared),
         resamples=settings.resamples,
-        confidence=settings.confidence,
+        confidence=confidence or settings.confidence,
         seed=settings.seed,
     )
     return dict(zip(keys, tested, strict=True))
