@@ -1,6 +1,7 @@
 """The whole verdict's false alarms, power and cost: 18 regression checks through the real gate.
 
     python -m bench.bench_verdict [--decisions 400] [--seed 0] [--workers 2] [--row NAME ...]
+    python -m bench.bench_verdict --scale    # the family test alone at 100,000 cases
 
 Where `bench_regression` proves one check, this proves the family: a thresholds file with 8 gated
 metrics and 5 slices (18 regression checks: the audit's), decided together at
@@ -45,6 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.bench_regression import MIXED, FloatArray, case_id, population, table, wilson
+from gate.decide.family import Hypothesis, max_t
+from gate.metrics.statistic import percentile_statistic, ratio_statistic
 from gate.pipeline import RunOptions, run
 
 TAGS = ("billing", "shipping", "returns", "account", "security")
@@ -191,13 +194,43 @@ def _task(args: tuple[Path, int, int, int]) -> tuple[str, int, int]:
     return decide_once(*args)
 
 
+def scale(cases: int = 100_000, resamples: int = 1000) -> None:
+    """Time `max_t` alone: 25 mean checks, then 22 means + p95 + p99 + cost per success."""
+    rng = np.random.default_rng(0)
+    rows = np.arange(cases)
+
+    def mean() -> Hypothesis:
+        base = (rng.random(cases) < 0.8).astype(float)
+        return Hypothesis(rows, base, (rng.random(cases) < 0.8).astype(float), None, True, 0.0)
+
+    latency = rng.lognormal(7, 0.5, (2, cases))
+    spend = np.stack([rng.lognormal(-7, 0.5, (2, cases)), rng.random((2, cases)) < 0.8], axis=2)
+    mixed = [
+        Hypothesis(rows, latency[0], latency[1], percentile_statistic(95), False, 0.1, True),
+        Hypothesis(rows, latency[0], latency[1], percentile_statistic(99), False, 0.1, True),
+        Hypothesis(rows, spend[0], spend[1], ratio_statistic, False, 0.1, True),
+    ]
+    for name, family in [
+        ("25 means", [mean() for _ in range(25)]),
+        ("22 means + p95 + p99 + cost per success", [mean() for _ in range(22)] + mixed),
+    ]:
+        start = time.perf_counter()
+        max_t(family, cases, resamples=resamples)
+        took = time.perf_counter() - start
+        print(f"max_t, {cases} cases x {resamples} resamples, {name}: {took:.1f} s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--decisions", type=int, default=400, help="per row")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--row", action="append", choices=[r.name for r in ROWS])
+    parser.add_argument("--scale", action="store_true", help="time the family test alone")
     args = parser.parse_args(argv)
+    if args.scale:
+        scale()
+        return 0
     chosen = [i for i, r in enumerate(ROWS) if not args.row or r.name in args.row]
     print(
         f"gate verdict bench: 18 regression checks, {args.decisions} decisions per row, "
