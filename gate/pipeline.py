@@ -100,6 +100,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     staged = plan.config.comparison.second_stage and plan.baseline is not None
     first, second = stage_confidences(plan.config.comparison.confidence)
     judge_stats = None
+    repeats = settings.repeats
     try:
         records = run_cases(
             plan.cases,
@@ -129,6 +130,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             )
             duration += time.monotonic() - again
             records += [replace(r, repeat=r.repeat + settings.repeats) for r in more]
+            repeats += EXTRA_RUNS
             records, judge_stats = _judged(judge, plan, records, options.progress)
             scored = score_records(plan.cases, records, list(plan.names))
             verdict = decide(plan, scored, second)
@@ -156,7 +158,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             "records": len(records),
             "errors": sum(r.status == "error" for r in records),
             "timeouts": sum(r.status == "timeout" for r in records),
-            "repeats": settings.repeats,
+            "repeats": repeats,
             "concurrency": settings.concurrency,
         },
         baseline_status=baseline_status,

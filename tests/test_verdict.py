@@ -215,6 +215,6 @@ def test_run__second_stage_reruns_every_case_only_when_the_first_cannot_tell(tmp
     # they keep failing in both extra runs, so the 3 runs per case decide
     broken = answers(IDS, set(IDS[:6]))
     report = gate(config, broken)
-    assert report["run"]["records"] == 120
+    assert (report["run"]["records"], report["run"]["repeats"]) == (120, 3)
     assert check_of(report, "max_drop")["status"] == "fail"
     assert report["verdict"] == "fail"
