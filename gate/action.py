@@ -146,7 +146,7 @@ EXAMPLES = {
     "config": "gate.yml",
     "github-token": "${{ github.token }}",
     "comment": "true",
-    "fail-on": "any  # or: regression, never",
+    "fail-on": "any  # or: regression, never, inconclusive",
     "update-baseline": "false",
     "output-dir": "gate-report",
     "mode": "run  # or: comment (the fork-safe half, in a workflow_run workflow)",
@@ -163,7 +163,7 @@ class Inputs(BaseModel):
     config: Path = Path("gate.yml")
     github_token: SecretStr = Field(SecretStr(""), alias="github-token")
     comment: bool = True
-    fail_on: Literal["any", "regression", "never"] = Field("any", alias="fail-on")
+    fail_on: Literal["any", "regression", "never", "inconclusive"] = Field("any", alias="fail-on")
     update_baseline: bool = Field(False, alias="update-baseline")
     output_dir: Path = Field(Path("gate-report"), alias="output-dir")
     mode: Literal["run", "comment"] = "run"
@@ -502,6 +502,8 @@ def exit_code(report: Mapping[str, Any], verdict_code: int, fail_on: str) -> int
         return 0
     if fail_on == "regression":
         return int(any(_fails_step(check, fail_on) for check in _failing_checks(report)))
+    if fail_on == "inconclusive":
+        return max(verdict_code, int(report.get("verdict") == "inconclusive"))
     return verdict_code
 
 
@@ -633,11 +635,15 @@ def _failing_checks(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     checks = report.get("checks")
     if not isinstance(checks, list):
         return []
-    return [c for c in checks if isinstance(c, dict) and c.get("status") == "fail"]
+    return [
+        c for c in checks if isinstance(c, dict) and c.get("status") in ("fail", "inconclusive")
+    ]
 
 
 def _fails_step(check: Mapping[str, Any], fail_on: str) -> bool:
-    return fail_on == "any" or (
+    if check.get("status") == "inconclusive":
+        return fail_on == "inconclusive"
+    return fail_on in ("any", "inconclusive") or (
         fail_on == "regression"
         and (check.get("kind") == "regression" or check.get("rule") == "must_pass")
     )

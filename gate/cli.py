@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bar-from", metavar="REF", help=BAR_FROM_HELP)
     # The bar the action read for its child process (gate.bar_from.snapshot): not for people.
     run.add_argument("--bar-snapshot", type=Path, help=argparse.SUPPRESS)
+    run.add_argument(
+        "--fail-on-inconclusive",
+        action="store_true",
+        help="exit 1 when a regression check cannot tell (default: exit 0 with a warning)",
+    )
 
     validate = commands.add_parser("validate", help="check config, dataset, thresholds, baseline")
     validate.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
@@ -129,6 +134,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         print(log_text(str(outcome.report["summary"])))
         print(f"report: {outcome.report_path} and {outcome.markdown_path}")
+        if outcome.report["verdict"] == "inconclusive":
+            print(
+                "gate: warning: inconclusive: a change beyond a tolerance the data cannot tell "
+                "(more cases or repeats would decide it); "
+                + ("exit 1 (--fail-on-inconclusive)" if args.fail_on_inconclusive else "exit 0"),
+                file=sys.stderr,
+            )
+            return 1 if args.fail_on_inconclusive else outcome.exit_code
         return outcome.exit_code
     if args.command == "validate":
         plan = prepare(args.config, args.baseline, bar_source(args))

@@ -17,19 +17,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gate.decide.baseline import new_baseline, refusal
+from gate.decide.stages import EXTRA_RUNS, stage_confidences, wants_second_stage
 from gate.decide.verdict import decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
-from gate.judge import Judge
+from gate.judge import Judge, JudgeStats
 from gate.load.bar import BarSource
 from gate.load.baseline import write_baseline
 from gate.metrics.scoring import score_records
-from gate.plan import prepare
+from gate.plan import Plan, prepare
 from gate.render.junit import render_junit
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
-from gate.run.records import RecordWriter, scrubbed, write_records
+from gate.run.records import Record, RecordWriter, scrubbed, write_records
 from gate.run.runner import Progress, run_cases
 
 
@@ -112,6 +113,9 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             flush=True,
         )
     writer = RecordWriter(out / "records.jsonl", scrub)
+    staged = plan.config.comparison.second_stage and plan.baseline is not None
+    first, second = stage_confidences(plan.config.comparison.confidence)
+    repeats = settings.repeats
     try:
         records = run_cases(
             plan.cases,
@@ -122,24 +126,39 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             now=world.now,
             scrub=scrub,
         )
+        duration = time.monotonic() - begin
+        records, judge_stats = _judged(judge, plan, records, options.progress)
+        scored = score_records(plan.cases, records, list(plan.names))
+        verdict = decide(plan, scored, first if staged else None)
+        if staged and wants_second_stage(verdict):
+            # Stage 1 could not tell: every case runs EXTRA_RUNS more times, and the per-case
+            # means decide, with the rest of the false-alarm budget (docs/verdict.md).
+            if options.progress:
+                print("gate: inconclusive: second stage", file=options.progress, flush=True)
+            again = time.monotonic()
+            more = run_cases(
+                plan.cases,
+                adapter,
+                settings.model_copy(update={"repeats": EXTRA_RUNS}),
+                writer.write,
+                Progress(len(plan.cases) * EXTRA_RUNS, options.progress),
+                now=world.now,
+                scrub=scrub,
+            )
+            duration += time.monotonic() - again
+            records += [replace(r, repeat=r.repeat + settings.repeats) for r in more]
+            repeats += EXTRA_RUNS
+            records, judge_stats = _judged(judge, plan, records, options.progress)
+            scored = score_records(plan.cases, records, list(plan.names))
+            verdict = decide(plan, scored, second)
     finally:
         writer.close()
         adapter.close()
-    duration = time.monotonic() - begin
-    judge_stats = None
-    if judge is not None:
-        if options.progress:
-            print(f"gate: judging {len(records)} runs", file=options.progress, flush=True)
-        try:
-            records, judge_stats = judge.judge(plan.cases, records)
-        finally:
+        if judge is not None:
             judge.close()
-
-    scored = score_records(plan.cases, records, list(plan.names))
     # Scored on what the pipeline said; from here on shown and stored scrubbed.
     scored = replace(scored, records=[scrubbed(r, scrub) for r in scored.records])
     write_records(out / "records.jsonl", scored.records, scrub)
-    verdict = decide(plan, scored)
     baseline_status = "found" if plan.baseline else "missing"
     refused = (
         refusal(verdict, str(plan.baseline_path))
@@ -165,7 +184,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             "records": len(records),
             "errors": sum(r.status == "error" for r in records),
             "timeouts": sum(r.status == "timeout" for r in records),
-            "repeats": settings.repeats,
+            "repeats": repeats,
             "concurrency": settings.concurrency,
         },
         baseline_status=baseline_status,
@@ -184,3 +203,14 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     write_atomic(markdown_path, render_summary(report, None))
     write_atomic(out / "report.junit.xml", render_junit(report, [case.id for case in plan.cases]))
     return Outcome(0 if verdict.passed else 1, report, report_path, markdown_path)
+
+
+def _judged(
+    judge: Judge | None, plan: Plan, records: list[Record], progress: TextIO | None
+) -> tuple[list[Record], JudgeStats | None]:
+    """The records with the judge's verdicts (cached ones cost nothing on a second stage)."""
+    if judge is None:
+        return records, None
+    if progress:
+        print(f"gate: judging {len(records)} runs", file=progress, flush=True)
+    return judge.judge(plan.cases, records)

@@ -35,7 +35,14 @@ def test_run__a_worse_retriever_fails_the_gate(example, monkeypatch):
     report = json.loads((out / "report.json").read_text())
     failed = {(c["metric"], c["rule"]) for c in report["checks"] if c["status"] == "fail"}
     assert ("retrieval.hit_rate@5", "min") in failed
-    assert ("retrieval.hit_rate@5", "max_drop") in failed
+    # 8 of 60 cases newly missed, tolerance 0.05: beyond the tolerance, but 60 cases cannot
+    # tell it at 95% for the family of 4 regression checks; the `min` bar fails the gate
+    [drop] = [
+        c
+        for c in report["checks"]
+        if c["rule"] == "max_drop" and c["metric"] == "retrieval.hit_rate@5"
+    ]
+    assert drop["status"] == "inconclusive"
     hit = report["metrics"]["retrieval.hit_rate@5"]
     assert hit["value"] < hit["baseline"]
     assert hit["status"] == "fail"

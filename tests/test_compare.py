@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from gate.decide.compare import apply_rule, status
@@ -83,25 +84,41 @@ def test_status__unchecked_pass_fail():
     assert status(checks[:1]) == "pass"
 
 
-def test_paired__percentile_metric_is_judged_on_the_estimate_with_interval_shown():
+def test_paired__percentile_metric_is_judged_with_its_randomisation_not_the_estimate():
     from gate.decide.compare import paired
+    from gate.decide.family import Hypothesis, max_t
     from gate.load.config import Comparison
 
     ids = [f"c{i}" for i in range(50)]
     before = {i: {"ops.latency_p95_ms": 100.0 + n} for n, i in enumerate(ids)}
     after = {i: {"ops.latency_p95_ms": 130.0 + n} for n, i in enumerate(ids)}
     found = paired(
-        ("ops.latency_p95_ms",), percentile_statistic(95), before, after, ids, Comparison()
+        ("ops.latency_p95_ms",), percentile_statistic(95), before, after, ids, Comparison(), False
     )
     assert found is not None and found.aggregate_only
     assert found.interval.estimate == 30.0
-    [result] = apply_rule(
-        "ops.latency_p95_ms", Rule(max_increase_pct=20), 177.0, 147.0, False, comparison=found
-    )
-    # baseline p95 on the paired cases is 147: 20% of it is 29.4 < 30
-    assert not result.passed
+
+    def judged(rule: Rule, tolerance: float, relative: bool) -> list:
+        rows = np.arange(50)
+        hypothesis = Hypothesis(
+            rows, found.base, found.cand, found.statistic, False, tolerance, relative
+        )
+        [tested] = max_t([hypothesis], 50)
+        name = next(iter(rule.declared()))
+        return apply_rule(
+            "ops.latency_p95_ms", rule, 177.0, 147.0, False, comparison=found, tests={name: tested}
+        )
+
+    # every case 30 ms slower: far beyond a 10 ms tolerance, whatever the swaps
+    [result] = judged(Rule(max_increase=10), 10.0, False)
+    assert not result.passed and "significant at 95% family-wise" in result.reason
+    # baseline p95 on the paired cases is 147: 20% of it is 29.4, a hair under 30: the estimate
+    # crosses the tolerance, but nowhere near significantly (the old rule failed it)
+    [result] = judged(Rule(max_increase_pct=20), 0.2, True)
+    assert result.passed and not result.inconclusive
+    assert "but not significant" in result.reason
     assert result.reason.startswith("increase 30 [")
-    assert "judged on the estimate" in result.reason
+    assert (result.value, result.baseline) == (177.0, 147.0)
 
 
 def test_paired__cases_measured_in_only_one_run_are_not_paired():

@@ -135,14 +135,15 @@ def test_run__repeats_average_per_case_and_report_flaky_cases(make_project):
     assert baseline["cases"]["c00"]["scores"]["agent.task_success"] == 1.0
 
 
-def test_run__a_small_golden_set_warns_that_small_drops_are_undetectable(make_project):
+def test_run__an_unchanged_small_golden_set_passes_without_a_detectability_warning(make_project):
     ids = IDS[:20]
     config = make_project(golden(ids), DROP_RULE, baseline=BASELINE)
     gate(config, answers(ids, {"c00", "c01", "c02", "c03"}), update=True)
     report = gate(config, answers(ids, {"c00", "c01", "c02", "c03"}))
-    [warning] = report["warnings"]
-    assert warning.startswith("agent.task_success: 20 paired cases can only detect drops of ")
-    assert "the tolerance asked is 0" in warning
+    # max_drop 0 and 20 cases: nothing to warn about when nothing moved (the old MDE warning
+    # fired on every such run); a drop the data cannot tell is an inconclusive check instead
+    assert report["warnings"] == []
+    assert report["verdict"] == "pass"
 
 
 def test_run__without_a_baseline_there_is_no_comparison(make_project):

@@ -415,3 +415,51 @@ def test_defaults__catch_a_five_point_drop_in_a_pass_rate():
         result = paired_bootstrap(base, cand, seed=seed)
         caught += decide(result, tolerance=0, higher_is_better=True).regressed
     assert caught / 100 >= 0.8
+
+
+# family.max_t: the family-wise sign-flip test
+
+
+def test_max_t__matches_a_plain_loop_reference_on_two_correlated_checks():
+    from gate.decide.family import Hypothesis, max_t
+
+    rng = np.random.default_rng(5)
+    n, resamples = 30, 400
+    base, cand = rng.random(n), rng.random(n) - 0.1
+    half = np.arange(0, n, 2)
+    checks = [
+        Hypothesis(np.arange(n), base, cand, None, True, 0.02),
+        Hypothesis(half, base[half], cand[half], None, True, 0.0),
+    ]
+    got = max_t(checks, n, resamples=resamples, seed=9)
+
+    # the reference: the same swap stream, one resample and one check at a time
+    stream = np.random.default_rng(9)
+    packed = stream.integers(0, 256, size=(resamples, (n + 7) // 8), dtype=np.uint8)
+    swaps = np.unpackbits(packed, axis=1, count=n).astype(int)
+    worse = [base - 0.02 - cand, base[half] - cand[half]]
+    rows = [np.arange(n), half]
+    observed = [x.sum() / np.sqrt((x**2).sum()) for x in worse]
+    largest = []
+    for swap in swaps:
+        stats_ = []
+        for x, r in zip(worse, rows, strict=True):
+            signs = 1 - 2 * swap[r]
+            stats_.append((signs * x).sum() / np.sqrt((x**2).sum()))
+        largest.append(max(stats_))
+    for tested, t in zip(got, observed, strict=True):
+        assert tested.t == pytest.approx(t)
+        expected = (1 + sum(m >= t - 1e-9 for m in largest)) / (resamples + 1)
+        assert tested.p_value == pytest.approx(expected)
+
+
+def test_max_t__relative_tolerance_scales_the_baseline():
+    from gate.decide.family import Hypothesis, max_t
+
+    base = np.full(100, 0.8)
+    cand = np.full(100, 0.76)  # a 5% drop
+    within = Hypothesis(np.arange(100), base, cand, None, True, 0.10, relative=True)
+    beyond = Hypothesis(np.arange(100), base, cand, None, True, 0.02, relative=True)
+    tested_within, tested_beyond = max_t([within, beyond], 100, resamples=200)
+    assert tested_within.worsening == pytest.approx(0.72 - 0.76)
+    assert tested_beyond.worsening == pytest.approx(0.784 - 0.76)

@@ -6,14 +6,16 @@ and says why it passed or failed, so a reader of the report sees the reasoning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
 from gate.decide import stats
+from gate.decide.family import Tested
 from gate.load.config import Comparison, Rule
-from gate.metrics.statistic import Statistic, mean_statistic
+from gate.metrics.statistic import FloatArray, Statistic, mean_statistic
 
 EPSILON = 1e-9
 """Slack for float comparisons: 0.1 + 0.2 must not fail a bar of 0.3."""
@@ -34,6 +36,12 @@ class CheckResult:
     baseline: float | None
     passed: bool
     reason: str
+    inconclusive: bool = False
+    """The estimate is worse than the tolerance but the data cannot tell: counts as passed."""
+
+    @property
+    def status(self) -> str:
+        return "inconclusive" if self.inconclusive else "pass" if self.passed else "fail"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -44,7 +52,7 @@ class CheckResult:
             "limit": self.limit,
             "value": self.value,
             "baseline": self.baseline,
-            "status": "pass" if self.passed else "fail",
+            "status": self.status,
             "reason": self.reason,
         }
 
@@ -63,11 +71,13 @@ def apply_rule(
     slice_name: str | None = None,
     comparison: Paired | None = None,
     settings: Comparison | None = None,
+    tests: Mapping[str, Tested] | None = None,
 ) -> list[CheckResult]:
     """Every bar the rule declares, applied to one metric's value (and its baseline).
 
-    Relative rules are judged on ``comparison`` (paired by case) when there is one, else on the
-    aggregate values (the baseline has no per-case scores for this metric).
+    Relative rules are judged on ``comparison`` (paired by case) and the family-wise decision
+    ``tests`` (by rule name) when there are, else on the aggregate values (the baseline has no
+    per-case scores for this metric).
     """
     out: list[CheckResult] = []
 
@@ -115,13 +125,14 @@ def apply_rule(
         if value is None:
             add("regression", name, limit, False, f"{unmeasured} (baseline {fmt(baseline)})")
             continue
-        if comparison is not None:
+        if comparison is not None and tests is not None and name in tests:
             out.append(
                 regression_check(
                     metric,
                     name,
                     limit,
                     comparison,
+                    tests[name],
                     higher_is_better,
                     settings or Comparison(),
                     slice_name,
@@ -156,7 +167,9 @@ def _percent(worse_by: float, baseline: float) -> float:
 def status(checks: list[CheckResult]) -> str:
     if not checks:
         return "unchecked"
-    return "pass" if all(c.passed for c in checks) else "fail"
+    if not all(c.passed for c in checks):
+        return "fail"
+    return "inconclusive" if any(c.inconclusive for c in checks) else "pass"
 
 
 # --- against the baseline, paired by case -----------------------------------------------------
@@ -170,11 +183,19 @@ class Paired:
     baseline_value: float
     """The statistic of the baseline's scores on the paired cases (what a % rule is % of)."""
     aggregate_only: bool
-    """Percentiles and ratios: the rule applies to the point estimate, the interval is shown."""
+    """Percentiles and ratios: a statistic of the cases, not a mean of per-case changes."""
     mcnemar: stats.McNemar | None = None
-    """For pass/fail scores: the exact test on the cases that flipped."""
-    mde: float | None = None
-    """The smallest drop this many cases can detect (80% power), for mean metrics."""
+    """For pass/fail scores: the exact test on the cases that flipped, in the bad direction."""
+    ids: tuple[str, ...] = ()
+    """The paired cases, in the order of the scores below."""
+    statistic: Statistic | None = None
+    base: FloatArray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
+    cand: FloatArray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
+
+    @property
+    def candidate_value(self) -> float:
+        """The statistic of the candidate's scores on the paired cases: what the rule judges."""
+        return self.baseline_value + self.interval.estimate
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -190,8 +211,6 @@ class Paired:
                 "better": self.mcnemar.c,
                 "p_worse": _r(self.mcnemar.p_worse),
             }
-        if self.mde is not None:
-            out["minimum_detectable_drop"] = _r(self.mde)
         return out
 
 
@@ -216,11 +235,13 @@ def paired(
     current: dict[str, dict[str, float]],
     ids: list[str],
     settings: Comparison,
+    higher_is_better: bool = True,
 ) -> Paired | None:
     """Compare the per-case scores of ``columns[0]`` (and the columns its statistic reads).
 
     Only cases measured in both runs are paired; None when there is none, or when the
-    statistic has no value on them (a ratio with no success).
+    statistic has no value on them (a ratio with no success). The interval is for the reader;
+    the decision is the family's (``gate.decide.family``), on the scores kept here.
     """
     name = columns[0]
     both = [i for i in ids if name in baseline.get(i, {}) and name in current.get(i, {})]
@@ -242,15 +263,21 @@ def paired(
     except ValueError:
         return None
     whole = (statistic or mean_statistic)(base[np.newaxis, ...])
-    result = Paired(interval, float(whole[0]), aggregate_only=statistic is not None)
-    if statistic is None:
-        binary = np.isin(base, (0.0, 1.0)).all() and np.isin(cand, (0.0, 1.0)).all()
-        sd = float(np.std(cand - base, ddof=1)) if len(both) > 1 else None
-        mde = stats.minimum_detectable_effect(
-            base, confidence=two_sided(settings.confidence), paired_sd=sd or None
-        )
-        mcnemar = stats.mcnemar_exact(base == 1, cand == 1) if binary else None
-        result = replace(result, mcnemar=mcnemar, mde=mde)
+    result = Paired(
+        interval,
+        float(whole[0]),
+        aggregate_only=statistic is not None,
+        ids=tuple(both),
+        statistic=statistic,
+        base=base,
+        cand=cand,
+    )
+    binary = np.isin(base, (0.0, 1.0)).all() and np.isin(cand, (0.0, 1.0)).all()
+    if statistic is None and binary:
+        # A case "passes" when its value is the good one: 1 when higher is better, else 0, so
+        # for ops.error_rate a case newly failing is one whose value went up.
+        good = 1.0 if higher_is_better else 0.0
+        result = replace(result, mcnemar=stats.mcnemar_exact(base == good, cand == good))
     return result
 
 
@@ -259,33 +286,62 @@ def regression_check(
     rule_name: str,
     limit: float,
     comparison: Paired,
+    tested: Tested,
     higher_is_better: bool,
     settings: Comparison,
     slice_name: str | None = None,
     value: float | None = None,
     baseline: float | None = None,
 ) -> CheckResult:
-    """A max_drop / max_increase rule judged on the paired comparison.
+    """A max_drop / max_increase rule judged by the family-wise test (``gate.decide.family``).
 
-    Mean metrics: regressed when the paired change is worse than the tolerance and significant
-    at ``settings.confidence`` (``stats.decide``), or on the estimate alone when ``strict``.
-    A % rule's tolerance is the % of the baseline's value on the paired cases.
+    - fail: worse than the tolerance, significantly at ``settings.confidence`` family-wise (or,
+      in ``strict`` mode, worse than the tolerance at all);
+    - inconclusive: the estimate is worse than the tolerance, not significantly, but close: it
+      would be at twice the false-alarm budget (p ≤ 2(1 − confidence)); the reason says about
+      how many cases would decide it;
+    - pass: the estimate is within the tolerance.
+    A % rule's tolerance is the % of the baseline's value on the paired cases. Percentiles and
+    ratios show the statistic on the paired cases (per-case means over repeats): what is judged.
     """
-    decision = stats.decide(
-        comparison.interval,
-        tolerance=tolerance_of(rule_name, limit, comparison),
-        higher_is_better=higher_is_better,
-        strict=settings.strict or comparison.aggregate_only,
-        one_sided=True,
-    )
-    reason = f"{decision.reason} ({rule_name} {limit:g}{'%' if rule_name.endswith('_pct') else ''}"
-    reason += f", n={comparison.interval.n}"
+    interval = comparison.interval
+    tolerance = tolerance_of(rule_name, limit, comparison)
+    sign = -1.0 if higher_is_better else 1.0
+    worse = sign * interval.estimate
+    low, high = sorted((sign * interval.low, sign * interval.high))
+    word = "drop" if higher_is_better else "increase"
+    span = f"{word} {fmt(worse + 0.0)} [{fmt(low + 0.0)}, {fmt(high + 0.0)}]"
+    beyond = tested.worsening > EPSILON * max(1.0, abs(comparison.baseline_value))
+    confidence = tested.confidence
+    significant = beyond and tested.p_value <= 1 - confidence
+    level = f"at {confidence * 100:g}% family-wise, p={tested.p_value:.2g}"
+    # Close to the line: it would fail at twice the false-alarm budget. Further away, a change
+    # beyond the tolerance is what noise gives any of many checks on most unchanged PRs.
+    inconclusive = beyond and not significant and tested.p_value <= 2 * (1 - confidence)
+    if not beyond:
+        reason = f"{span} within tolerance {fmt(tolerance)}"
+    elif significant:
+        reason = f"{span} > tolerance {fmt(tolerance)}, significant {level}"
+    elif settings.strict:
+        inconclusive = False
+        reason = f"{span} > tolerance {fmt(tolerance)}, not significant {level} (strict mode)"
+    else:
+        reason = f"{span} > tolerance {fmt(tolerance)}, but not significant {level}"
+    if inconclusive:
+        needed = tested.cases_to_decide()
+        if needed is not None:
+            reason += (
+                f": about {needed} cases ({needed / tested.n:.1f}x the runs: more cases or "
+                "repeats) would likely decide it"
+            )
+    reason += f" ({rule_name} {limit:g}{'%' if rule_name.endswith('_pct') else ''}"
+    reason += f", n={interval.n}"
     if comparison.mcnemar is not None:
         m = comparison.mcnemar
         reason += f", {m.b} newly failing, {m.c} newly passing, McNemar p={m.p_worse:.2g}"
     reason += ")"
     if comparison.aggregate_only:
-        reason += "; judged on the estimate (an aggregate, not a mean)"
+        value, baseline = comparison.candidate_value, comparison.baseline_value
     return CheckResult(
         metric=metric,
         slice=slice_name,
@@ -294,8 +350,9 @@ def regression_check(
         limit=limit,
         value=value,
         baseline=baseline,
-        passed=not decision.regressed,
+        passed=not (significant or (beyond and settings.strict)),
         reason=reason,
+        inconclusive=inconclusive,
     )
 
 
@@ -304,19 +361,3 @@ def tolerance_of(rule_name: str, limit: float, comparison: Paired) -> float:
     if rule_name.endswith("_pct"):
         return limit / 100 * abs(comparison.baseline_value)
     return limit
-
-
-def detectability(check: CheckResult, comparison: Paired) -> str | None:
-    """A warning when the golden set is too small to see a drop as small as the tolerance."""
-    if comparison.mde is None or check.kind != "regression":
-        return None
-    tolerance = tolerance_of(check.rule, check.limit, comparison)
-    if comparison.mde <= tolerance:
-        return None
-    where = f" [{check.slice}]" if check.slice else ""
-    return (
-        f"{check.metric}{where}: {comparison.interval.n} paired cases can only detect drops of "
-        f"{fmt(comparison.mde)} or more (80% power, "
-        f"{(1 + comparison.interval.confidence) / 2:.0%} one-sided); the tolerance asked is "
-        f"{fmt(tolerance)}: add cases or repeats, or expect only large regressions to fail the gate"
-    )

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from gate.decide.budget import error_budget
-from gate.decide.compare import CheckResult, Paired, apply_rule, detectability, paired
+from gate.decide.compare import CheckResult, Paired, apply_rule, paired
 from gate.decide.drift import Drift, drift
-from gate.load.config import Rule
+from gate.decide.family import Hypothesis, Tested, max_t
+from gate.load.config import DROP_RULES, INCREASE_RULES, Rule
 from gate.metrics import parse_metric
 from gate.metrics.scoring import SUCCESS, Scored, case_passed, run_passed
 from gate.plan import Plan
@@ -19,6 +22,8 @@ from gate.run.records import Record
 
 Key = tuple[str | None, str]
 """(slice or None for overall, metric name)."""
+RuleKey = tuple[str | None, str, str]
+"""(slice or None, metric name, rule name): one regression check."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,26 +36,34 @@ class Verdict:
     flips: dict[str, list[str]] = field(default_factory=lambda: {"regressed": [], "fixed": []})
     flaky: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    tested: dict[RuleKey, Tested] = field(default_factory=dict)
+    """The family-wise decision on every regression check with a paired comparison."""
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
 
     @property
+    def inconclusive(self) -> bool:
+        return self.passed and any(c.inconclusive for c in self.checks)
+
+    @property
     def name(self) -> str:
-        return "pass" if self.passed else "fail"
+        """fail if a check fails; else inconclusive if one cannot tell; else pass."""
+        return "fail" if not self.passed else "inconclusive" if self.inconclusive else "pass"
 
 
-def decide(plan: Plan, scored: Scored) -> Verdict:
-    """Thresholds, regressions against the baseline, must-pass cases, flips and flaky cases."""
+def decide(plan: Plan, scored: Scored, confidence: float | None = None) -> Verdict:
+    """Thresholds, regressions against the baseline, must-pass cases, flips and flaky cases.
+
+    ``confidence`` overrides ``comparison.confidence`` (a stage of a two-stage decision)."""
     moved = drift(plan.cases, plan.baseline) if plan.baseline is not None else None
     compared = comparisons(plan, scored, moved)
+    tests = family(plan, compared, moved.shared if moved is not None else [], confidence)
     # The error budget first: whatever the thresholds say, a mostly failing pipeline fails.
-    checks = [error_budget(scored.records, plan.config.runner), *check(plan, scored, compared)]
-    warnings = [
-        warning
-        for c in checks
-        if (found := compared.get((c.slice, c.metric))) and (warning := detectability(c, found))
+    checks = [
+        error_budget(scored.records, plan.config.runner),
+        *check(plan, scored, compared, tests),
     ]
     return Verdict(
         checks=checks,
@@ -58,7 +71,7 @@ def decide(plan: Plan, scored: Scored) -> Verdict:
         drift=moved,
         flips=flips(plan, scored, moved),
         flaky=flaky(scored, plan.config.runner.repeats),
-        warnings=warnings,
+        tested=tests,
     )
 
 
@@ -79,14 +92,67 @@ def comparisons(plan: Plan, scored: Scored, moved: Drift | None) -> dict[Key, Pa
     for tag, name, ids in wanted:
         spec = parse_metric(name).spec
         found = paired(
-            (name, *spec.depends_on), spec.statistic, before, scored.per_case, ids, settings
+            (name, *spec.depends_on),
+            spec.statistic,
+            before,
+            scored.per_case,
+            ids,
+            settings,
+            parse_metric(name).higher_is_better,
         )
         if found is not None:
             out[(tag, name)] = found
     return out
 
 
-def check(plan: Plan, scored: Scored, compared: dict[Key, Paired]) -> list[CheckResult]:
+def family(
+    plan: Plan, compared: dict[Key, Paired], shared: list[str], confidence: float | None = None
+) -> dict[RuleKey, Tested]:
+    """Every relative rule with a paired comparison, decided together: one false-alarm budget
+    (``comparison.confidence``) for the whole pull request (``gate.decide.family``)."""
+    position = {case_id: i for i, case_id in enumerate(shared)}
+    groups: list[tuple[str | None, dict[str, Rule]]] = [(None, plan.thresholds.metrics)]
+    groups += list(plan.thresholds.slices.items())
+    keys: list[RuleKey] = []
+    hypotheses: list[Hypothesis] = []
+    for slice_name, rules in groups:
+        for name, rule in rules.items():
+            found = compared.get((slice_name, name))
+            if found is None:
+                continue
+            for rule_name, limit in rule.declared().items():
+                if rule_name not in DROP_RULES + INCREASE_RULES:
+                    continue
+                relative = rule_name.endswith("_pct")
+                keys.append((slice_name, name, rule_name))
+                hypotheses.append(
+                    Hypothesis(
+                        rows=np.array([position[i] for i in found.ids], dtype=np.intp),
+                        baseline=found.base,
+                        candidate=found.cand,
+                        statistic=found.statistic,
+                        higher_is_better=parse_metric(name).higher_is_better,
+                        tolerance=limit / 100 if relative else limit,
+                        relative=relative,
+                    )
+                )
+    settings = plan.config.comparison
+    tested = max_t(
+        hypotheses,
+        len(shared),
+        resamples=settings.resamples,
+        confidence=confidence or settings.confidence,
+        seed=settings.seed,
+    )
+    return dict(zip(keys, tested, strict=True))
+
+
+def check(
+    plan: Plan,
+    scored: Scored,
+    compared: dict[Key, Paired],
+    tests: dict[RuleKey, Tested] | None = None,
+) -> list[CheckResult]:
     """Every declared rule against the current values and the baseline's."""
     baseline = plan.baseline
     settings = plan.config.comparison
@@ -112,13 +178,15 @@ def check(plan: Plan, scored: Scored, compared: dict[Key, Paired]) -> list[Check
                 slice_name,
                 compared.get((slice_name, name)),
                 settings,
+                {r: t for (s, m, r), t in (tests or {}).items() if (s, m) == (slice_name, name)},
             )
     return out + must_pass(plan, scored)
 
 
 def must_pass(plan: Plan, scored: Scored) -> list[CheckResult]:
-    """One check per must_pass tag (and one for the listed ids): every run of every case
-    passes, whatever the statistics say."""
+    """One check per must_pass tag (and one for the listed ids): every case passes, whatever
+    the statistics say. With repeats a case passes by the majority of its runs (``case_passed``):
+    demanding every run of every repeat would fail near-certain cases by chance alone."""
     must = plan.thresholds.must_pass
     groups: list[tuple[str | None, set[str]]] = [
         (tag, {c.id for c in plan.cases if tag in c.tags}) for tag in must.tags
@@ -129,8 +197,12 @@ def must_pass(plan: Plan, scored: Scored) -> list[CheckResult]:
     for tag, ids in groups:
         failing: dict[str, list[str]] = {}
         for record in scored.records:
-            if record.case_id in ids and not run_passed(record):
-                failing.setdefault(record.case_id, []).extend(record.failure_modes)
+            success = scored.per_case.get(record.case_id, {}).get(SUCCESS)
+            if record.case_id not in ids or (success is not None and case_passed(success)):
+                continue
+            modes = failing.setdefault(record.case_id, [])
+            if not run_passed(record):
+                modes.extend(record.failure_modes)
         shown = ", ".join(
             f"{i} ({', '.join(dict.fromkeys(modes))})" for i, modes in list(failing.items())[:5]
         )

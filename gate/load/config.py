@@ -162,6 +162,11 @@ class Comparison(Strict):
     strict: bool = Field(False, description="fail on the point estimate, significant or not")
     resamples: int = Field(2000, ge=100, le=100_000)
     seed: int = 0
+    second_stage: bool = Field(
+        False,
+        description="when a regression cannot be told from noise, run every case twice more "
+        "and decide on the 3 runs (docs/verdict.md)",
+    )
 
 
 class Config(Strict):

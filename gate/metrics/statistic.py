@@ -7,6 +7,7 @@ of several columns, (resamples × n × c); the result has one value per resample
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -32,7 +33,11 @@ def percentile_statistic(q: float) -> Statistic:
         raise ValueError(f"percentile must be within [0, 100]; got {q}")
 
     def percentile(values: FloatArray) -> FloatArray:
-        return np.percentile(values, q, axis=1, method="inverted_cdf")
+        # numpy's inverted_cdf is the value at rank ceil(q/100 · n); one partition finds it,
+        # about twice as fast as np.percentile on the (resamples × n) blocks the tests evaluate.
+        rank = max(0, math.ceil(q / 100 * values.shape[1]) - 1)
+        chosen: FloatArray = np.partition(values, rank, axis=1)[:, rank]
+        return chosen
 
     return percentile
 

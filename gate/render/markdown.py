@@ -33,8 +33,10 @@ _HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # GH-123 is a cross-reference too.
 _AUTOLINKED = re.compile(r"(?<=[@#])|(?<=:)(?=//)|(?<=www)(?=\.)|(?<=\bGH)(?=-)", re.IGNORECASE)
 
-STATUS = {"pass": "✅ pass", "fail": "❌ fail", "unchecked": "➖"}
-VERDICT = {"pass": "✅", "fail": "❌"}
+STATUS = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive", "unchecked": "➖"}
+VERDICT = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
+NOT_PASSING = ("fail", "inconclusive")
+"""Statuses the comment always shows (and first): a check that failed or cannot tell."""
 RULES = {
     "min": "≥ {}",
     "max": "≤ {}",
@@ -284,7 +286,7 @@ def _bar(report: Mapping[str, Any], detail: Detail) -> list[str]:
 def _metrics(report: Mapping[str, Any], detail: Detail) -> list[str]:
     metrics = _dict(report.get("metrics"))
     rows = _failing_first(metrics.items())
-    shown = [(n, r) for n, r in rows if detail.passing or r.get("status") == "fail"]
+    shown = [(n, r) for n, r in rows if detail.passing or r.get("status") in NOT_PASSING]
     if not rows:
         return []
     lines = ["", "#### Metrics", ""]
@@ -306,7 +308,7 @@ def _slices(report: Mapping[str, Any], detail: Detail) -> list[str]:
         for tag, metrics in _dict(report.get("slices")).items()
         for name, result in _failing_first(_dict(metrics).items())
     ]
-    failing = [row for row in rows if row[2].get("status") == "fail"]
+    failing = [row for row in rows if row[2].get("status") in NOT_PASSING]
     header = ["slice", "metric", "baseline", "current", "delta", "rule", "status"]
     lines = []
     if failing:
@@ -530,7 +532,7 @@ def _link(text: str, url: str) -> str:
 
 def _failing_first(items: Any) -> list[tuple[str, Mapping[str, Any]]]:
     rows = [(str(name), _dict(result)) for name, result in items]
-    return sorted(rows, key=lambda row: row[1].get("status") != "fail")
+    return sorted(rows, key=lambda row: row[1].get("status") not in NOT_PASSING)
 
 
 def _dict(value: object) -> Mapping[str, Any]:

@@ -152,7 +152,9 @@ def build_report(
             scored.overall, None, baseline.metrics if baseline else {}, thresholds.metrics
         ),
         "slices": slices,
-        "checks": [c.to_json() for c in sorted(checks, key=lambda c: c.passed)],
+        "checks": [
+            c.to_json() for c in sorted(checks, key=lambda c: (c.passed, not c.inconclusive))
+        ],
         "failure_modes": dict(sorted(mode_counts.items(), key=lambda kv: -kv[1])),
         "cases": {"total": len(plan.cases), "failing": list(failing.values())},
         "flips": flipped,
@@ -206,12 +208,18 @@ def _case_entry(case: Case, record: Record) -> dict[str, Any]:
 
 def summary(verdict: str, checks: list[CheckResult], cases: int, baseline_status: str) -> str:
     """One line for logs, the action's ``summary`` output and the comment's headline."""
-    failed = [c for c in checks if not c.passed]
     base = "no baseline" if baseline_status == "missing" else f"baseline {baseline_status}"
     if verdict == "pass":
         return f"pass: {len(checks)} checks passed on {cases} cases ({base})"
+    if verdict == "inconclusive":
+        unsure = [c for c in checks if c.inconclusive]
+        return f"inconclusive: {len(unsure)} of {len(checks)} checks cannot tell: {_listed(unsure)}"
+    failed = [c for c in checks if not c.passed]
+    return f"fail: {len(failed)} of {len(checks)} checks failed: {_listed(failed)}"
+
+
+def _listed(checks: list[CheckResult]) -> str:
     shown = "; ".join(
-        f"{c.metric}{f' [{c.slice}]' if c.slice else ''} {c.reason}" for c in failed[:3]
+        f"{c.metric}{f' [{c.slice}]' if c.slice else ''} {c.reason}" for c in checks[:3]
     )
-    more = f"; +{len(failed) - 3} more" if len(failed) > 3 else ""
-    return f"fail: {len(failed)} of {len(checks)} checks failed: {shown}{more}"
+    return shown + (f"; +{len(checks) - 3} more" if len(checks) > 3 else "")
