@@ -1,4 +1,4 @@
-"""The command line: ``gate run | validate | action | comment | init``.
+"""The command line: ``gate run | validate | action | comment | init | review | evidence | mine``.
 
 Exit codes: 0 the gate passed, 1 it failed, 2 the input is wrong (a message, no traceback),
 3 a bug in the gate (a traceback, so it can be reported).
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gate import __version__, action
+from gate import __version__, action, launch
 from gate.errors import GateError
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser("init", help="write a starter gate.yml, golden set and workflows")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")
+
+    review = commands.add_parser("review", help="write the queue of outputs that need a review")
+    review.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    review.add_argument("--report", type=Path, default=Path("gate-report"), help="a run's folder")
+    review.add_argument("--reviewer", help="the name in the lines to append (default: git's)")
     return parser
 
 
@@ -85,6 +90,18 @@ def world(config: Path) -> World:
     return World(env=env, now=_now, git_sha=git_sha(env, config.resolve().parent))
 
 
+def _reviewer(folder: Path) -> str:
+    """Who reviews: ``git config user.name``, else the system's user name."""
+    try:
+        done = subprocess.run(
+            ["git", "config", "user.name"], cwd=folder, capture_output=True, text=True, timeout=5
+        )
+        name = done.stdout.strip() if done.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        name = ""
+    return name or os.environ.get("USER") or "reviewer"
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         outcome = run(
@@ -108,6 +125,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_PASS
     if args.command == "init":
         return init(Path.cwd(), force=args.force, out=sys.stdout)
+    if args.command == "review":
+        reviewer = args.reviewer or _reviewer(args.config.resolve().parent)
+        items, markdown, page = launch.review_queue(
+            args.config, args.report, _now().date(), reviewer
+        )
+        print(f"{len(items)} outputs need a review: {markdown} and {page}")
+        return EXIT_PASS
     if args.command == "action":
         workspace = Path(os.environ.get("GITHUB_WORKSPACE") or ".")
         return action.main(os.environ, world=world(workspace / "gate.yml"))

@@ -11,12 +11,13 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from gate.decide.baseline import new_baseline
+from gate.decide.review import coverage, repeat0_outputs
 from gate.decide.verdict import decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
@@ -133,6 +134,10 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     scored = score_records(plan.cases, records, list(plan.names))
     write_records(out / "records.jsonl", scored.records)
     verdict = decide(plan, scored)
+    outputs = repeat0_outputs([record.to_json() for record in scored.records])
+    reviewed = coverage(plan, outputs, world.now().date())
+    if reviewed is not None:
+        verdict = replace(verdict, checks=[*verdict.checks, *reviewed.checks()])
     baseline_status = "found" if plan.baseline else "missing"
     if options.update_baseline and plan.baseline_path is not None:
         baseline = new_baseline(
@@ -156,6 +161,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         },
         baseline_status=baseline_status,
         judge=judge_stats.to_json() if judge_stats is not None else None,
+        review=reviewed.to_json() if reviewed is not None else None,
     )
     report_path = out / "report.json"
     markdown_path = out / "report.md"

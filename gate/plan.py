@@ -27,6 +27,7 @@ from gate.load.config import (
     read_thresholds,
 )
 from gate.load.dataset import Case, read_dataset
+from gate.load.reviews import Review, read_reviews
 from gate.load.validation import Loc
 from gate.run.adapters.openai import pipeline_prompt
 
@@ -50,6 +51,8 @@ class Plan:
     """The line of every key path in the thresholds file (``rule_line`` finds a rule's)."""
     case_lines: Mapping[str, int] = field(default_factory=dict)
     """The golden set's line of each case, by id."""
+    reviews: tuple[Review, ...] = ()
+    """reviews.jsonl, in file order (read from the working tree)."""
 
 
 def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
@@ -77,6 +80,7 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
         raise ConfigError(
             f"{config.thresholds}: must_pass: {'; '.join(what)} (fix: check the spelling)"
         )
+    reviews = _reviews(config, thresholds, tags)
     baseline_path = baseline_override or (
         config.resolve(config.baseline) if config.baseline else None
     )
@@ -100,7 +104,26 @@ def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:
         names=tuple(metrics.metric_names(cutoffs(config, thresholds))),
         thresholds_lines=thresholds_lines,
         case_lines=case_lines,
+        reviews=reviews,
     )
+
+
+def _reviews(config: Config, thresholds: Thresholds, tags: set[str]) -> tuple[Review, ...]:
+    policy = thresholds.review
+    if policy is not None:
+        missing = sorted(set(policy.tags) - tags)
+        if missing:
+            raise ConfigError(
+                f"{config.thresholds}: review.tags: no case is tagged "
+                f"{', '.join(map(repr, missing))} (fix: check the spelling)"
+            )
+        if config.reviews is None:
+            raise ConfigError(
+                f"{config.path}: reviews: the thresholds ask for reviews of "
+                f"{', '.join(policy.tags)} but gate.yml names no reviews file "
+                "(fix: add `reviews: reviews.jsonl`)"
+            )
+    return tuple(read_reviews(config.resolve(config.reviews))) if config.reviews else ()
 
 
 def cutoffs(config: Config, thresholds: Thresholds) -> list[int]:

@@ -1,0 +1,1 @@
+"""Failures become cases (filled in below)."""
