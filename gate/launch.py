@@ -6,6 +6,7 @@ and write files beside the report; the CLI passes in the clock and the environme
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,7 +17,10 @@ from gate.errors import ConfigError
 from gate.files import write_atomic
 from gate.load import strict_json
 from gate.plan import Plan, prepare
+from gate.redact_patterns import scrub_value
+from gate.render.evidence import build_evidence, render_evidence_markdown
 from gate.render.review import QueueItem, render_queue_html, render_queue_markdown, review_line
+from gate.transport import redact
 
 
 @dataclass(frozen=True)
@@ -123,5 +127,33 @@ def review_queue(
     return items, markdown, page
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+def run_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """The workflow run and the commit, when the pack is made inside GitHub Actions."""
+    server, repo = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
+    if not server or not repo:
+        return {}
+    urls = {"repository": f"{server}/{repo}"}
+    if env.get("GITHUB_RUN_ID"):
+        urls["run"] = f"{server}/{repo}/actions/runs/{env['GITHUB_RUN_ID']}"
+    if env.get("GITHUB_SHA"):
+        urls["commit"] = f"{server}/{repo}/commit/{env['GITHUB_SHA']}"
+    return urls
+
+
+def evidence_pack(
+    config: Path,
+    report_dir: Path,
+    today: date,
+    urls: Mapping[str, str],
+    secrets: Collection[str] = (),
+) -> tuple[Path, Path]:
+    """Write ``evidence.json`` and ``evidence.md`` into ``report_dir``, personal data and
+    secrets (the patterns, and the values in ``secrets``) scrubbed."""
+    run = read_run(config, report_dir, today)
+    evidence = scrub_value(build_evidence(run.plan, run.report, run.records, run.coverage, urls))
+    as_json, markdown = report_dir / "evidence.json", report_dir / "evidence.md"
+    write_atomic(
+        as_json, redact(json.dumps(evidence, indent=2, ensure_ascii=False), secrets) + "\n"
+    )
+    write_atomic(markdown, redact(render_evidence_markdown(evidence), secrets))
+    return as_json, markdown
