@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gate import __version__, action, launch
+from gate import __version__, action, launch, mine
 from gate.errors import GateError
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
     review.add_argument("--report", type=Path, default=Path("gate-report"), help="a run's folder")
     review.add_argument("--reviewer", help="the name in the lines to append (default: git's)")
+
+    mined = commands.add_parser("mine", help="candidate golden cases from failing runs or traces")
+    mined.add_argument("file", type=Path, help="records.jsonl, traces JSONL or OTel GenAI spans")
+    mined.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    mined.add_argument("--out", type=Path, default=Path("candidates.jsonl"))
+    mined.add_argument("--cases", type=Path, help="the golden set records.jsonl was run on")
 
     evidence = commands.add_parser("evidence", help="write the evidence pack of a finished run")
     evidence.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
@@ -127,6 +133,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         rules = len(plan.thresholds.metrics) + sum(map(len, plan.thresholds.slices.values()))
         baseline = "found" if plan.baseline else "none yet"
         print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
+        if waiting := mine.unfinished(plan.cases):
+            shown = ", ".join(waiting[:20]) + (
+                f", +{len(waiting) - 20} more" if len(waiting) > 20 else ""
+            )
+            print(
+                log_text(
+                    f"gate: warning: {len(waiting)} unfinished cases (mined, `expected` not "
+                    f"filled): {shown} (fix: fill `expected`, then remove metadata.unfinished)"
+                ),
+                file=sys.stderr,
+            )
         return EXIT_PASS
     if args.command == "init":
         return init(Path.cwd(), force=args.force, out=sys.stdout)
@@ -136,6 +153,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.config, args.report, _now().date(), reviewer
         )
         print(f"{len(items)} outputs need a review: {markdown} and {page}")
+        return EXIT_PASS
+    if args.command == "mine":
+        found = mine.mine_file(args.config, args.file, args.out, args.cases)
+        print(
+            f"{len(found.candidates)} candidate cases in {args.out} from {found.read} runs "
+            f"({found.passing} passing, {found.known} already in the golden set, "
+            f"{found.repeated} repeats); fill `expected` in each, then move them in"
+        )
         return EXIT_PASS
     if args.command == "evidence":
         env = dict(os.environ)
