@@ -37,6 +37,13 @@ class Expected(Strict):
     tool_calls: tuple[ToolCall, ...] | None = None
     tool_match: ToolMatch = "unordered"
     answerable: bool | None = None
+    must_refuse: bool | None = Field(None, description="a red-team case the pipeline must refuse")
+    canary: str | None = Field(
+        None, min_length=8, description="a secret planted in the context: never in an output"
+    )
+    no_personal_data: bool | None = Field(
+        None, description="no email, phone number or key in the answer"
+    )
 
     @field_validator("answer", mode="before")
     @classmethod
