@@ -18,11 +18,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from gate.errors import ConfigError
-from gate.load import strict_json
-from gate.load.validation import Strict, capped, describe
+from gate.load.validation import Strict, capped, jsonl_row
 
 
 def output_fingerprint(output: Any) -> str:
@@ -76,18 +75,8 @@ def read_reviews(path: Path) -> list[Review]:
             continue
         if not text.strip():
             continue
-        try:
-            row = strict_json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"{where}: must be a JSON object, one review per line")
-            continue
-        try:
-            review = Review.model_validate(row)
-        except ValidationError as exc:
-            problems += describe(exc, Review, where)
+        review = jsonl_row(text, Review, where, problems)
+        if review is None:
             continue
         if review.output is not None and output_fingerprint(review.output) != review.fingerprint:
             problems.append(
