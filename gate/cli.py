@@ -1,4 +1,4 @@
-"""The command line: ``gate run | validate | action | comment | init``.
+"""The command line: ``gate run | validate | action | comment | init | review | evidence | mine``.
 
 Exit codes: 0 the gate passed, 1 it failed, 2 the input is wrong (a message, no traceback),
 3 a bug in the gate (a traceback, so it can be reported).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import traceback
@@ -16,7 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gate import __version__, action
+from gate import __version__, action, launch, mine
 from gate.bar_from import from_snapshot, git_bar
 from gate.errors import GateError
 from gate.load.bar import Bar, BarSource
@@ -73,6 +74,21 @@ def _parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser("init", help="write a starter gate.yml, golden set and workflows")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")
+
+    review = commands.add_parser("review", help="write the queue of outputs that need a review")
+    review.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    review.add_argument("--report", type=Path, default=Path("gate-report"), help="a run's folder")
+    review.add_argument("--reviewer", help="the name in the lines to append (default: git's)")
+
+    mined = commands.add_parser("mine", help="candidate golden cases from failing runs or traces")
+    mined.add_argument("file", type=Path, help="records.jsonl, traces JSONL or OTel GenAI spans")
+    mined.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    mined.add_argument("--out", type=Path, default=Path("candidates.jsonl"))
+    mined.add_argument("--cases", type=Path, help="the golden set records.jsonl was run on")
+
+    evidence = commands.add_parser("evidence", help="write the evidence pack of a finished run")
+    evidence.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    evidence.add_argument("--report", type=Path, default=Path("gate-report"), help="a run's folder")
     return parser
 
 
@@ -120,6 +136,18 @@ def bar_line(bar: Bar) -> str:
     return f"{line}; the working tree changes {', '.join(bar.change.files)} ({rules} changes)"
 
 
+def _reviewer(folder: Path) -> str:
+    """Who reviews: ``git config user.name``, else the system's user name."""
+    try:
+        done = subprocess.run(
+            ["git", "config", "user.name"], cwd=folder, capture_output=True, text=True, timeout=5
+        )
+        name = done.stdout.strip() if done.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        name = ""
+    return name or os.environ.get("USER") or "reviewer"
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         outcome = run(
@@ -150,9 +178,44 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
         if plan.bar is not None:
             print(bar_line(plan.bar))
+        if waiting := mine.unfinished(plan.cases):
+            shown = ", ".join(waiting[:20]) + (
+                f", +{len(waiting) - 20} more" if len(waiting) > 20 else ""
+            )
+            print(
+                log_text(
+                    f"gate: warning: {len(waiting)} unfinished cases (mined, `expected` not "
+                    f"filled): {shown} (fix: fill `expected`, then remove metadata.unfinished)"
+                ),
+                file=sys.stderr,
+            )
         return EXIT_PASS
     if args.command == "init":
         return init(Path.cwd(), force=args.force, out=sys.stdout)
+    if args.command == "review":
+        reviewer = args.reviewer or _reviewer(args.config.resolve().parent)
+        items, markdown, page = launch.review_queue(
+            args.config, args.report, _now().date(), reviewer
+        )
+        print(f"{len(items)} outputs need a review: {markdown} and {page}")
+        return EXIT_PASS
+    if args.command == "mine":
+        found = mine.mine_file(args.config, args.file, args.out, args.cases)
+        print(
+            f"{len(found.candidates)} candidate cases in {args.out} from {found.read} runs "
+            f"({found.passing} passing, {found.known} already in the golden set, "
+            f"{found.repeated} repeats); fill `expected` in each, then move them in"
+        )
+        return EXIT_PASS
+    if args.command == "evidence":
+        env = dict(os.environ)
+        # Values of secret-looking variables never reach the pack, whatever their shape.
+        secrets = [v for k, v in env.items() if re.search(r"KEY|TOKEN|SECRET|PASSWORD", k) and v]
+        as_json, markdown = launch.evidence_pack(
+            args.config, args.report, _now().date(), launch.run_urls(env), secrets
+        )
+        print(f"evidence: {markdown} and {as_json}")
+        return EXIT_PASS
     if args.command == "action":
         env = action.conceal_token(os.environ)
         workspace = Path(env.get("GITHUB_WORKSPACE") or ".")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gate.decide.baseline import new_baseline, refusal
+from gate.decide.review import coverage, repeat0_outputs
 from gate.decide.stages import EXTRA_RUNS, stage_confidences, wants_second_stage
 from gate.decide.verdict import decide
 from gate.errors import ConfigError
@@ -159,6 +160,10 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     # Scored on what the pipeline said; from here on shown and stored scrubbed.
     scored = replace(scored, records=[scrubbed(r, scrub) for r in scored.records])
     write_records(out / "records.jsonl", scored.records, scrub)
+    outputs = repeat0_outputs([record.to_json() for record in scored.records])
+    reviewed = coverage(plan, outputs, world.now().date())
+    if reviewed is not None:
+        verdict = replace(verdict, checks=[*verdict.checks, *reviewed.checks()])
     baseline_status = "found" if plan.baseline else "missing"
     refused = (
         refusal(verdict, str(plan.baseline_path))
@@ -189,6 +194,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         },
         baseline_status=baseline_status,
         judge=judge_stats.to_json() if judge_stats is not None else None,
+        review=reviewed.to_json() if reviewed is not None else None,
     )
     # The report-building boundary: whatever data a report quotes, it quotes scrubbed.
     report = scrub.value(report)

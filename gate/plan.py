@@ -28,6 +28,7 @@ from gate.load.config import (
     read_thresholds,
 )
 from gate.load.dataset import Case, read_dataset
+from gate.load.reviews import Review, read_reviews
 from gate.load.validation import Loc
 from gate.metrics import generation
 from gate.run.adapters.openai import pipeline_prompt
@@ -56,6 +57,8 @@ class Plan:
     """Where thresholds and baseline were read (``--bar-from``, the action on pull requests)."""
     bar_change: BarChange | None = None
     """How the working tree's thresholds and baseline differ from the bar's ref."""
+    reviews: tuple[Review, ...] = ()
+    """reviews.jsonl, in file order (read from the working tree)."""
 
 
 def prepare(
@@ -81,6 +84,7 @@ def prepare(
         bar, used = judged_bar(bar_source, config, thresholds, baseline_path, baseline)
         thresholds, baseline_path, baseline = used.thresholds, used.baseline_path, used.baseline
     tags = {tag for case in cases for tag in case.tags}
+    reviews = _reviews(config, thresholds, tags)
     unknown = sorted(set(thresholds.slices) - tags)
     if unknown:
         raise ConfigError(
@@ -117,6 +121,7 @@ def prepare(
         case_lines=case_lines,
         bar=bar,
         bar_change=bar.change if bar else None,
+        reviews=reviews,
     )
 
 
@@ -141,6 +146,24 @@ def judged_bar(
     used: Literal["ref", "change"] = "change" if change and source.honour_change else "ref"
     bar = Bar(source.ref, source.via, used, source.approval, change)
     return bar, here if used == "change" else there
+
+
+def _reviews(config: Config, thresholds: Thresholds, tags: set[str]) -> tuple[Review, ...]:
+    policy = thresholds.review
+    if policy is not None:
+        missing = sorted(set(policy.tags) - tags)
+        if missing:
+            raise ConfigError(
+                f"{config.thresholds}: review.tags: no case is tagged "
+                f"{', '.join(map(repr, missing))} (fix: check the spelling)"
+            )
+        if config.reviews is None:
+            raise ConfigError(
+                f"{config.path}: reviews: the thresholds ask for reviews of "
+                f"{', '.join(policy.tags)} but gate.yml names no reviews file "
+                "(fix: add `reviews: reviews.jsonl`)"
+            )
+    return tuple(read_reviews(config.resolve(config.reviews))) if config.reviews else ()
 
 
 def cutoffs(config: Config, thresholds: Thresholds) -> list[int]:

@@ -176,6 +176,7 @@ class Config(Strict):
     metrics: MetricOptions = Field(default_factory=MetricOptions)
     thresholds: Path | None = None
     baseline: Path | None = None
+    reviews: Path | None = Field(None, description="reviews.jsonl: human reviews of outputs")
     comparison: Comparison = Field(default_factory=Comparison)
     redact: list[str] | None = Field(
         None, description="regexes scrubbed from everything stored or printed (gate.scrub)"
@@ -257,10 +258,18 @@ class MustPass(Strict):
     cases: list[str] = Field(default_factory=list)
 
 
+class ReviewPolicy(Strict):
+    """Slices whose every output needs a person's approval (gate/decide/review.py)."""
+
+    tags: list[str] = Field(min_length=1)
+    max_age_days: int | None = Field(None, ge=1, description="an older approval has expired")
+
+
 class Thresholds(Strict):
     metrics: dict[str, Rule] = Field(default_factory=dict)
     slices: dict[str, dict[str, Rule]] = Field(default_factory=dict)
     must_pass: MustPass = Field(default_factory=MustPass)
+    review: ReviewPolicy | None = None
 
     def names(self) -> set[str]:
         return set(self.metrics) | {name for rules in self.slices.values() for name in rules}

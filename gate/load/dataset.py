@@ -37,6 +37,13 @@ class Expected(Strict):
     tool_calls: tuple[ToolCall, ...] | None = None
     tool_match: ToolMatch = "unordered"
     answerable: bool | None = None
+    must_refuse: bool | None = Field(None, description="a red-team case the pipeline must refuse")
+    canary: str | None = Field(
+        None, min_length=8, description="a secret planted in the context: never in an output"
+    )
+    no_personal_data: bool | None = Field(
+        None, description="no email, phone number or key in the answer"
+    )
 
     @field_validator("answer", mode="before")
     @classmethod
@@ -78,8 +85,11 @@ class Case(Strict):
         raise ValueError("must be a string or a JSON object (passed to the pipeline as is)")
 
     def fingerprint(self) -> str:
-        """A hash of what the case asks and expects: a changed case under the same id shows."""
-        body = self.model_dump(mode="json", include={"input", "expected"})
+        """A hash of what the case asks and expects: a changed case under the same id shows.
+
+        Defaults are left out, so a new optional ``expected`` field (or one written out with
+        its default value) does not make every stored case look changed."""
+        body = self.model_dump(mode="json", include={"input", "expected"}, exclude_defaults=True)
         return _sha256(json.dumps(body, sort_keys=True, ensure_ascii=False))
 
 

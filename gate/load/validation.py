@@ -7,14 +7,18 @@ Every message names the file, the line when we know it, the key, and how to fix 
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gate.errors import ConfigError
+from gate.load import strict_json
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_LISTED = 20
 """How many problems a message lists before it says how many more there are."""
@@ -252,3 +256,18 @@ def parse_yaml(text: str, where: str, what: str = "YAML") -> tuple[Any, dict[Loc
     if node is not None:
         _index_lines(node, (), lines)
     return data, lines
+
+
+def jsonl_row(line: str, model: type[M], where: str, problems: list[str]) -> M | None:
+    """One JSONL line as ``model``; None, with its problems appended as ``where: ...``, when the
+    line is not strict JSON or not a valid row."""
+    try:
+        row = strict_json.loads(line)
+    except json.JSONDecodeError as exc:
+        problems.append(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
+        return None
+    try:
+        return model.model_validate(row)
+    except ValidationError as exc:
+        problems += describe(exc, model, where)
+        return None

@@ -16,7 +16,7 @@ from functools import cache
 
 import numpy as np
 
-from gate.metrics import agent, failures, generation, ops, retrieval, statistic
+from gate.metrics import agent, failures, generation, ops, retrieval, safety, statistic
 from gate.metrics.batch import Batch
 
 Columns = Mapping[str, np.ndarray]
@@ -128,6 +128,17 @@ METRICS: dict[str, MetricSpec] = {
     ),
     "generation.false_answer_rate": MetricSpec(
         _per_batch(generation.false_answer), False, "unanswerable cases the pipeline answered"
+    ),
+    "generation.refusal_rate": MetricSpec(
+        _per_batch(safety.refusal), True, "must_refuse cases the pipeline refused"
+    ),
+    "generation.canary_leak": MetricSpec(
+        _per_batch(safety.canary_leak), False, "cases whose output contains their canary"
+    ),
+    "generation.personal_data_leak": MetricSpec(
+        _per_batch(safety.personal_data_leak),
+        False,
+        "no_personal_data cases whose answer holds an email, phone number or key",
     ),
     "generation.faithfulness_judge": MetricSpec(
         _judged("generation.faithfulness_judge"),

@@ -172,6 +172,7 @@ def _render(
     lines += _metrics(report, detail)
     lines += _slices(report, detail)
     lines += _failure_modes(report)
+    lines += _review(report, detail)
     lines += _warnings(report, detail)
     lines += _flips(report, detail, run_url)
     lines += _failing_cases(report, detail, run_url)
@@ -331,6 +332,32 @@ def _failure_modes(report: Mapping[str, Any]) -> list[str]:
     if not modes:
         return []
     return ["", "**Failure modes:** " + " · ".join(f"{escape(m)} {_num(n)}" for m, n in modes)]
+
+
+def _review(report: Mapping[str, Any], detail: Detail) -> list[str]:
+    """Coverage per slice that needs review ("high-risk: 11 of 13 outputs reviewed") and the
+    outputs still waiting for a person (``gate review`` writes their queue)."""
+    slices = _dict(_dict(report.get("review")).get("slices"))
+    if not slices:
+        return []
+    lines = ["", "#### Review coverage", ""]
+    for tag, found in slices.items():
+        found = _dict(found)
+        missing = _list(found.get("missing"))
+        icon = VERDICT["pass"] if not missing else VERDICT["fail"]
+        lines.append(
+            f"- {icon} {escape(tag)}: {_num(found.get('reviewed'))} of "
+            f"{_num(found.get('total'))} outputs reviewed"
+        )
+        shown = missing if detail.cases is None else missing[: detail.cases]
+        lines += [
+            f"  - {escape(_dict(m).get('id'), 100)}: {escape(_dict(m).get('reason'), 200)}"
+            for m in shown
+        ]
+        if len(shown) < len(missing):
+            lines.append(f"  - … and {len(missing) - len(shown)} more: see report.json")
+    lines += ["", "Run `gate review` for the queue, with the line that approves each output."]
+    return lines
 
 
 def _warnings(report: Mapping[str, Any], detail: Detail) -> list[str]:

@@ -70,6 +70,7 @@ def build_report(
     run_info: dict[str, Any],
     baseline_status: str,
     judge: dict[str, Any] | None = None,
+    review: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report.json document (its shape is described in docs/formats.md).
 
@@ -168,6 +169,8 @@ def build_report(
     }
     if judge is not None:
         report["judge"] = judge
+    if review is not None:
+        report["review"] = review
     cite_sources(report, plan)
     if plan.bar is not None:
         report["bar"] = plan.bar.to_json()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from gate.errors import DatasetError
-from gate.load import strict_json
 from gate.load.config import ReplayPipeline
 from gate.load.dataset import Case
-from gate.load.validation import Strict, capped, describe
+from gate.load.validation import Strict, capped, jsonl_row
 from gate.run.adapters.base import Reply
 from gate.run.records import Amount
 
@@ -54,15 +50,8 @@ class ReplayAdapter:
             if not line.strip():
                 continue
             where = f"{self._path}:{number}"
-            try:
-                row = strict_json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
-                continue
-            try:
-                recorded = _Recorded.model_validate(row)
-            except ValidationError as exc:
-                problems += describe(exc, _Recorded, where)
+            recorded = jsonl_row(line, _Recorded, where, problems)
+            if recorded is None:
                 continue
             self._rows.setdefault(recorded.id, []).append(recorded)
         if problems:
