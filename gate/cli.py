@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gate import __version__, action
 from gate.errors import GateError
+from gate.load.baseline import legacy_note
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
 
@@ -99,6 +100,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         plan = prepare(args.config, args.baseline)
         rules = len(plan.thresholds.metrics) + sum(map(len, plan.thresholds.slices.values()))
         baseline = "found" if plan.baseline else "none yet"
+        note = legacy_note(plan.baseline_path, plan.baseline)
+        if note:
+            print(f"gate: note: {note}", file=sys.stderr)
         print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
         return EXIT_PASS
     if args.command == "init":

@@ -21,7 +21,7 @@ from gate.decide.verdict import decide
 from gate.errors import ConfigError
 from gate.files import write_atomic
 from gate.judge import Judge
-from gate.load.baseline import write_baseline
+from gate.load.baseline import legacy_note, write_baseline
 from gate.metrics.scoring import score_records
 from gate.plan import prepare
 from gate.render.markdown import render_summary
@@ -78,6 +78,9 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "
             "pass --baseline FILE)"
         )
+    note = legacy_note(plan.baseline_path, plan.baseline)
+    if note and options.progress and not options.update_baseline:
+        print(f"gate: note: {note}", file=options.progress)
     out = options.out_dir
     out.mkdir(parents=True, exist_ok=True)
     started_at = timestamp(world.now())

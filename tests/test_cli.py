@@ -62,7 +62,7 @@ def test_run__baseline_only_written_when_asked(project, monkeypatch):
         < json.loads(before)["metrics"]["retrieval.hit_rate@5"]
     )
     golden = (project / "datasets/golden.jsonl").read_text().splitlines()
-    assert set(written["cases"]) == {json.loads(line)["id"] for line in golden if line.strip()}
+    assert set(written["case_ids"]) == {json.loads(line)["id"] for line in golden if line.strip()}
 
 
 def test_run__missing_baseline_applies_absolute_bars_only(project):
