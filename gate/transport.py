@@ -62,9 +62,10 @@ def post_json(
     source = "" if label else f" from {url}"
     if status == 429 or status >= 500:
         detail = _detail(response, secrets)
-        raise Transient(
-            f"{label}HTTP {status}{source}{detail}", retry_after=retry_after(response.headers)
-        )
+        wait = retry_after(response.headers)
+        # A 503 that says when to come back is the server shedding load; without, it is down.
+        limited = status == 429 or (status == 503 and wait is not None)
+        raise Transient(f"{label}HTTP {status}{source}{detail}", wait, rate_limited=limited)
     if status >= 400:
         raise HttpRefused(f"{label}HTTP {status}{source}{_detail(response, secrets)}")
     try:
