@@ -15,7 +15,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gate.files import write_atomic
+from gate.files import replacing
 from gate.load.dataset import ToolCall
 from gate.load.validation import dotted
 
@@ -153,6 +153,8 @@ class RecordWriter:
 
 
 def write_records(path: Path, records: Iterable[Record]) -> None:
-    """Rewrite records.jsonl in one atomic step (with the scores known at the end of the run)."""
-    lines = (json.dumps(r.to_json(), ensure_ascii=False, default=str) for r in records)
-    write_atomic(path, "".join(line + "\n" for line in lines))
+    """Rewrite records.jsonl in one atomic step (with the scores known at the end of the run),
+    a line at a time: the file is never held in memory whole."""
+    with replacing(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record.to_json(), ensure_ascii=False, default=str) + "\n")
