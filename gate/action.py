@@ -21,10 +21,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from gate.errors import GateError, GitHubError
+from gate.errors import ConfigError, GateError, GitHubError
+from gate.merge import merge
 from gate.pipeline import Outcome, RunOptions, World, run
 from gate.publish.github import GitHub, PostedComment, upsert_comment
 from gate.render import markdown
+from gate.run.shards import Shard
 
 RunFn = Callable[[RunOptions], Outcome]
 
@@ -50,6 +52,8 @@ EXAMPLES = {
     "fail-on": "any  # or: regression, never",
     "update-baseline": "false",
     "output-dir": "gate-report",
+    "shard": "${{ matrix.shard }}/4",
+    "merge-from": "shards/*",
 }
 
 
@@ -64,6 +68,18 @@ class Inputs(BaseModel):
     fail_on: Literal["any", "regression", "never"] = Field("any", alias="fail-on")
     update_baseline: bool = Field(False, alias="update-baseline")
     output_dir: Path = Field(Path("gate-report"), alias="output-dir")
+    shard: str = Field("", description="K/N: run one slice of the cases, for a merge job")
+    merge_from: str = Field(
+        "", alias="merge-from", description="shard folders (globs), one per line, to merge"
+    )
+
+    @field_validator("shard")
+    @classmethod
+    def _k_of_n(cls, value: str) -> str:
+        try:
+            return str(Shard.parse(value)) if value.strip() else ""
+        except ConfigError:
+            raise ValueError(f"must be K/N with 1 ≤ K ≤ N, e.g. 2/4, not {value!r}") from None
 
     @field_validator("comment", "update_baseline", mode="before")
     @classmethod
@@ -157,6 +173,13 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     context = Context.from_env(env)
     outcome = _run_quietly(inputs, context, run, world)
     report = outcome.report
+    if inputs.shard:
+        # A slice has no verdict: the merge job reports, comments and decides.
+        if context.output_file:
+            path = _shown_path(outcome.report_path, context.workspace)
+            write_outputs(context.output_file, {"report-path": path, "summary": report["summary"]})
+        print(f"gate: {_one_line(report['summary'])}")
+        return 0
     run_url = context.run_url
 
     pull_request = context.pull_request()
@@ -355,16 +378,29 @@ def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> 
     resume = uuid.uuid4().hex
     print(f"::stop-commands::{resume}", flush=True)
     try:
-        return run(
-            RunOptions(
-                config=context.workspace / inputs.config,
-                out_dir=context.workspace / inputs.output_dir,
-                update_baseline=inputs.update_baseline,
-                world=world,
-            )
+        options = RunOptions(
+            config=context.workspace / inputs.config,
+            out_dir=context.workspace / inputs.output_dir,
+            update_baseline=inputs.update_baseline,
+            shard=Shard.parse(inputs.shard) if inputs.shard else None,
+            world=world,
         )
+        if inputs.merge_from:
+            return merge(shard_folders(inputs.merge_from, context.workspace), options)
+        return run(options)
     finally:
         print(f"::{resume}::", flush=True)
+
+
+def shard_folders(text: str, workspace: Path) -> list[Path]:
+    """The ``merge-from`` input's folders: one path or glob a line, relative to the workspace."""
+    folders: list[Path] = []
+    for line in text.splitlines():
+        pattern = line.strip()
+        if pattern:
+            found = sorted(workspace.glob(pattern)) or [workspace / pattern]
+            folders += [path for path in found if path not in folders]
+    return folders
 
 
 def _failing_checks(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:

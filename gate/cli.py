@@ -18,8 +18,10 @@ from pathlib import Path
 from gate import __version__, action
 from gate.errors import GateError
 from gate.load.baseline import legacy_note
+from gate.merge import merge
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
+from gate.run.shards import Shard
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
 
@@ -43,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
         "--update-baseline", action="store_true", help="write this run's metrics as the baseline"
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run.add_argument(
+        "--shard", type=Shard.parse, metavar="K/N", help="run slice K of N, for `gate merge`"
+    )
+
+    merge = commands.add_parser("merge", help="combine `gate run --shard` folders into one run")
+    merge.add_argument("folders", type=Path, nargs="+", metavar="DIR", help="shard folders")
+    merge.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    merge.add_argument("--out", type=Path, default=Path("gate-report"), help="report folder")
+    merge.add_argument("--baseline", type=Path, help="baseline file (overrides gate.yml)")
+    merge.add_argument(
+        "--update-baseline", action="store_true", help="write the merged run as the baseline"
+    )
 
     validate = commands.add_parser("validate", help="check config, dataset, thresholds, baseline")
     validate.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
@@ -89,10 +103,23 @@ def _dispatch(args: argparse.Namespace) -> int:
                 out_dir=args.out,
                 baseline=args.baseline,
                 update_baseline=args.update_baseline,
+                shard=args.shard,
                 progress=None if args.quiet else sys.stderr,
                 world=world(args.config),
             )
         )
+        print(outcome.report["summary"])
+        print(f"report: {outcome.report_path} and {outcome.markdown_path}")
+        return outcome.exit_code
+    if args.command == "merge":
+        options = RunOptions(
+            config=args.config,
+            out_dir=args.out,
+            baseline=args.baseline,
+            update_baseline=args.update_baseline,
+            world=world(args.config),
+        )
+        outcome = merge(args.folders, options)
         print(outcome.report["summary"])
         print(f"report: {outcome.report_path} and {outcome.markdown_path}")
         return outcome.exit_code

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,13 +22,15 @@ from gate.errors import ConfigError
 from gate.files import write_atomic
 from gate.judge import Judge
 from gate.load.baseline import legacy_note, write_baseline
+from gate.load.dataset import fingerprint
 from gate.metrics.scoring import score_records
-from gate.plan import prepare
+from gate.plan import Plan, prepare
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
-from gate.run.records import RecordWriter, write_records
+from gate.run.records import Record, RecordWriter, write_records
 from gate.run.runner import Progress, run_cases
+from gate.run.shards import Shard, shard_manifest, write_manifest
 
 
 def _epoch() -> datetime:
@@ -52,6 +54,8 @@ class RunOptions:
     baseline: Path | None = None
     """Overrides the config's ``baseline:``."""
     update_baseline: bool = False
+    shard: Shard | None = None
+    """Run only this slice of the cases, into a partial result for ``gate merge``."""
     progress: TextIO | None = sys.stderr
     world: World = field(default_factory=World)
 
@@ -73,6 +77,14 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     """Run the gate; exit code 0 when every check passes, 1 when one fails."""
     world = options.world
     plan = prepare(options.config, options.baseline)
+    whole = fingerprint(plan.cases)  # of every case, so that merge can tell the shards' sets apart
+    if options.shard is not None:
+        if options.update_baseline:
+            raise ConfigError(
+                "--shard with --update-baseline: a shard sees part of the cases (fix: pass "
+                "--update-baseline to `gate merge`)"
+            )
+        plan = replace(plan, cases=options.shard.select(plan.cases))
     if options.update_baseline and plan.baseline_path is None:
         raise ConfigError(
             "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "
@@ -121,6 +133,43 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         finally:
             judge.close()
 
+    run_info = {
+        "started_at": started_at,
+        "duration_s": round(duration, 3),
+        "records": len(records),
+        "errors": sum(r.status == "error" for r in records),
+        "timeouts": sum(r.status == "timeout" for r in records),
+        "repeats": settings.repeats,
+        "concurrency": settings.concurrency,
+    }
+    judged = judge_stats.to_json() if judge_stats is not None else None
+    if options.shard is not None:
+        write_records(out / "records.jsonl", records)
+        manifest = shard_manifest(
+            options.shard,
+            pipeline_fingerprint=plan.fingerprint,
+            dataset_fingerprint=whole,
+            git_sha=world.git_sha,
+            cases=len(plan.cases),
+            run_info=run_info,
+            judge=judged,
+        )
+        path = write_manifest(out, manifest)
+        return Outcome(0, manifest, path, out / "records.jsonl")
+    return conclude(plan, records, options, run_info, judged)
+
+
+def conclude(
+    plan: Plan,
+    records: list[Record],
+    options: RunOptions,
+    run_info: dict[str, Any],
+    judge: dict[str, Any] | None,
+) -> Outcome:
+    """Score the run's records, decide, write the baseline if asked, and the report: the same
+    for one process and for merged shards."""
+    world = options.world
+    out = options.out_dir
     scored = score_records(plan.cases, records, list(plan.names))
     write_records(out / "records.jsonl", scored.records)
     verdict = decide(plan, scored)
@@ -136,17 +185,9 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         plan=plan,
         scored=scored,
         verdict=verdict,
-        run_info={
-            "started_at": started_at,
-            "duration_s": round(duration, 3),
-            "records": len(records),
-            "errors": sum(r.status == "error" for r in records),
-            "timeouts": sum(r.status == "timeout" for r in records),
-            "repeats": settings.repeats,
-            "concurrency": settings.concurrency,
-        },
+        run_info=run_info,
         baseline_status=baseline_status,
-        judge=judge_stats.to_json() if judge_stats is not None else None,
+        judge=judge,
     )
     report_path = out / "report.json"
     markdown_path = out / "report.md"

@@ -134,6 +134,29 @@ class Record:
         return out
 
 
+def read_record(row: dict[str, Any]) -> Record:
+    """A record as ``to_json`` wrote it (its scores are not read: they are recomputed).
+
+    Raises KeyError, TypeError or ValueError when ``row`` is not one.
+    """
+    status = row["status"]
+    if status not in ("ok", "error", "timeout"):
+        raise ValueError(f"status: {status!r} is not ok, error or timeout")
+    return Record(
+        case_id=str(row["id"]),
+        repeat=int(row["repeat"]),
+        trace_id=str(row["trace_id"]),
+        status=status,
+        latency_ms=None if row["latency_ms"] is None else float(row["latency_ms"]),
+        attempts=int(row["attempts"]),
+        started_at=str(row["started_at"]),
+        output=parse_output(row["output"]) if status == "ok" else EMPTY,
+        raw_output=row["output"],
+        error=row["error"],
+        judgements={name: Judgement(**j) for name, j in (row.get("judge") or {}).items()},
+    )
+
+
 class RecordWriter:
     """Appends records to a JSONL file as they finish, flushed line by line."""
 

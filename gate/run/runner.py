@@ -127,7 +127,7 @@ def attempt(adapter: Adapter, job: Job, settings: Runner) -> Record | Failed:
     try:
         reply: Reply = adapter.call(job.case, settings.timeout_s)
     except (Transient, CaseTimeout) as exc:
-        latency = (time.monotonic() - begin) * 1000
+        latency = round((time.monotonic() - begin) * 1000, 3)
         status: Status = "timeout" if isinstance(exc, CaseTimeout) else "error"
         failed = replace(
             base,
@@ -138,15 +138,17 @@ def attempt(adapter: Adapter, job: Job, settings: Runner) -> Record | Failed:
         )
         return Failed(failed, exc)
     except Exception as exc:  # the pipeline's failure is the case's result
-        latency = (time.monotonic() - begin) * 1000
+        latency = round((time.monotonic() - begin) * 1000, 3)
         return replace(
             base, latency_ms=latency, attempts=number, error=f"{type(exc).__name__}: {exc}"
         )
     measured = (time.monotonic() - begin) * 1000
     recorded = reply.latency_ms is not None or not reply.timed
+    latency = reply.latency_ms if recorded else measured
     done = replace(
         base,
-        latency_ms=reply.latency_ms if recorded else measured,
+        # To the microsecond, as records.jsonl keeps it: merged shards score what one run would.
+        latency_ms=None if latency is None else round(latency, 3),
         attempts=number,
         raw_output=reply.output,
     )
