@@ -144,11 +144,11 @@ def attempt(adapter: Adapter, job: Job, settings: Runner) -> Record | Failed:
         )
     measured = (time.monotonic() - begin) * 1000
     recorded = reply.latency_ms is not None or not reply.timed
-    latency = reply.latency_ms if recorded else measured
+    took = reply.latency_ms if recorded else measured
     done = replace(
         base,
         # To the microsecond, as records.jsonl keeps it: merged shards score what one run would.
-        latency_ms=None if latency is None else round(latency, 3),
+        latency_ms=None if took is None else round(took, 3),
         attempts=number,
         raw_output=reply.output,
     )
