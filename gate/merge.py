@@ -90,6 +90,8 @@ def merge(folders: list[Path], options: RunOptions) -> Outcome:
         "concurrency": settings.concurrency,
         "shards": len(shards),
     }
+    if any("cached" in run for run in runs):
+        run_info["cached"] = sum(run.get("cached", 0) for run in runs)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     return conclude(plan, ordered, options, run_info, merged_judge(shards))
 

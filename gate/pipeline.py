@@ -28,6 +28,7 @@ from gate.plan import Plan, prepare
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
+from gate.run.cache import OutputCache
 from gate.run.records import Record, RecordWriter, write_records
 from gate.run.runner import Progress, run_cases
 from gate.run.shards import Shard, shard_manifest, write_manifest
@@ -111,6 +112,11 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             flush=True,
         )
     writer = RecordWriter(out / "records.jsonl")
+    cache = (
+        OutputCache(plan.config.resolve(settings.cache), plan.fingerprint)
+        if settings.cache
+        else None
+    )
     try:
         records = run_cases(
             plan.cases,
@@ -119,10 +125,13 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             writer.write,
             Progress(total, options.progress),
             now=world.now,
+            cache=cache,
         )
     finally:
         writer.close()
         adapter.close()
+        if cache is not None:
+            cache.close()
     duration = time.monotonic() - begin
     judge_stats = None
     if judge is not None:
@@ -142,6 +151,8 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         "repeats": settings.repeats,
         "concurrency": settings.concurrency,
     }
+    if cache is not None:
+        run_info["cached"] = cache.hits
     judged = judge_stats.to_json() if judge_stats is not None else None
     if options.shard is not None:
         write_records(out / "records.jsonl", records)

@@ -114,6 +114,8 @@ class Record:
     failure_modes: tuple[str, ...] = ()
     judgements: dict[str, Judgement] = field(default_factory=dict)
     """Judged metric name → the judge's verdict; empty when no judge is configured."""
+    cached: bool = False
+    """The output came from ``runner.cache``: the pipeline was not called."""
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -131,6 +133,8 @@ class Record:
         }
         if self.judgements:
             out["judge"] = {name: asdict(j) for name, j in self.judgements.items()}
+        if self.cached:
+            out["cached"] = True
         return out
 
 
@@ -154,6 +158,7 @@ def read_record(row: dict[str, Any]) -> Record:
         raw_output=row["output"],
         error=row["error"],
         judgements={name: Judgement(**j) for name, j in (row.get("judge") or {}).items()},
+        cached=row.get("cached") is True,
     )
 
 

@@ -26,6 +26,7 @@ from gate.load.config import Runner
 from gate.load.dataset import Case
 from gate.retry import CaseTimeout, Transient, backoff_s
 from gate.run.adapters.base import Adapter, Reply
+from gate.run.cache import OutputCache
 from gate.run.records import EMPTY, Record, Status, parse_output
 from gate.run.throttle import Throttle
 
@@ -216,12 +217,14 @@ def run_cases(
     now: Callable[[], datetime],
     throttle: Throttle | None = None,
     rng: random.Random | None = None,
+    cache: OutputCache | None = None,
 ) -> list[Record]:
     """Run every case ``settings.repeats`` times; records come back in dataset order.
 
     ``now`` stamps each record's start (see ``run_one``). Attempts are handed to the workers
     one by one, never more in flight than the throttle allows, so the first records (and the
-    first progress line) come at once however many cases there are.
+    first progress line) come at once however many cases there are. With a ``cache``, a case
+    run found there is not sent to the pipeline, and every new success is added to it.
     """
     size = len(cases)
     total = size * settings.repeats
@@ -251,12 +254,27 @@ def run_cases(
         item = next(fresh, None)
         return None if item is None else start(item[1], item[2], now, item[0])
 
+    done = 0
+
+    def finish(job: Job, record: Record) -> None:
+        nonlocal done
+        records[job.index] = record
+        done += 1
+        if cache is not None:
+            cache.put(record, job.case)
+        on_record(record)
+        progress.advance(record)
+
     pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="gate")
     try:
-        done = 0
         while done < total:
             clock = time.monotonic()
             while in_flight < throttle.limit and (job := next_job(clock)) is not None:
+                if cache is not None and not job.attempts:
+                    hit = cache.get(job.base, job.case)
+                    if hit is not None:
+                        finish(job, hit)
+                        continue
                 job.epoch = throttle.epoch
                 pool.submit(work, job)
                 in_flight += 1
@@ -286,10 +304,7 @@ def run_cases(
             else:
                 throttle.succeeded()
             assert isinstance(outcome, Record)
-            records[job.index] = outcome
-            done += 1
-            on_record(outcome)
-            progress.advance(outcome)
+            finish(job, outcome)
     finally:
         # When the run is interrupted (Ctrl-C, a failing on_record), the queued attempts are
         # dropped instead of all being run before the error surfaces.
