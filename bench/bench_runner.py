@@ -1,6 +1,7 @@
 """Time the runner against its ideal, N·L/C: the issue's speed goal.
 
     python bench/bench_runner.py [--cases 1000] [--latency-ms 50] [--concurrency 32] [--rounds 3]
+    python bench/bench_runner.py --http [...]   # the http adapter against a bare requests client
 
 N cases go through the real python adapter, whose function sleeps L; with C workers the best
 possible wall time is N·L/C (1000 · 50 ms / 32 = 1.5625 s). Only ``run_cases`` is timed: loading
@@ -22,6 +23,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # runnable as a script from anywhere in the checkout
 
+import bench_http_runner  # noqa: E402
+
 from gate.load.config import PythonPipeline, Runner  # noqa: E402
 from gate.load.dataset import Case  # noqa: E402
 from gate.run.adapters.python import PythonAdapter  # noqa: E402
@@ -38,6 +41,8 @@ def pipeline(question: Any, case: Any) -> dict[str, Any]:
 
 
 def main() -> int:
+    if "--http" in sys.argv:
+        return bench_http_runner.main([a for a in sys.argv[1:] if a != "--http"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=50.0)

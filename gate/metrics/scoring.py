@@ -44,10 +44,13 @@ def score(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
 
 def aggregate(name: str, rows: Columns, mask: np.ndarray | None = None) -> tuple[float | None, int]:
     """A metric's aggregate value and its n (records measured), over the rows in ``mask``."""
-    columns = rows if mask is None else {key: value[mask] for key, value in rows.items()}
+    spec = parse_metric(name).spec
+    # Only the columns this aggregate reads are cut to the mask (not every metric's, per slice).
+    needed = (name, *spec.depends_on)
+    columns = rows if mask is None else {key: rows[key][mask] for key in needed}
     values = columns[name]
     n = int(np.count_nonzero(~np.isnan(values)))
-    return (parse_metric(name).spec.aggregate(values, columns) if n else None), n
+    return (spec.aggregate(values, columns) if n else None), n
 
 
 @dataclass(frozen=True, kw_only=True)
