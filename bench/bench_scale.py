@@ -149,7 +149,8 @@ def floor_s(folder: Path) -> float:
 
 
 def gate(folder: Path, *args: str, profile: bool = False) -> tuple[float, float, str]:
-    """Run the gate CLI in a child; its wall time, peak RSS in MB, and its stderr's first line."""
+    """Run the gate CLI in a child: its wall time, peak RSS in MB, and when its first progress
+    line came (seconds after the child started, and after its "running" line)."""
     code = (
         "import resource, sys, time\n"
         "from gate.cli import main\n"
@@ -164,15 +165,29 @@ def gate(folder: Path, *args: str, profile: bool = False) -> tuple[float, float,
         command = [sys.executable, "-m", "cProfile", "-s", "cumulative", "-m", "gate", "run", "-q"]
         command += ["-c", "gate.yml", "--out", "out", *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     if profile:
+        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
         print("\n".join(done.stdout.splitlines()[:60]))
         return 0.0, 0.0, ""
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"gate exited {done.returncode}:\n{done.stderr[-3000:]}")
-    lines = done.stderr.splitlines()
+    begin = time.perf_counter()
+    child = subprocess.Popen(
+        command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stderr is not None
+    lines, running, first = [], None, None
+    for line in child.stderr:
+        now = time.perf_counter() - begin
+        lines.append(line)
+        if running is None and line.startswith("gate: running"):
+            running = now
+        if first is None and "runs (" in line:
+            first = now
+    if child.wait() not in (0, 1):
+        raise SystemExit(f"gate exited {child.returncode}:\n{''.join(lines)[-3000:]}")
     wall, rss = next(line for line in lines if line.startswith("BENCH")).split()[1:]
-    progress = next((line for line in lines if "runs (" in line), "")
+    progress = ""
+    if first is not None and running is not None:
+        progress = f"{first:.2f} s after start, {first - running:.2f} s after the running line"
     return float(wall), float(rss), progress
 
 
@@ -223,7 +238,7 @@ def main() -> int:
                 flush=True,
             )
             if progress:
-                print(f"         first progress line: {progress}", flush=True)
+                print(f"         first progress line (run): {progress}", flush=True)
             if args.profile and n == max(map(int, args.sizes.split(","))):
                 gate(folder, profile=True)
     if len(rows) > 1:
