@@ -89,8 +89,8 @@ class CaseScores:
         )
 
 
-class Baseline(Strict):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+class _About(Strict):
+    """What a baseline says about its run, in every schema: all but the per-case scores."""
 
     schema_version: int
     gate_version: str
@@ -102,6 +102,11 @@ class Baseline(Strict):
     """The pipeline prompt's version and sha256, so a report can say "rag-v3 → rag-v4"."""
     metrics: dict[str, float | None]
     slices: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+
+
+class Baseline(_About):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     case_scores: CaseScores = Field(default_factory=CaseScores)
     legacy: bool = Field(False, exclude=True)
     """Read from a schema-1 file: the run says to rewrite it."""
@@ -124,18 +129,9 @@ class Baseline(Strict):
         return self.case_scores.entries()
 
 
-class _Header(Strict):
-    """The file's fields other than the case columns, as written in schema 2."""
+class _Header(_About):
+    """The file as schema 2 writes it: the case columns as JSON arrays."""
 
-    schema_version: int
-    gate_version: str
-    created_at: str
-    git_sha: str | None = None
-    dataset_fingerprint: str
-    pipeline_fingerprint: str
-    prompt: dict[str, str] | None = None
-    metrics: dict[str, float | None]
-    slices: dict[str, dict[str, float | None]] = Field(default_factory=dict)
     case_ids: list[str]
     case_fingerprints: list[str]
     case_scores: dict[str, list[float | None] | str]
