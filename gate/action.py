@@ -26,15 +26,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gate.bar_from import api_bar, git_bar, git_root, has_commit, snapshot
-from gate.errors import GateError, GitHubError
+from gate.errors import ConfigError, GateError, GitHubError
 from gate.files import write_atomic
 from gate.install import install_requirements
 from gate.load.bar import DEFAULT_APPROVAL_LABEL, BarSource
+from gate.merge import merge
 from gate.metrics import parse_metric
 from gate.pipeline import Outcome, RunOptions, World
 from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
 from gate.render import markdown
 from gate.render.console import log_text, workflow_command
+from gate.run.shards import MANIFEST, Shard
 
 RunFn = Callable[[RunOptions], Outcome]
 
@@ -93,6 +95,8 @@ def run_in_child(options: RunOptions) -> Outcome:
         argv += ["--baseline", str(options.baseline)]
     if options.update_baseline:
         argv.append("--update-baseline")
+    if options.shard is not None:
+        argv += ["--shard", str(options.shard)]
     if options.progress is None:
         argv.append("--quiet")
     if options.world.bar is not None:
@@ -124,6 +128,10 @@ def run_in_child(options: RunOptions) -> Outcome:
         raise GateError("".join(error).strip() or "the run stopped on an input error")
     if code not in (0, 1):
         raise RuntimeError(f"`gate run` ended with exit code {code}: see its output above")
+    if options.shard is not None:  # a partial result: its manifest, no report
+        manifest = options.out_dir / MANIFEST
+        shard = json.loads(manifest.read_text(encoding="utf-8"))
+        return Outcome(code, shard, manifest, options.out_dir / "records.jsonl")
     report_path = options.out_dir / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8"))
     return Outcome(code, report, report_path, options.out_dir / "report.md")
@@ -152,6 +160,8 @@ EXAMPLES = {
     "mode": "run  # or: comment (the fork-safe half, in a workflow_run workflow)",
     "requirements": "requirements.txt  # or a pip spec: my-package==1.2",
     "bar-approval-label": f'"{DEFAULT_APPROVAL_LABEL}"',
+    "shard": "${{ matrix.shard }}/4",
+    "merge-from": "shards/*",
 }
 
 
@@ -169,6 +179,18 @@ class Inputs(BaseModel):
     mode: Literal["run", "comment"] = "run"
     requirements: str = ""
     bar_approval_label: str = Field(DEFAULT_APPROVAL_LABEL, alias="bar-approval-label")
+    shard: str = Field("", description="K/N: run one slice of the cases, for a merge job")
+    merge_from: str = Field(
+        "", alias="merge-from", description="shard folders (globs), one per line, to merge"
+    )
+
+    @field_validator("shard")
+    @classmethod
+    def _k_of_n(cls, value: str) -> str:
+        try:
+            return str(Shard.parse(value)) if value.strip() else ""
+        except ConfigError:
+            raise ValueError(f"must be K/N with 1 ≤ K ≤ N, e.g. 2/4, not {value!r}") from None
 
     @field_validator("comment", "update_baseline", mode="before")
     @classmethod
@@ -268,6 +290,13 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     outcome = _run_quietly(inputs, context, run, world)
     share_files(outcome, context.workspace)
     report = outcome.report
+    if inputs.shard:
+        # A slice has no verdict: the merge job reports, comments and decides.
+        if context.output_file:
+            path = _shown_path(outcome.report_path, context.workspace)
+            write_outputs(context.output_file, {"report-path": path, "summary": report["summary"]})
+        print(f"gate: {_one_line(report['summary'])}")
+        return 0
     run_url = context.run_url
 
     pull_request = context.pull_request()
@@ -619,16 +648,29 @@ def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> 
     resume = uuid.uuid4().hex
     print(f"::stop-commands::{resume}", flush=True)
     try:
-        return run(
-            RunOptions(
-                config=context.workspace / inputs.config,
-                out_dir=context.workspace / inputs.output_dir,
-                update_baseline=inputs.update_baseline,
-                world=world,
-            )
+        options = RunOptions(
+            config=context.workspace / inputs.config,
+            out_dir=context.workspace / inputs.output_dir,
+            update_baseline=inputs.update_baseline,
+            shard=Shard.parse(inputs.shard) if inputs.shard else None,
+            world=world,
         )
+        if inputs.merge_from:
+            return merge(shard_folders(inputs.merge_from, context.workspace), options)
+        return run(options)
     finally:
         print(f"::{resume}::", flush=True)
+
+
+def shard_folders(text: str, workspace: Path) -> list[Path]:
+    """The ``merge-from`` input's folders: one path or glob a line, relative to the workspace."""
+    folders: list[Path] = []
+    for line in text.splitlines():
+        pattern = line.strip()
+        if pattern:
+            found = sorted(workspace.glob(pattern)) or [workspace / pattern]
+            folders += [path for path in found if path not in folders]
+    return folders
 
 
 def _failing_checks(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:

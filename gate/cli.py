@@ -21,9 +21,12 @@ from gate import __version__, action, launch, mine
 from gate.bar_from import from_snapshot, git_bar
 from gate.errors import GateError
 from gate.load.bar import Bar, BarSource
+from gate.load.baseline import legacy_note
+from gate.merge import merge
 from gate.pipeline import RunOptions, World, run
 from gate.plan import prepare
 from gate.render.console import log_text
+from gate.run.shards import Shard
 from gate.scaffold import init
 from gate.scrub import Scrubber, secret_values
 
@@ -57,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
         "--fail-on-inconclusive",
         action="store_true",
         help="exit 1 when a regression check cannot tell (default: exit 0 with a warning)",
+    )
+    run.add_argument(
+        "--shard", type=Shard.parse, metavar="K/N", help="run slice K of N, for `gate merge`"
+    )
+
+    merge = commands.add_parser("merge", help="combine `gate run --shard` folders into one run")
+    merge.add_argument("folders", type=Path, nargs="+", metavar="DIR", help="shard folders")
+    merge.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    merge.add_argument("--out", type=Path, default=Path("gate-report"), help="report folder")
+    merge.add_argument("--baseline", type=Path, help="baseline file (overrides gate.yml)")
+    merge.add_argument(
+        "--update-baseline", action="store_true", help="write the merged run as the baseline"
     )
 
     validate = commands.add_parser("validate", help="check config, dataset, thresholds, baseline")
@@ -156,13 +171,14 @@ def _dispatch(args: argparse.Namespace) -> int:
                 out_dir=args.out,
                 baseline=args.baseline,
                 update_baseline=args.update_baseline,
+                shard=args.shard,
                 progress=None if args.quiet else sys.stderr,
                 world=replace(world(args.config), bar=bar_source(args)),
             )
         )
         print(log_text(str(outcome.report["summary"])))
         print(f"report: {outcome.report_path} and {outcome.markdown_path}")
-        if outcome.report["verdict"] == "inconclusive":
+        if outcome.report.get("verdict") == "inconclusive":  # a shard has no verdict
             print(
                 "gate: warning: inconclusive: a change beyond a tolerance the data cannot tell "
                 "(more cases or repeats would decide it); "
@@ -171,10 +187,25 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
             return 1 if args.fail_on_inconclusive else outcome.exit_code
         return outcome.exit_code
+    if args.command == "merge":
+        options = RunOptions(
+            config=args.config,
+            out_dir=args.out,
+            baseline=args.baseline,
+            update_baseline=args.update_baseline,
+            world=world(args.config),
+        )
+        outcome = merge(args.folders, options)
+        print(log_text(str(outcome.report["summary"])))
+        print(f"report: {outcome.report_path} and {outcome.markdown_path}")
+        return outcome.exit_code
     if args.command == "validate":
         plan = prepare(args.config, args.baseline, bar_source(args))
         rules = len(plan.thresholds.metrics) + sum(map(len, plan.thresholds.slices.values()))
         baseline = "found" if plan.baseline else "none yet"
+        note = legacy_note(plan.baseline_path, plan.baseline)
+        if note:
+            print(f"gate: note: {note}", file=sys.stderr)
         print(f"ok: {len(plan.cases)} cases, {rules} threshold rules, baseline {baseline}")
         if plan.bar is not None:
             print(bar_line(plan.bar))

@@ -19,20 +19,23 @@ from typing import Any, TextIO
 from gate.decide.baseline import new_baseline, refusal
 from gate.decide.review import coverage, repeat0_outputs
 from gate.decide.stages import EXTRA_RUNS, stage_confidences, wants_second_stage
-from gate.decide.verdict import decide
+from gate.decide.verdict import Verdict, decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
 from gate.judge import Judge, JudgeStats
 from gate.load.bar import BarSource
-from gate.load.baseline import write_baseline
-from gate.metrics.scoring import score_records
+from gate.load.baseline import legacy_note, write_baseline
+from gate.load.dataset import fingerprint
+from gate.metrics.scoring import Scored, score_records
 from gate.plan import Plan, prepare
 from gate.render.junit import render_junit
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
+from gate.run.cache import OutputCache
 from gate.run.records import Record, RecordWriter, scrubbed, write_records
 from gate.run.runner import Progress, run_cases
+from gate.run.shards import Shard, shard_manifest, write_manifest
 
 
 def _epoch() -> datetime:
@@ -58,6 +61,8 @@ class RunOptions:
     baseline: Path | None = None
     """Overrides the config's ``baseline:``."""
     update_baseline: bool = False
+    shard: Shard | None = None
+    """Run only this slice of the cases, into a partial result for ``gate merge``."""
     progress: TextIO | None = sys.stderr
     world: World = field(default_factory=World)
 
@@ -79,11 +84,22 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     """Run the gate; exit code 0 when every check passes, 1 when one fails."""
     world = options.world
     plan = prepare(options.config, options.baseline, world.bar)
+    whole = fingerprint(plan.cases)  # of every case, so that merge can tell the shards' sets apart
+    if options.shard is not None:
+        if options.update_baseline:
+            raise ConfigError(
+                "--shard with --update-baseline: a shard sees part of the cases (fix: pass "
+                "--update-baseline to `gate merge`)"
+            )
+        plan = replace(plan, cases=options.shard.select(plan.cases))
     if options.update_baseline and plan.baseline_path is None:
         raise ConfigError(
             "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "
             "pass --baseline FILE)"
         )
+    note = legacy_note(plan.baseline_path, plan.baseline)
+    if note and options.progress and not options.update_baseline:
+        print(f"gate: note: {note}", file=options.progress)
     out = options.out_dir
     if problem := unwritable(out):
         raise ConfigError(f"--out {out}: {problem} (fix: pass --out a folder the gate can write)")
@@ -114,9 +130,15 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             flush=True,
         )
     writer = RecordWriter(out / "records.jsonl", scrub)
+    cache = (
+        OutputCache(plan.config.resolve(settings.cache), plan.fingerprint)
+        if settings.cache
+        else None
+    )
     staged = plan.config.comparison.second_stage and plan.baseline is not None
     first, second = stage_confidences(plan.config.comparison.confidence)
     repeats = settings.repeats
+    decided: tuple[Scored, Verdict] | None = None
     try:
         records = run_cases(
             plan.cases,
@@ -125,13 +147,14 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             writer.write,
             Progress(total, options.progress),
             now=world.now,
+            cache=cache,
             scrub=scrub,
         )
         duration = time.monotonic() - begin
         records, judge_stats = _judged(judge, plan, records, options.progress)
-        scored = score_records(plan.cases, records, list(plan.names))
-        verdict = decide(plan, scored, first if staged else None)
-        if staged and wants_second_stage(verdict):
+        if options.shard is None:
+            decided = _decided(plan, records, first if staged else None)
+        if decided is not None and staged and wants_second_stage(decided[1]):
             # Stage 1 could not tell: every case runs EXTRA_RUNS more times, and the per-case
             # means decide, with the rest of the false-alarm budget (docs/verdict.md).
             if options.progress:
@@ -150,13 +173,62 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             records += [replace(r, repeat=r.repeat + settings.repeats) for r in more]
             repeats += EXTRA_RUNS
             records, judge_stats = _judged(judge, plan, records, options.progress)
-            scored = score_records(plan.cases, records, list(plan.names))
-            verdict = decide(plan, scored, second)
+            decided = _decided(plan, records, second)
     finally:
         writer.close()
         adapter.close()
+        if cache is not None:
+            cache.close()
         if judge is not None:
             judge.close()
+
+    run_info: dict[str, Any] = {
+        "started_at": started_at,
+        "duration_s": round(duration, 3),
+        "records": len(records),
+        "errors": sum(r.status == "error" for r in records),
+        "timeouts": sum(r.status == "timeout" for r in records),
+        "repeats": repeats,
+        "concurrency": settings.concurrency,
+    }
+    if cache is not None:
+        run_info["cached"] = cache.hits
+    judged = judge_stats.to_json() if judge_stats is not None else None
+    if options.shard is not None:
+        write_records(out / "records.jsonl", records, scrub)
+        manifest = shard_manifest(
+            options.shard,
+            pipeline_fingerprint=plan.fingerprint,
+            dataset_fingerprint=whole,
+            git_sha=world.git_sha,
+            cases=len(plan.cases),
+            run_info=run_info,
+            judge=judged,
+        )
+        path = write_manifest(out, manifest)
+        return Outcome(0, manifest, path, out / "records.jsonl")
+    return conclude(plan, records, options, run_info, judged, decided)
+
+
+def _decided(plan: Plan, records: list[Record], confidence: float | None) -> tuple[Scored, Verdict]:
+    scored = score_records(plan.cases, records, list(plan.names))
+    return scored, decide(plan, scored, confidence)
+
+
+def conclude(
+    plan: Plan,
+    records: list[Record],
+    options: RunOptions,
+    run_info: dict[str, Any],
+    judge: dict[str, Any] | None,
+    decided: tuple[Scored, Verdict] | None = None,
+) -> Outcome:
+    """Score the run's records (unless ``decided`` already), decide, write the baseline if
+    asked, and the report: the same for one process and for merged shards."""
+    world = options.world
+    out = options.out_dir
+    scrub = plan.config.scrubber(world.env)
+    scored, verdict = decided or _decided(plan, records, None)
     # Scored on what the pipeline said; from here on shown and stored scrubbed.
     scored = replace(scored, records=[scrubbed(r, scrub) for r in scored.records])
     write_records(out / "records.jsonl", scored.records, scrub)
@@ -183,17 +255,9 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         plan=plan,
         scored=scored,
         verdict=verdict,
-        run_info={
-            "started_at": started_at,
-            "duration_s": round(duration, 3),
-            "records": len(records),
-            "errors": sum(r.status == "error" for r in records),
-            "timeouts": sum(r.status == "timeout" for r in records),
-            "repeats": repeats,
-            "concurrency": settings.concurrency,
-        },
+        run_info=run_info,
         baseline_status=baseline_status,
-        judge=judge_stats.to_json() if judge_stats is not None else None,
+        judge=judge,
         review=reviewed.to_json() if reviewed is not None else None,
     )
     # The report-building boundary: whatever data a report quotes, it quotes scrubbed.

@@ -188,4 +188,22 @@ def pipeline_fingerprint(config: Config, prompt: dict[str, str] | None) -> str:
         body["prompt"] = prompt
     if config.metrics.judge is not None:
         body["rubrics"] = rubric_versions(config.metrics.judge)
+    if config.pipeline.watch:
+        body["watch"] = watched(config)
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def watched(config: Config) -> dict[str, str]:
+    """The sha256 of every file ``pipeline.watch`` names, by its path relative to the config."""
+    digests = {}
+    for i, pattern in enumerate(config.pipeline.watch):
+        files = [path for path in sorted(config.root.glob(pattern)) if path.is_file()]
+        if not files:
+            raise ConfigError(
+                f"{config.path}: pipeline.watch[{i}]: {pattern!r} matches no file under "
+                f"{config.root} (fix: check the glob, relative to the config's folder)"
+            )
+        for path in files:
+            key = path.relative_to(config.root).as_posix()
+            digests[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests

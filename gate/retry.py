@@ -19,9 +19,14 @@ MAX_BACKOFF_S = 30.0
 class Transient(Exception):
     """A failure worth retrying; ``retry_after`` is the server's requested wait in seconds."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, rate_limited: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
+        """The server refused the call for the load (429, or 503 with Retry-After): the runner
+        sends less, and the attempt does not count against the case's retries."""
 
 
 class CaseTimeout(Exception):

@@ -164,9 +164,11 @@ def post_json(
     # A labelled caller (a model name) says where; otherwise the URL does.
     source = "" if label else f" from {url}"
     if status == 429 or status >= 500:
+        wait = retry_after(response.headers)
+        # A 503 that says when to come back is the server shedding load; without, it is down.
+        limited = status == 429 or (status == 503 and wait is not None)
         raise Transient(
-            f"{label}HTTP {status}{source}{_detail(text, scrub)}",
-            retry_after=retry_after(response.headers),
+            f"{label}HTTP {status}{source}{_detail(text, scrub)}", wait, rate_limited=limited
         )
     if status >= 400:
         raise HttpRefused(f"{label}HTTP {status}{source}{_detail(text, scrub)}")

@@ -8,7 +8,7 @@ from gate.load.baseline import Baseline, CaseEntry, read_baseline, write_baselin
 
 def sample() -> Baseline:
     return Baseline(
-        schema_version=1,
+        schema_version=2,
         gate_version="0.1.0",
         created_at="2026-11-24T09:00:00Z",
         git_sha="abc",
@@ -58,5 +58,5 @@ def test_read_baseline__invalid_json_names_the_line_and_the_fix(tmp_path):
 def test_read_baseline__incompatible_schema_is_a_clear_error(tmp_path):
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps({"schema_version": 99}))
-    with pytest.raises(BaselineError, match="schema_version is 99, this gate reads 1"):
+    with pytest.raises(BaselineError, match="schema_version is 99, this gate reads 2"):
         read_baseline(path)

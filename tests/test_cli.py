@@ -65,7 +65,7 @@ def test_run__baseline_only_written_when_asked_and_never_from_a_failing_run(
     written = json.loads(baseline.read_text())
     assert written["created_at"] != json.loads(before)["created_at"]
     golden = (example / "datasets/golden.jsonl").read_text().splitlines()
-    assert set(written["cases"]) == {json.loads(line)["id"] for line in golden if line.strip()}
+    assert set(written["case_ids"]) == {json.loads(line)["id"] for line in golden if line.strip()}
 
 
 def test_run__missing_baseline_applies_absolute_bars_only(example):

@@ -189,7 +189,7 @@ def test_progress__a_line_every_tenth_without_a_tty() -> None:
 def test_progress__a_line_after_every_s_even_without_a_new_tenth() -> None:
     now = [0.0]
     stream = io.StringIO()
-    progress = Progress(1000, stream, every_s=5.0, clock=lambda: now[0])
+    progress = Progress(1000, stream, every_s=5.0, first_s=5.0, clock=lambda: now[0])
     ok = Record("c", 0, "t", "ok", 1.0, 1, "2025-01-01T00:00:00.000Z")
     for t in (1.0, 2.0, 7.0):
         now[0] = t

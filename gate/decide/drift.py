@@ -30,11 +30,12 @@ class Drift:
 
 
 def drift(cases: list[Case], baseline: Baseline) -> Drift:
-    before = baseline.cases
+    stored = baseline.case_scores
+    before = dict(zip(stored.ids, stored.fingerprints, strict=True))
     now = {case.id: case.fingerprint() for case in cases}
     return Drift(
         added=[i for i in now if i not in before],
         removed=[i for i in before if i not in now],
-        changed=[i for i in now if i in before and before[i].fingerprint != now[i]],
-        shared=[i for i in now if i in before and before[i].fingerprint == now[i]],
+        changed=[i for i in now if i in before and before[i] != now[i]],
+        shared=[i for i in now if i in before and before[i] == now[i]],
     )

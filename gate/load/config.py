@@ -18,7 +18,15 @@ from gate.load.validation import Loc, Strict, capped, describe, read_yaml
 from gate.scrub import DEFAULT_PATTERNS, ENV_REFERENCE, Scrubber, secret_values
 
 
-class PythonPipeline(Strict):
+class _Watched(Strict):
+    watch: list[str] = Field(
+        default_factory=list,
+        description="globs of files the pipeline depends on (its code, an index): part of its "
+        "fingerprint, so runner.cache reuses no output once one of them changes",
+    )
+
+
+class PythonPipeline(_Watched):
     adapter: Literal["python"]
     target: str = Field(description='"module:function", called with (input, case)')
     isolation: Literal["process", "thread"] = Field(
@@ -45,7 +53,7 @@ def _http_address(value: str) -> str:
 HttpAddress = Annotated[str, AfterValidator(_http_address)]
 
 
-class HttpPipeline(Strict):
+class HttpPipeline(_Watched):
     adapter: Literal["http"]
     url: HttpAddress
     headers: dict[str, str] = Field(
@@ -54,13 +62,13 @@ class HttpPipeline(Strict):
     )
 
 
-class CommandPipeline(Strict):
+class CommandPipeline(_Watched):
     adapter: Literal["command"]
     command: list[str] = Field(min_length=1)
     processes: int = Field(1, ge=1, le=64, description="long-lived processes serving cases")
 
 
-class ReplayPipeline(Strict):
+class ReplayPipeline(_Watched):
     adapter: Literal["replay"]
     path: Path
 
@@ -94,7 +102,7 @@ class _ChatEndpoint(Strict):
         return value
 
 
-class OpenAIPipeline(_ChatEndpoint):
+class OpenAIPipeline(_ChatEndpoint, _Watched):
     adapter: Literal["openai"]
     prompt: Path = Field(description="front matter (version, model, sampling), then a template")
     model: str | None = Field(None, description="overrides the prompt's `model:`")
@@ -119,6 +127,9 @@ class Runner(Strict):
         ge=0,
         le=1,
         description="errors + timeouts over all runs; above it the gate fails closed",
+    )
+    cache: Path | None = Field(
+        None, description="a folder: reuse a case's output while case, pipeline, repeat agree"
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonlines
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
 from gate.errors import DatasetError
 from gate.load import strict_json
@@ -76,6 +76,7 @@ class Case(Strict):
     expected: Expected = Field(default_factory=Expected)
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = Field(default_factory=dict)
+    _fingerprint: str | None = PrivateAttr(None)
 
     @field_validator("input", mode="before")
     @classmethod
@@ -89,8 +90,13 @@ class Case(Strict):
 
         Defaults are left out, so a new optional ``expected`` field (or one written out with
         its default value) does not make every stored case look changed."""
-        body = self.model_dump(mode="json", include={"input", "expected"}, exclude_defaults=True)
-        return _sha256(json.dumps(body, sort_keys=True, ensure_ascii=False))
+        # Kept: the dataset, the baseline, the drift and the cache all ask (a case is frozen).
+        if self._fingerprint is None:
+            body = self.model_dump(
+                mode="json", include={"input", "expected"}, exclude_defaults=True
+            )
+            self._fingerprint = _sha256(json.dumps(body, sort_keys=True, ensure_ascii=False))
+        return self._fingerprint
 
 
 def _sha256(text: str) -> str:

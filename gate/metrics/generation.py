@@ -254,7 +254,7 @@ def citation_precision(batch: Batch) -> np.ndarray:
     Ragas' ``context_precision`` is the retrieval-side analogue; neither Ragas nor DeepEval
     scores citations against references.
     """
-    correct, cited, _ = _citation_counts(batch)
+    correct, cited, _ = batch.computed(_citation_counts)  # shared with citation_recall
     return _ratio(correct, cited)
 
 
@@ -265,7 +265,7 @@ def citation_recall(batch: Batch) -> np.ndarray:
     for a failed run; ``citations: []`` scores 0. Ragas' ``context_recall`` is the
     retrieval-side analogue.
     """
-    correct, _, relevant = _citation_counts(batch)
+    correct, _, relevant = batch.computed(_citation_counts)
     return _ratio(correct, relevant)
 
 

@@ -7,6 +7,7 @@ when it succeeded in most of its repeats (its mean ``agent.task_success`` ≥ 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -43,10 +44,13 @@ def score(batch: Batch, names: list[str]) -> dict[str, np.ndarray]:
 
 def aggregate(name: str, rows: Columns, mask: np.ndarray | None = None) -> tuple[float | None, int]:
     """A metric's aggregate value and its n (records measured), over the rows in ``mask``."""
-    columns = rows if mask is None else {key: value[mask] for key, value in rows.items()}
+    spec = parse_metric(name).spec
+    # Only the columns this aggregate reads are cut to the mask (not every metric's, per slice).
+    needed = (name, *spec.depends_on)
+    columns = rows if mask is None else {key: rows[key][mask] for key in needed}
     values = columns[name]
     n = int(np.count_nonzero(~np.isnan(values)))
-    return (parse_metric(name).spec.aggregate(values, columns) if n else None), n
+    return (spec.aggregate(values, columns) if n else None), n
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,8 +60,20 @@ class Scored:
     names: list[str]
     overall: dict[str, tuple[float | None, int]]
     slices: dict[str, dict[str, tuple[float | None, int]]]
-    per_case: dict[str, dict[str, float]]
+    case_ids: list[str]
+    case_scores: dict[str, np.ndarray]
+    """``case_scores[name][i]``: case ``case_ids[i]``'s mean over its repeats, rounded to 6
+    places; NaN where no run of the case measures ``name``."""
     records: list[Record]
+
+    @cached_property
+    def per_case(self) -> dict[str, dict[str, float]]:
+        """The per-case scores by case id (built on first use from ``case_scores``)."""
+        lists = {name: column.tolist() for name, column in self.case_scores.items()}
+        return {
+            case_id: {n: v[i] for n, v in lists.items() if v[i] == v[i]}
+            for i, case_id in enumerate(self.case_ids)
+        }
 
 
 def score_records(cases: list[Case], records: list[Record], names: list[str]) -> Scored:
@@ -66,10 +82,11 @@ def score_records(cases: list[Case], records: list[Record], names: list[str]) ->
     batch = Batch([by_id[r.case_id] for r in records], records)
     rows = score(batch, names)
     modes = failures.modes(batch)
+    rounded = {n: np.round(rows[n], 6).tolist() for n in names}
     scored_records = [
         replace(
             record,
-            scores={n: round(float(rows[n][i]), 6) for n in names if not np.isnan(rows[n][i])},
+            scores={n: v[i] for n, v in rounded.items() if v[i] == v[i]},
             failure_modes=modes[i],
         )
         for i, record in enumerate(records)
@@ -78,20 +95,25 @@ def score_records(cases: list[Case], records: list[Record], names: list[str]) ->
     tags = sorted({tag for case in cases for tag in case.tags})
     slices = {}
     for tag in tags:
-        mask = np.array([tag in case.tags for case in batch.cases])
+        mask = np.array([tag in case.tags for case in batch.cases], dtype=bool)
         slices[tag] = {name: aggregate(name, rows, mask) for name in names}
     # Each case's mean over its repeats, for every metric at once: sums and counts per case.
     position = {case.id: i for i, case in enumerate(cases)}
     index = np.array([position[r.case_id] for r in records], dtype=np.intp)
-    per_case: dict[str, dict[str, float]] = {case.id: {} for case in cases}
+    size = len(cases)
+    case_scores = {}
     for name in names:
         values = rows[name]
         measured = ~np.isnan(values)
-        size = len(cases)
         counts = np.bincount(index[measured], minlength=size)
         sums = np.bincount(index[measured], weights=values[measured], minlength=size)
-        for i in np.flatnonzero(counts):
-            per_case[cases[i].id][name] = round(float(sums[i] / counts[i]), 6)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            case_scores[name] = np.round(np.where(counts > 0, sums / counts, np.nan), 6)
     return Scored(
-        names=names, overall=overall, slices=slices, per_case=per_case, records=scored_records
+        names=names,
+        overall=overall,
+        slices=slices,
+        case_ids=[case.id for case in cases],
+        case_scores=case_scores,
+        records=scored_records,
     )

@@ -17,7 +17,7 @@ from typing import IO, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gate.files import open_new, write_atomic
+from gate.files import open_new, replacing
 from gate.load.dataset import ToolCall
 from gate.load.validation import dotted
 from gate.scrub import DEFAULT_SCRUBBER, Scrubber
@@ -165,6 +165,8 @@ class Record:
     """Judged metric name → the judge's verdict; empty when no judge is configured."""
     log: str | None = None
     """What the pipeline wrote besides its reply while it ran the case (command adapter)."""
+    cached: bool = False
+    """The output came from ``runner.cache``: the pipeline was not called."""
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -184,6 +186,8 @@ class Record:
             out["judge"] = {name: asdict(j) for name, j in self.judgements.items()}
         if self.log:
             out["log"] = self.log
+        if self.cached:
+            out["cached"] = True
         return out
 
 
@@ -214,6 +218,31 @@ def stored(record: Record, scrub: Scrubber) -> str:
     return json.dumps(scrubbed(record, scrub).to_json(), ensure_ascii=False, default=str)
 
 
+def read_record(row: dict[str, Any]) -> Record:
+    """A record as ``to_json`` wrote it (its scores are not read: they are recomputed).
+
+    Raises KeyError, TypeError or ValueError when ``row`` is not one.
+    """
+    status = row["status"]
+    if status not in ("ok", "error", "timeout"):
+        raise ValueError(f"status: {status!r} is not ok, error or timeout")
+    return Record(
+        case_id=str(row["id"]),
+        repeat=int(row["repeat"]),
+        trace_id=str(row["trace_id"]),
+        status=status,
+        latency_ms=None if row["latency_ms"] is None else float(row["latency_ms"]),
+        attempts=int(row["attempts"]),
+        started_at=str(row["started_at"]),
+        output=parse_output(row["output"]) if status == "ok" else EMPTY,
+        raw_output=row["output"],
+        error=row["error"],
+        judgements={name: Judgement(**j) for name, j in (row.get("judge") or {}).items()},
+        log=row.get("log"),
+        cached=row.get("cached") is True,
+    )
+
+
 class RecordWriter:
     """Appends records to a JSONL file as they finish, flushed line by line."""
 
@@ -235,6 +264,8 @@ class RecordWriter:
 def write_records(
     path: Path, records: Iterable[Record], scrub: Scrubber = DEFAULT_SCRUBBER
 ) -> None:
-    """Rewrite records.jsonl in one atomic step (with the scores known at the end of the run)."""
-    lines = (stored(r, scrub) for r in records)
-    write_atomic(path, "".join(line + "\n" for line in lines))
+    """Rewrite records.jsonl in one atomic step (with the scores known at the end of the run),
+    a line at a time: the file is never held in memory whole."""
+    with replacing(path) as handle:
+        for record in records:
+            handle.write(stored(record, scrub) + "\n")
