@@ -8,6 +8,7 @@ shallow checkout in the action) through GitHub's contents API.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,7 +27,9 @@ FETCH_FIX = (
 
 
 def git_root(folder: Path) -> Path | None:
-    """The top of the git work tree that holds ``folder``; None outside one."""
+    """The top of the git work tree that holds ``folder``; None outside one, or without git."""
+    if shutil.which("git") is None:
+        return None
     done = _git(folder, "rev-parse", "--show-toplevel")
     return Path(done.stdout.decode().strip()) if done.returncode == 0 else None
 
@@ -108,8 +111,10 @@ def _text(data: bytes, where: str) -> str:
 def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     # A git that cannot run must stop the gate: a file it failed to read is not an absent one.
     try:
+        # safe.directory: in the action the checkout belongs to the runner's user, not to the
+        # container's root, and git refuses to read a repository someone else owns.
         return subprocess.run(
-            ["git", "-C", str(folder), *args],
+            ["git", "-c", "safe.directory=*", "-C", str(folder), *args],
             capture_output=True,
             timeout=GIT_TIMEOUT_S,
             check=False,
