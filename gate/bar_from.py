@@ -132,7 +132,10 @@ def snapshot(source: BarSource, config: Path, parse_metric: Callable[[str], Know
         files[str(path)] = text = source.read(path)
         return text
 
-    read_at_ref(replace(source, read=read), load_config(config), parse_metric)
+    settings = load_config(config)
+    read_at_ref(replace(source, read=read), settings, parse_metric)
+    if settings.reviews is not None:  # the ref's reviews count, not the change's (gate.plan)
+        read(settings.resolve(settings.reviews))
     body = {
         "ref": source.ref,
         "via": source.via,

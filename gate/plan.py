@@ -28,7 +28,7 @@ from gate.load.config import (
     read_thresholds,
 )
 from gate.load.dataset import Case, read_dataset
-from gate.load.reviews import Review, read_reviews
+from gate.load.reviews import Review, parse_reviews, read_reviews
 from gate.load.validation import Loc
 from gate.metrics import generation
 from gate.run.adapters.openai import pipeline_prompt
@@ -84,7 +84,10 @@ def prepare(
         bar, used = judged_bar(bar_source, config, thresholds, baseline_path, baseline)
         thresholds, baseline_path, baseline = used.thresholds, used.baseline_path, used.baseline
     tags = {tag for case in cases for tag in case.tags}
-    reviews = _reviews(config, thresholds, tags)
+    # Judged by a ref's bar, only the ref's reviews count, unless the change is approved.
+    by_ref = bar is not None and not bar.first and bar_source is not None
+    at_ref = bar_source if by_ref and bar_source and not bar_source.honour_change else None
+    reviews = _reviews(config, thresholds, tags, at_ref)
     unknown = sorted(set(thresholds.slices) - tags)
     if unknown:
         raise ConfigError(
@@ -148,7 +151,11 @@ def judged_bar(
     return bar, here if used == "change" else there
 
 
-def _reviews(config: Config, thresholds: Thresholds, tags: set[str]) -> tuple[Review, ...]:
+def _reviews(
+    config: Config, thresholds: Thresholds, tags: set[str], at_ref: BarSource | None
+) -> tuple[Review, ...]:
+    """The reviews that count. Judged by a ref's bar, they are the ref's too: a pull request
+    cannot approve its own outputs by adding lines, unless its bar change is approved."""
     policy = thresholds.review
     if policy is not None:
         missing = sorted(set(policy.tags) - tags)
@@ -163,7 +170,14 @@ def _reviews(config: Config, thresholds: Thresholds, tags: set[str]) -> tuple[Re
                 f"{', '.join(policy.tags)} but gate.yml names no reviews file "
                 "(fix: add `reviews: reviews.jsonl`)"
             )
-    return tuple(read_reviews(config.resolve(config.reviews))) if config.reviews else ()
+    if config.reviews is None:
+        return ()
+    path = config.resolve(config.reviews)
+    if at_ref is None:
+        return tuple(read_reviews(path))
+    text = at_ref.read(path)
+    where = f"{config.reviews}@{at_ref.ref[:12]}"
+    return tuple(parse_reviews(text.encode("utf-8"), where)) if text is not None else ()
 
 
 def cutoffs(config: Config, thresholds: Thresholds) -> list[int]:

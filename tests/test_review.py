@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from gate.cli import main
+from gate.load.bar import BarSource
 from gate.load.reviews import output_fingerprint
+from gate.pipeline import RunOptions, World
+from gate.pipeline import run as gate_run
 
 CASES = [
     {"id": "refund", "input": "Refund 500?", "expected": {"answer": "No"}, "tags": ["high-risk"]},
@@ -218,3 +221,28 @@ def test_review__the_html_renders_in_headless_chromium(tmp_path, make_project):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert 'id="case-delete"' in done.stdout and 'id="case-refund"' in done.stdout
+
+
+@pytest.mark.parametrize("approved", [False, True], ids=["base bar", "approved bar change"])
+def test_review__a_pull_request_cannot_approve_its_own_outputs(tmp_path, make_project, approved):
+    config = project(tmp_path, make_project)
+    approve(tmp_path, "refund", OUTPUTS["refund"])
+    at_base = {path.resolve(): path.read_text(encoding="utf-8") for path in tmp_path.iterdir()}
+    approve(tmp_path, "delete", OUTPUTS["delete"])  # the pull request's own line
+
+    source = BarSource("base", lambda path: at_base.get(path.resolve()), honour_change=approved)
+    outcome = gate_run(
+        RunOptions(
+            config=config,
+            out_dir=tmp_path / "out",
+            progress=None,
+            world=World(now=lambda: datetime.now(UTC), bar=source),
+        )
+    )
+
+    [check] = [c for c in outcome.report["checks"] if c["rule"] == "review"]
+    if approved:  # the label approves the bar change: the pull request's reviews count
+        assert check["status"] == "pass"
+    else:
+        assert check["status"] == "fail"
+        assert "missing: delete" in check["reason"]

@@ -64,6 +64,11 @@ def read_reviews(path: Path) -> list[Review]:
         return []
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the reviews: {exc.strerror}") from None
+    return parse_reviews(data, str(path))
+
+
+def parse_reviews(data: bytes, path: str) -> list[Review]:
+    """The reviews in ``data``, the text of a reviews file (``path`` names it in messages)."""
     problems: list[str] = []
     reviews: list[Review] = []
     for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
