@@ -21,9 +21,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from gate.bless import Blessing, bless, refusal
 from gate.errors import GateError, GitHubError
 from gate.install import install_requirements
-from gate.pipeline import Outcome, RunOptions, World, run
+from gate.pipeline import Outcome, RunOptions, World, run, timestamp
+from gate.plan import prepare
 from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
 from gate.render import markdown
 from gate.render.console import log_text, workflow_command
@@ -52,7 +54,9 @@ EXAMPLES = {
     "output-dir": "gate-report",
     "mode": "run  # or: comment (the fork-safe half, in a workflow_run workflow)",
     "requirements": "requirements.txt  # or a pip spec: my-package==1.2",
+    "bless-reason": "accept the new retriever's recall drop (#123)  # push/dispatch runs only",
 }
+BLESS_EVENTS = ("push", "workflow_dispatch")
 
 
 class Inputs(BaseModel):
@@ -68,6 +72,7 @@ class Inputs(BaseModel):
     output_dir: Path = Field(Path("gate-report"), alias="output-dir")
     mode: Literal["run", "comment"] = "run"
     requirements: str = ""
+    bless_reason: str = Field("", alias="bless-reason")
 
     @field_validator("comment", "update_baseline", mode="before")
     @classmethod
@@ -171,6 +176,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     annotate(report, inputs.fail_on)
     # The summary and outputs first: whatever befalls the comment, the verdict is reported.
     _report_back(context, outcome, run_url)
+    if inputs.bless_reason.strip():
+        _bless_after_run(inputs, context, outcome, env, world)
 
     comment_url, problem = "", None
     if not inputs.comment:
@@ -198,6 +205,31 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     summary = log_text(_one_line(report["summary"]))
     print(f"gate: {summary} (fail-on: {inputs.fail_on}, exit {code})")
     return code
+
+
+def _bless_after_run(
+    inputs: Inputs, context: Context, outcome: Outcome, env: Mapping[str, str], world: World
+) -> None:
+    """The ``bless-reason`` input: this run becomes the baseline (not on pull requests)."""
+    if context.event_name not in BLESS_EVENTS:
+        print(
+            workflow_command(
+                "warning",
+                f"`bless-reason` is ignored on {context.event_name or 'local'} runs: a baseline "
+                "is blessed from a push or workflow_dispatch run",
+                title="gate: bless",
+            ),
+            flush=True,
+        )
+        return
+    who = Blessing(
+        reason=inputs.bless_reason,
+        actor=env.get("GITHUB_ACTOR") or "unknown",
+        at=timestamp(world.now()),
+        run_url=context.run_url,
+    )
+    if bless_folder(outcome.report_path.parent, who, context.workspace / inputs.config):
+        print(workflow_command("warning", "the run was not blessed", title="gate: bless"))
 
 
 def _report_back(context: Context, outcome: Outcome, run_url: str | None) -> None:
@@ -304,6 +336,35 @@ def post_comment(
     done = "created" if posted.created else "updated"
     print(log_text(f"gate: PR #{pull_request} comment {done}: {posted.url}"))
     return posted
+
+
+def bless_folder(
+    report_dir: Path, who: Blessing, config: Path, baseline: Path | None = None
+) -> int:
+    """``gate bless``: the run in ``report_dir`` becomes the baseline; 1 (and why) when the run
+    failed closed, a GateError when there is no reason or the folder holds no finished run."""
+    if not who.reason.strip():
+        raise GateError('gate bless: a reason is required (fix: gate bless --reason "why")')
+    report = read_report(report_dir / "report.json")
+    if problem := refusal(report):
+        print(log_text(f"gate bless: refused: {problem}"))
+        return 1
+    plan = prepare(config, baseline)
+    entry = bless(plan, report, report_dir / "records.jsonl", who)
+    changed = ", ".join(
+        f"{name} {_signed(d['delta'])}" for name, d in entry["deltas"].items() if d["delta"]
+    )
+    print(
+        log_text(
+            f"gate bless: wrote {plan.baseline_path} as {who.actor} "
+            f"({changed or 'no metric changed'})"
+        )
+    )
+    return 0
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.4g}"
 
 
 def read_inputs(env: Mapping[str, str]) -> Inputs:

@@ -1,4 +1,4 @@
-"""The command line: ``gate run | validate | action | comment | init``.
+"""The command line: ``gate run | validate | action | comment | init | bless``.
 
 Exit codes: 0 the gate passed, 1 it failed, 2 the input is wrong (a message, no traceback),
 3 a bug in the gate (a traceback, so it can be reported).
@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gate import __version__, action
+from gate.bless import Blessing
 from gate.errors import GateError
-from gate.pipeline import RunOptions, World, run
+from gate.pipeline import RunOptions, World, run, timestamp
 from gate.plan import prepare
 from gate.render.console import log_text
 from gate.scaffold import init
@@ -57,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         "-c", "--config", type=Path, default=Path("gate.yml"), help="names the comment to update"
     )
 
+    bless = commands.add_parser("bless", help="make a finished run the baseline, with a reason")
+    bless.add_argument("--reason", default="", help="why its deltas are accepted (required)")
+    bless.add_argument("--report", type=Path, default=Path("gate-report"), help="run folder")
+    bless.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    bless.add_argument("--baseline", type=Path, help="baseline file (overrides gate.yml)")
+
     init = commands.add_parser("init", help="write a starter gate.yml, golden set and workflows")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")
     return parser
@@ -77,6 +84,23 @@ def git_sha(env: Mapping[str, str], folder: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def actor(env: Mapping[str, str], config: Path) -> str:
+    """Who is blessing: ``GITHUB_ACTOR`` in a workflow, else git's ``user.name``."""
+    if env.get("GITHUB_ACTOR"):
+        return env["GITHUB_ACTOR"]
+    try:
+        done = subprocess.run(
+            ["git", "config", "user.name"],
+            cwd=config.resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
 
 
 def world(config: Path) -> World:
@@ -108,6 +132,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_PASS
     if args.command == "init":
         return init(Path.cwd(), force=args.force, out=sys.stdout)
+    if args.command == "bless":
+        who = Blessing(
+            reason=args.reason, actor=actor(os.environ, args.config), at=timestamp(_now())
+        )
+        return action.bless_folder(args.report, who, args.config, args.baseline)
     if args.command == "action":
         workspace = Path(os.environ.get("GITHUB_WORKSPACE") or ".")
         return action.main(os.environ, world=world(workspace / "gate.yml"))

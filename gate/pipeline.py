@@ -22,6 +22,7 @@ from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
 from gate.judge import Judge
 from gate.load.baseline import write_baseline
+from gate.load.blessings import last_blessing, log_path
 from gate.metrics.scoring import score_records
 from gate.plan import prepare
 from gate.render.junit import render_junit
@@ -153,9 +154,11 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             "timeouts": sum(r.status == "timeout" for r in records),
             "repeats": settings.repeats,
             "concurrency": settings.concurrency,
+            "git_sha": world.git_sha,
         },
         baseline_status=baseline_status,
         judge=judge_stats.to_json() if judge_stats is not None else None,
+        blessing=last_blessing(log_path(plan.baseline_path)) if plan.baseline_path else None,
     )
     report_path = out / "report.json"
     markdown_path = out / "report.md"

@@ -151,6 +151,7 @@ class Comparison(Strict):
     strict: bool = Field(False, description="fail on the point estimate, significant or not")
     resamples: int = Field(2000, ge=100, le=100_000)
     seed: int = 0
+    baseline_max_age_days: int = Field(30, ge=1, description="past it, the baseline is stale")
 
 
 class Config(Strict):

@@ -204,7 +204,7 @@ def _context(report: Mapping[str, Any]) -> list[str]:
         sha, created = baseline.get("git_sha"), baseline.get("created_at")
         origin = f" of {escape(_text(sha)[:7])}" if sha else ""
         origin += f" ({escape(_text(created)[:10])})" if created else ""
-        facts.append(f"compared with the baseline{origin}")
+        facts.append(f"compared with the baseline{origin}{_baseline_source(baseline)}")
     elif status == "missing":
         facts.append("no baseline yet: regressions not checked")
     elif status == "updated":
@@ -227,7 +227,22 @@ def _context(report: Mapping[str, Any]) -> list[str]:
     flaky = _list(_dict(report.get("flaky")).get("cases"))
     if flaky:
         facts.append(f"{_count(len(flaky), 'flaky case')} (answers differ between repeats)")
-    return ["", " · ".join(facts)] if facts else []
+    stale = [escape(reason, 200) for reason in _list(baseline.get("stale"))]
+    warning = ["", f"> **⚠️ stale baseline:** {'; '.join(stale)}."] if stale else []
+    return (["", " · ".join(facts)] if facts else []) + warning
+
+
+def _baseline_source(baseline: Mapping[str, Any]) -> str:
+    """``, 12 days old, blessed by alice: "why"`` from the report's baseline block."""
+    out = ""
+    age = _float(baseline.get("age_days"))
+    if age is not None:
+        out += f", {_count(age, 'day')} old"
+    blessing = _dict(baseline.get("blessing"))
+    if blessing.get("actor"):
+        why = escape(blessing.get("reason"), 120)
+        out += f", blessed by {escape(blessing['actor'], 40)}: “{why}”"
+    return out
 
 
 def _metrics(report: Mapping[str, Any], detail: Detail) -> list[str]:

@@ -15,6 +15,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gate.errors import GateError
 from gate.files import open_new, write_atomic
 from gate.load.dataset import ToolCall
 from gate.load.validation import dotted
@@ -178,3 +179,43 @@ def _line(record: Record) -> str:
         # Its error says why (parse_output refused it): the rest of the record is kept.
         body["output"] = None
     return _dumps(body)
+
+
+def read_records(path: Path) -> list[Record]:
+    """The records of a finished run, as ``write_records`` wrote them (``gate bless`` re-scores
+    them); a line that is not one is an input error naming the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GateError(f"{path}: cannot read the records: {exc}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            body = json.loads(line)
+            ok = body["status"] == "ok"
+            records.append(
+                Record(
+                    case_id=str(body["id"]),
+                    repeat=int(body["repeat"]),
+                    trace_id=str(body["trace_id"]),
+                    status=body["status"],
+                    latency_ms=body["latency_ms"],
+                    attempts=int(body["attempts"]),
+                    started_at=str(body["started_at"]),
+                    output=parse_output(body["output"]) if ok else EMPTY,
+                    raw_output=body["output"],
+                    error=body["error"],
+                    judgements={
+                        name: Judgement(**verdict)
+                        for name, verdict in body.get("judge", {}).items()
+                    },
+                )
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise GateError(
+                f"{path}:{number}: not a gate record ({type(exc).__name__}: {exc}) "
+                "(fix: pass the --report folder of a finished `gate run`)"
+            ) from None
+    return records
