@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,11 +22,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from gate import history
 from gate.bless import Blessing, bless, refusal
 from gate.errors import GateError, GitHubError
+from gate.files import write_atomic
 from gate.install import install_requirements
 from gate.pipeline import Outcome, RunOptions, World, run, timestamp
 from gate.plan import prepare
+from gate.publish.data_branch import DataBranch
 from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
 from gate.render import markdown
 from gate.render.console import log_text, workflow_command
@@ -54,6 +58,8 @@ EXAMPLES = {
     "output-dir": "gate-report",
     "mode": "run  # or: comment (the fork-safe half, in a workflow_run workflow)",
     "requirements": "requirements.txt  # or a pip spec: my-package==1.2",
+    "history": "true  # keep a history of the default branch's runs on a data branch",
+    "history-branch": "gate-history",
     "bless-reason": "accept the new retriever's recall drop (#123)  # push/dispatch runs only",
 }
 BLESS_EVENTS = ("push", "workflow_dispatch")
@@ -73,8 +79,10 @@ class Inputs(BaseModel):
     mode: Literal["run", "comment"] = "run"
     requirements: str = ""
     bless_reason: str = Field("", alias="bless-reason")
+    history: bool = False
+    history_branch: str = Field("gate-history", alias="history-branch", pattern=r"^[\w.-]+$")
 
-    @field_validator("comment", "update_baseline", mode="before")
+    @field_validator("comment", "update_baseline", "history", mode="before")
     @classmethod
     def _yaml_boolean(cls, value: object) -> object:
         # What @actions/core's getBooleanInput accepts; "yes" or "1" is more likely a slip.
@@ -173,6 +181,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     run_url = context.run_url
 
     pull_request = context.pull_request()
+    if inputs.history:
+        keep_history(inputs, context, outcome, token, world)
     annotate(report, inputs.fail_on)
     # The summary and outputs first: whatever befalls the comment, the verdict is reported.
     _report_back(context, outcome, run_url)
@@ -205,6 +215,51 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     summary = log_text(_one_line(report["summary"]))
     print(f"gate: {summary} (fail-on: {inputs.fail_on}, exit {code})")
     return code
+
+
+def on_default_branch(context: Context) -> bool:
+    """A push to the default branch, or a scheduled run (GitHub runs those on it): the runs
+    the history keeps. Never a pull request."""
+    if context.event_name == "schedule":
+        return True
+    default = (context.event.get("repository") or {}).get("default_branch")
+    return (
+        context.event_name == "push"
+        and isinstance(default, str)
+        and context.event.get("ref") == f"refs/heads/{default}"
+    )
+
+
+def keep_history(
+    inputs: Inputs, context: Context, outcome: Outcome, token: str, world: World
+) -> None:
+    """Read the history from the data branch into the report's ``trends`` (report.json is
+    rewritten with them); on the default branch, append this run's entry and push it. A missing
+    branch is an empty history; git failing is a warning, never the verdict."""
+    report = outcome.report
+    name = history.file_name(inputs.config.as_posix())
+    remote = f"{context.server_url}/{context.repository}.git"
+    run = report.get("run") or {}
+    commit = run.get("git_sha") or world.git_sha or world.env.get("GITHUB_SHA")
+    new = history.entry(
+        report, event=context.event_name, commit=commit, date=str(run.get("started_at") or "")
+    )
+    record = on_default_branch(context)
+    try:
+        with tempfile.TemporaryDirectory(prefix="gate-history-") as scratch:
+            branch = DataBranch(remote, inputs.history_branch, Path(scratch), token)
+            entries = history.parse(branch.read(name)) + ([new] if record else [])
+            report["trends"] = history.trends(entries, history.gated(report))
+            if record:
+                branch.update(
+                    name,
+                    lambda text: history.append(text, new),
+                    f"gate: {context.event_name} run of {str(commit)[:12]}",
+                )
+                print(f"gate: history: appended this run to {inputs.history_branch}:{name}")
+    except GitHubError as exc:
+        print(workflow_command("warning", f"history: {exc}", title="gate: history"), flush=True)
+    write_atomic(outcome.report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def _bless_after_run(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gate.render.console import ZWSP, visible
+from gate.render.trends import mermaid, sparkline
 
 COMMENT_MAX_CHARS = 65_536
 """GitHub refuses a comment body longer than this."""
@@ -167,6 +168,7 @@ def _render(
     lines = _head(report, run_url, marker)
     lines += _context(report)
     lines += _metrics(report, detail)
+    lines += _trends(report, charts=marker is None)
     lines += _slices(report, detail)
     lines += _failure_modes(report)
     lines += _warnings(report, detail)
@@ -261,6 +263,37 @@ def _metrics(report: Mapping[str, Any], detail: Detail) -> list[str]:
     if hidden:
         lines += ["", f"{hidden} passing or unchecked metrics not shown."]
     lines += _interval_note(r for _, r in shown)
+    return lines
+
+
+MAX_CHARTS = 6
+"""Mermaid charts in the job summary, one per gated metric, at most."""
+
+
+def _trends(report: Mapping[str, Any], charts: bool) -> list[str]:
+    """The gated metrics over the last runs on the default branch (the history's), next to this
+    run's value and delta; the job summary adds a Mermaid chart of each."""
+    trends = _dict(report.get("trends"))
+    series = {str(k): _list(v) for k, v in _dict(trends.get("metrics")).items()}
+    series = {name: values for name, values in series.items() if sparkline(values)}
+    if not series:
+        return []
+    metrics = _dict(report.get("metrics"))
+    runs = _num(_float(trends.get("runs")) or 0)
+    rows = [
+        [
+            f"`{escape(name, 80)}`",
+            sparkline(values),
+            _current(_dict(metrics.get(name))),
+            _delta(_dict(metrics.get(name))),
+        ]
+        for name, values in series.items()
+    ]
+    lines = ["", f"#### Trend: the last {runs} runs on the default branch", ""]
+    lines += _table(["metric", "trend (oldest → newest)", "now", "Δ"], rows)
+    if charts:
+        for name, values in list(series.items())[:MAX_CHARTS]:
+            lines += ["", *mermaid(name, values)]
     return lines
 
 

@@ -1,0 +1,160 @@
+"""The history of the default branch on a data branch, through ``gate action`` and a local bare
+git remote: one entry per run on main (push, schedule), none per pull request or other branch;
+the trend in the PR comment and the step summary shows the sequence."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builders import FakeAdapter, write_project
+from fake_github import FakeGitHub
+
+from gate import action, history
+from gate.pipeline import Outcome, RunOptions, run
+from gate.publish.data_branch import DataBranch
+from gate.publish.github import GitHub
+from gate.render.trends import mermaid, sparkline
+
+EVENTS = Path(__file__).parent / "data" / "oracles" / "github" / "events"
+REPOSITORY = "Codertocat/Hello-World"
+CASES = [{"id": f"c{i}", "input": "q", "expected": {"must_include": ["yes"]}} for i in range(10)]
+RULES = {"metrics": {"generation.must_include": {"min": 0.1}}}
+
+
+class Sequence:
+    """One repository, its bare remote, and runs of the action on it, each with ``good`` cases
+    answering right."""
+
+    def __init__(self, tmp_path: Path, fake_github: FakeGitHub) -> None:
+        self.tmp, self.github = tmp_path, fake_github
+        self.workspace = tmp_path / "workspace"
+        write_project(self.workspace, CASES, RULES)
+        self.remote = tmp_path / "server" / f"{REPOSITORY}.git"
+        self.remote.mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", "--bare", str(self.remote)], check=True)
+        self.runs = 0
+
+    def act(self, event_name: str, event: dict[str, Any] | Path, good: int) -> int:
+        self.runs += 1
+        if isinstance(event, dict):
+            path = self.tmp / f"event-{self.runs}.json"
+            path.write_text(json.dumps(event), encoding="utf-8")
+            event = path
+        adapter = FakeAdapter(lambda case: {"answer": "yes" if int(case.id[1:]) < good else "no"})
+
+        def gate_run(options: RunOptions) -> Outcome:
+            return run(options, adapter)
+
+        env = {
+            "INPUT_CONFIG": "gate.yml",
+            "INPUT_GITHUB-TOKEN": self.github.token,
+            "INPUT_HISTORY": "true",
+            "GITHUB_EVENT_NAME": event_name,
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_REPOSITORY": REPOSITORY,
+            "GITHUB_API_URL": self.github.url,
+            "GITHUB_SERVER_URL": (self.tmp / "server").as_uri(),
+            "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_STEP_SUMMARY": str(self.tmp / f"summary-{self.runs}"),
+            "GITHUB_SHA": f"{self.runs:040x}",
+            "GITHUB_RUN_ID": str(self.runs),
+        }
+        client = lambda token, url: GitHub(token, url, sleep=lambda s: None, clock=time.time)  # noqa: E731
+        return action.main(env, gate_run, client)
+
+    def entries(self) -> list[dict[str, Any]]:
+        branch = DataBranch(str(self.remote), "gate-history", self.tmp / f"read-{self.runs}")
+        return history.parse(branch.read("gate.yml.jsonl"))
+
+    def summary(self) -> str:
+        return (self.tmp / f"summary-{self.runs}").read_text(encoding="utf-8")
+
+
+def push(ref: str = "refs/heads/main") -> dict[str, Any]:
+    return {"ref": ref, "repository": {"default_branch": "main", "full_name": REPOSITORY}}
+
+
+@pytest.fixture
+def repo(tmp_path: Path, fake_github: FakeGitHub) -> Sequence:
+    return Sequence(tmp_path, fake_github)
+
+
+def test_history__no_branch_is_no_history_and_no_error(repo: Sequence) -> None:
+    assert repo.act("pull_request", EVENTS / "pull_request_opened.payload.json", 10) == 0
+
+    assert repo.entries() == []
+    (comment,) = repo.github.comments_on(2)
+    assert "#### Trend" not in comment["body"]
+    report = json.loads((repo.workspace / "gate-report" / "report.json").read_text("utf-8"))
+    assert report["trends"]["runs"] == 0
+
+
+def test_history__grows_one_entry_per_main_run_and_none_per_pull_request(repo: Sequence) -> None:
+    for good in (10, 9, 8):
+        assert repo.act("push", push(), good) == 0
+    assert repo.act("push", push("refs/heads/feature"), 2) == 0  # not the default branch
+    assert repo.act("schedule", {"schedule": "0 3 * * *"}, 7) == 0
+    assert len(repo.entries()) == 4
+
+    assert repo.act("pull_request", EVENTS / "pull_request_opened.payload.json", 5) == 0
+
+    entries = repo.entries()
+    assert len(entries) == 4  # the pull request read the history, wrote nothing
+    assert [e["event"] for e in entries] == ["push", "push", "push", "schedule"]
+    assert [e["metrics"]["generation.must_include"] for e in entries] == [1.0, 0.9, 0.8, 0.7]
+    assert entries[1]["commit"] == f"{2:040x}"
+    assert entries[3]["failing"] == ["c7", "c8", "c9"]
+    assert entries[0]["pipeline"].startswith("sha256:")
+    (comment,) = repo.github.comments_on(2)
+    assert "#### Trend: the last 4 runs on the default branch" in comment["body"]
+    assert "| `generation.must\\_include` | █▆▃▁ | 0.5 |" in comment["body"]
+    summary = repo.summary()
+    assert "```mermaid\nxychart-beta" in summary
+    assert "    line [1, 0.9, 0.8, 0.7]" in summary
+
+
+def test_history__a_main_run_shows_itself_in_the_trend(repo: Sequence) -> None:
+    repo.act("push", push(), 10)
+    repo.act("push", push(), 5)
+
+    assert "| `generation.must\\_include` | █▁ | 0.5 |" in repo.summary()
+
+
+def test_history__an_unreachable_remote_is_a_warning(
+    repo: Sequence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subprocess.run(["rm", "-rf", str(repo.remote)], check=True)
+
+    assert repo.act("push", push(), 10) == 0
+
+    assert "::warning title=gate%3A history::history: git fetch" in capsys.readouterr().out
+
+
+def test_append__keeps_the_newest_entries() -> None:
+    text = ""
+    for i in range(5):
+        text = history.append(text, {"metrics": {"m": i}}, keep=3)
+
+    assert [e["metrics"]["m"] for e in history.parse(text + "not json\n[]\n")] == [2, 3, 4]
+
+
+def test_sparkline__scales_between_the_lowest_and_highest_run() -> None:
+    assert sparkline([0.0, 0.5, 1.0, None, float("nan")]) == "▁▅█··"
+    assert sparkline([0.3, 0.3]) == "▄▄"
+    assert sparkline([None, "x"]) == ""
+
+
+def test_mermaid__takes_numbers_only_and_a_safe_title() -> None:
+    chart = mermaid('m"]\nline [9', [0.5, "x", 0.7])
+
+    assert chart[2] == '    title "mline9"'
+    assert chart[3:6] == [
+        "    x-axis [1, 3]",
+        '    y-axis "value" 0.48 --> 0.72',
+        "    line [0.5, 0.7]",
+    ]
