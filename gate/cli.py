@@ -1,4 +1,4 @@
-"""The command line: ``gate run | validate | action | comment | init | bless``.
+"""The command line: ``gate run | validate | action | comment | init | bless | report``.
 
 Exit codes: 0 the gate passed, 1 it failed, 2 the input is wrong (a message, no traceback),
 3 a bug in the gate (a traceback, so it can be reported).
@@ -18,9 +18,11 @@ from pathlib import Path
 from gate import __version__, action
 from gate.bless import Blessing
 from gate.errors import GateError
+from gate.files import write_atomic
 from gate.pipeline import RunOptions, World, run, timestamp
 from gate.plan import prepare
 from gate.render.console import log_text
+from gate.render.html import render_html
 from gate.scaffold import init
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
@@ -63,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     bless.add_argument("--report", type=Path, default=Path("gate-report"), help="run folder")
     bless.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
     bless.add_argument("--baseline", type=Path, help="baseline file (overrides gate.yml)")
+
+    report = commands.add_parser("report", help="write report.html from a finished run")
+    report.add_argument("--html", action="store_true", required=True, help="write report.html")
+    report.add_argument("--report", type=Path, default=Path("gate-report"), help="run folder")
 
     init = commands.add_parser("init", help="write a starter gate.yml, golden set and workflows")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")
@@ -137,6 +143,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             reason=args.reason, actor=actor(os.environ, args.config), at=timestamp(_now())
         )
         return action.bless_folder(args.report, who, args.config, args.baseline)
+    if args.command == "report":
+        page = args.report / "report.html"
+        write_atomic(page, render_html(action.read_report(args.report / "report.json")))
+        print(f"report: {page}")
+        return EXIT_PASS
     if args.command == "action":
         workspace = Path(os.environ.get("GITHUB_WORKSPACE") or ".")
         return action.main(os.environ, world=world(workspace / "gate.yml"))
