@@ -175,14 +175,15 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     if inputs.mode == "comment":
         return comment_mode(inputs, context, github)
     install(inputs, context)
-    outcome = _run_quietly(inputs, context, run, world)
+    past = read_history(inputs, context, token) if inputs.history else []
+    outcome = _run_quietly(inputs, context, run, world, past)
     share_files(outcome, context.workspace)
     report = outcome.report
     run_url = context.run_url
 
     pull_request = context.pull_request()
     if inputs.history:
-        keep_history(inputs, context, outcome, token, world)
+        keep_history(inputs, context, outcome, token, world, past)
     annotate(report, inputs.fail_on)
     # The summary and outputs first: whatever befalls the comment, the verdict is reported.
     _report_back(context, outcome, run_url)
@@ -230,36 +231,60 @@ def on_default_branch(context: Context) -> bool:
     )
 
 
+def _data_branch(inputs: Inputs, context: Context, token: str, folder: str) -> DataBranch:
+    remote = f"{context.server_url}/{context.repository}.git"
+    return DataBranch(remote, inputs.history_branch, Path(folder), token)
+
+
+def _history_warning(exc: GitHubError) -> None:
+    print(workflow_command("warning", f"history: {exc}", title="gate: history"), flush=True)
+
+
+def read_history(inputs: Inputs, context: Context, token: str) -> list[dict[str, Any]]:
+    """The history on the data branch; none (and a warning when git failed) when it cannot be
+    read. A branch that does not exist yet is an empty history, no warning."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="gate-history-") as scratch:
+            branch = _data_branch(inputs, context, token, scratch)
+            return history.parse(branch.read(history.file_name(inputs.config.as_posix())))
+    except GitHubError as exc:
+        _history_warning(exc)
+        return []
+
+
 def keep_history(
-    inputs: Inputs, context: Context, outcome: Outcome, token: str, world: World
+    inputs: Inputs,
+    context: Context,
+    outcome: Outcome,
+    token: str,
+    world: World,
+    past: list[dict[str, Any]],
 ) -> None:
-    """Read the history from the data branch into the report's ``trends`` (report.json is
-    rewritten with them); on the default branch, append this run's entry and push it. A missing
-    branch is an empty history; git failing is a warning, never the verdict."""
+    """Put the trends into the report (report.json is rewritten with them); on the default
+    branch, append this run's entry to the data branch. Git failing is a warning, never the
+    verdict."""
     report = outcome.report
     name = history.file_name(inputs.config.as_posix())
-    remote = f"{context.server_url}/{context.repository}.git"
     run = report.get("run") or {}
     commit = run.get("git_sha") or world.git_sha or world.env.get("GITHUB_SHA")
     new = history.entry(
         report, event=context.event_name, commit=commit, date=str(run.get("started_at") or "")
     )
     record = on_default_branch(context)
+    report["trends"] = history.trends(past + ([new] if record else []), history.gated(report))
+    write_atomic(outcome.report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    if not record:
+        return
     try:
         with tempfile.TemporaryDirectory(prefix="gate-history-") as scratch:
-            branch = DataBranch(remote, inputs.history_branch, Path(scratch), token)
-            entries = history.parse(branch.read(name)) + ([new] if record else [])
-            report["trends"] = history.trends(entries, history.gated(report))
-            if record:
-                branch.update(
-                    name,
-                    lambda text: history.append(text, new),
-                    f"gate: {context.event_name} run of {str(commit)[:12]}",
-                )
-                print(f"gate: history: appended this run to {inputs.history_branch}:{name}")
+            _data_branch(inputs, context, token, scratch).update(
+                name,
+                lambda text: history.append(text, new),
+                f"gate: {context.event_name} run of {str(commit)[:12]}",
+            )
+        print(f"gate: history: appended this run to {inputs.history_branch}:{name}")
     except GitHubError as exc:
-        print(workflow_command("warning", f"history: {exc}", title="gate: history"), flush=True)
-    write_atomic(outcome.report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        _history_warning(exc)
 
 
 def _bless_after_run(
@@ -577,7 +602,9 @@ def share_files(outcome: Outcome, workspace: Path) -> None:
             os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
-def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> Outcome:
+def _run_quietly(
+    inputs: Inputs, context: Context, run: RunFn, world: World, past: list[dict[str, Any]]
+) -> Outcome:
     """Run the gate with workflow commands off: a model's output in the log cannot issue one."""
     resume = uuid.uuid4().hex
     print(f"::stop-commands::{resume}", flush=True)
@@ -588,6 +615,7 @@ def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> 
                 out_dir=context.workspace / inputs.output_dir,
                 update_baseline=inputs.update_baseline,
                 world=world,
+                history=past,
             )
         )
     finally:

@@ -119,3 +119,34 @@ def trends(
             name: [_number((e.get("metrics") or {}).get(name)) for e in last] for name in names
         },
     }
+
+
+def _same_code(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return all(a.get(key) == b.get(key) for key in ("commit", "pipeline", "dataset"))
+
+
+def night_flips(entries: Sequence[Mapping[str, Any]]) -> list[set[str]]:
+    """The cases that flipped in each nightly (``schedule``) run, oldest first: those whose
+    repeats disagreed, and those whose pass/fail changed since the previous night on the same
+    commit, pipeline and golden set (an A/A comparison: nothing changed but chance)."""
+    out: list[set[str]] = []
+    previous: Mapping[str, Any] | None = None
+    for night in (e for e in entries if e.get("event") == "schedule"):
+        flipped = {str(i) for i in night.get("flaky") or []}
+        if previous is not None and _same_code(previous, night):
+            flipped |= {str(i) for i in previous.get("failing") or []} ^ {
+                str(i) for i in night.get("failing") or []
+            }
+        out.append(flipped)
+        previous = night
+    return out
+
+
+def quarantined(entries: Sequence[Mapping[str, Any]], flips: int, nights: int) -> dict[str, str]:
+    """Cases that flipped in at least ``flips`` of the last ``nights`` nights, each with its
+    flips over those nights ("0110", newest last). A case leaves once ``nights`` nights pass
+    with fewer flips: after ``nights`` stable nights at the latest."""
+    window = night_flips(entries)[-nights:]
+    ids = sorted(set().union(*window)) if window else []
+    marks = {i: "".join("1" if i in night else "0" for night in window) for i in ids}
+    return {i: mark for i, mark in marks.items() if mark.count("1") >= flips}

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +20,7 @@ from gate.decide.baseline import new_baseline
 from gate.decide.verdict import decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
+from gate.history import quarantined
 from gate.judge import Judge
 from gate.load.baseline import write_baseline
 from gate.load.blessings import last_blessing, log_path
@@ -56,6 +57,8 @@ class RunOptions:
     update_baseline: bool = False
     progress: TextIO | None = sys.stderr
     world: World = field(default_factory=World)
+    history: Sequence[Mapping[str, object]] = ()
+    """The default branch's history (gate.history entries): quarantines flaky cases."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,10 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     """Run the gate; exit code 0 when every check passes, 1 when one fails."""
     world = options.world
     plan = prepare(options.config, options.baseline)
+    if (rule := plan.config.history.quarantine) is not None:
+        found = quarantined(options.history, rule.flips, rule.nights)
+        ids = {case.id for case in plan.cases}
+        plan = replace(plan, quarantined={i: m for i, m in found.items() if i in ids})
     if options.update_baseline and plan.baseline_path is None:
         raise ConfigError(
             "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "

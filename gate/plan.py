@@ -50,6 +50,9 @@ class Plan:
     """The line of every key path in the thresholds file (``rule_line`` finds a rule's)."""
     case_lines: Mapping[str, int] = field(default_factory=dict)
     """The golden set's line of each case, by id."""
+    quarantined: Mapping[str, str] = field(default_factory=dict)
+    """Quarantined case id → its flips over the last nights ("0110", newest last): still run
+    and reported, left out of the paired regression tests (see gate.history)."""
 
 
 def prepare(config_path: Path, baseline_override: Path | None = None) -> Plan:

@@ -169,6 +169,7 @@ def _render(
     lines += _context(report)
     lines += _metrics(report, detail)
     lines += _trends(report, charts=marker is None)
+    lines += _quarantine(report, detail)
     lines += _slices(report, detail)
     lines += _failure_modes(report)
     lines += _warnings(report, detail)
@@ -226,6 +227,9 @@ def _context(report: Mapping[str, Any]) -> list[str]:
     if any(moved.values()):
         changes = ", ".join(f"{count} {kind}" for kind, count in moved.items() if count)
         facts.append(f"golden set changed since the baseline: {changes}")
+    quarantine = _float(_dict(report.get("quarantine")).get("count"))
+    if quarantine:
+        facts.append(f"{_count(quarantine, 'quarantined case')} out of the regression tests")
     flaky = _list(_dict(report.get("flaky")).get("cases"))
     if flaky:
         facts.append(f"{_count(len(flaky), 'flaky case')} (answers differ between repeats)")
@@ -295,6 +299,26 @@ def _trends(report: Mapping[str, Any], charts: bool) -> list[str]:
         for name, values in list(series.items())[:MAX_CHARTS]:
             lines += ["", *mermaid(name, values)]
     return lines
+
+
+def _quarantine(report: Mapping[str, Any], detail: Detail) -> list[str]:
+    """The quarantined cases: run and reported, but out of the paired regression tests."""
+    cases = [_dict(c) for c in _list(_dict(report.get("quarantine")).get("cases"))]
+    if not cases:
+        return []
+    shown, more = _capped(cases, detail, "quarantined cases")
+    rows = [[f"`{escape(c.get('id'), 80)}`", _flip_marks(c.get("flips"))] for c in shown]
+    lines = ["", f"#### Quarantined: {_count(len(cases), 'flaky case')}", ""]
+    lines += [
+        "Flipped on unchanged code in recent nightly runs: still run and reported, left out of "
+        "the regression tests against the baseline.",
+        "",
+    ]
+    return lines + _table(["case", "flips by night (✗ flipped, oldest → newest)"], rows) + more
+
+
+def _flip_marks(flips: object) -> str:
+    return "".join("✗" if mark == "1" else "·" for mark in _text(flips)[:365])
 
 
 def _slices(report: Mapping[str, Any], detail: Detail) -> list[str]:

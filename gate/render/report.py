@@ -166,6 +166,10 @@ def build_report(
             "cases": verdict.flaky,
         },
         "comparison": plan.config.comparison.model_dump(),
+        "quarantine": {
+            "count": len(plan.quarantined),
+            "cases": [{"id": i, "flips": m} for i, m in sorted(plan.quarantined.items())],
+        },
         "warnings": verdict.warnings,
     }
     if judge is not None:
