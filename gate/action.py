@@ -273,6 +273,7 @@ def keep_history(
     record = on_default_branch(context)
     report["trends"] = history.trends(past + ([new] if record else []), history.gated(report))
     write_atomic(outcome.report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(outcome.markdown_path, markdown.render_summary(report, None))
     if not record:
         return
     try:

@@ -145,6 +145,8 @@ def test_history__grows_one_entry_per_main_run_and_none_per_pull_request(repo: S
     summary = repo.summary()
     assert "```mermaid\nxychart-beta" in summary
     assert "    line [1, 0.9, 0.8, 0.7]" in summary
+    report_md = (repo.workspace / "gate-report" / "report.md").read_text(encoding="utf-8")
+    assert "#### Trend: the last 4 runs" in report_md
 
 
 def test_history__a_main_run_shows_itself_in_the_trend(repo: Sequence) -> None:
