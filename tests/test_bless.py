@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from builders import FakeAdapter, MakeProject
 
-from gate import cli
-from gate.pipeline import RunOptions, World, run
+from gate import action, cli
+from gate.pipeline import Outcome, RunOptions, World, run
 from gate.render.markdown import render_summary
 
 CASES = [{"id": f"c{i}", "input": "q", "expected": {"must_include": ["yes"]}} for i in range(8)]
@@ -141,3 +141,38 @@ def test_report__shows_the_age_and_warns_when_the_baseline_is_stale(
         encoding="utf-8",
     )
     assert gate_run(config, 8, "fresh", day=1)["baseline"]["stale"] == []
+
+
+@pytest.mark.parametrize(("event", "blessed"), [("push", True), ("pull_request", False)])
+def test_action__bless_reason_blesses_a_push_run_never_a_pull_request(
+    make_project: MakeProject,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    event: str,
+    blessed: bool,
+) -> None:
+    config = project(make_project)
+    (tmp_path / "event.json").write_text("{}", encoding="utf-8")
+    env = {
+        "INPUT_BLESS-REASON": "nightly model upgrade, reviewed in #42",
+        "INPUT_COMMENT": "false",
+        "GITHUB_EVENT_NAME": event,
+        "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+        "GITHUB_WORKSPACE": str(config.parent),
+        "GITHUB_ACTOR": "octocat",
+        "GITHUB_REPOSITORY": "o/r",
+        "GITHUB_RUN_ID": "7",
+    }
+
+    def gate_run(options: RunOptions) -> Outcome:
+        return run(options, FakeAdapter(lambda case: {"answer": "yes"}))
+
+    assert action.main(env, gate_run) == 0
+
+    assert (config.parent / "baseline.json").exists() == blessed
+    if blessed:
+        (entry,) = log(config)
+        assert entry["actor"] == "octocat"
+        assert entry["run"]["url"] == "https://github.com/o/r/actions/runs/7"
+    else:
+        assert "`bless-reason` is ignored on pull_request runs" in capsys.readouterr().out
