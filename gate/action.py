@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,14 +26,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from gate import history
 from gate.bar_from import api_bar, git_bar, git_root, has_commit, snapshot
+from gate.bless import Blessing, bless, refusal
 from gate.errors import ConfigError, GateError, GitHubError
 from gate.files import write_atomic
 from gate.install import install_requirements
 from gate.load.bar import DEFAULT_APPROVAL_LABEL, BarSource
 from gate.merge import merge
 from gate.metrics import parse_metric
-from gate.pipeline import Outcome, RunOptions, World
+from gate.pipeline import Outcome, RunOptions, World, timestamp
+from gate.plan import prepare
+from gate.publish.data_branch import DataBranch
 from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
 from gate.render import markdown
 from gate.render.console import log_text, workflow_command
@@ -99,6 +104,10 @@ def run_in_child(options: RunOptions) -> Outcome:
         argv += ["--shard", str(options.shard)]
     if options.progress is None:
         argv.append("--quiet")
+    if options.history:
+        past = options.out_dir / ".history.jsonl"
+        write_atomic(past, "".join(json.dumps(entry) + "\n" for entry in options.history))
+        argv += ["--history", str(past)]
     if options.world.bar is not None:
         bar = options.out_dir / ".bar-snapshot.json"
         write_atomic(bar, snapshot(options.world.bar, options.config, parse_metric))
@@ -162,7 +171,11 @@ EXAMPLES = {
     "bar-approval-label": f'"{DEFAULT_APPROVAL_LABEL}"',
     "shard": "${{ matrix.shard }}/4",
     "merge-from": "shards/*",
+    "history": "true  # keep a history of the default branch's runs on a data branch",
+    "history-branch": "gate-history",
+    "bless-reason": "accept the new retriever's recall drop (#123)  # push/dispatch runs only",
 }
+BLESS_EVENTS = ("push", "workflow_dispatch")
 
 
 class Inputs(BaseModel):
@@ -192,7 +205,11 @@ class Inputs(BaseModel):
         except ConfigError:
             raise ValueError(f"must be K/N with 1 ≤ K ≤ N, e.g. 2/4, not {value!r}") from None
 
-    @field_validator("comment", "update_baseline", mode="before")
+    bless_reason: str = Field("", alias="bless-reason")
+    history: bool = False
+    history_branch: str = Field("gate-history", alias="history-branch", pattern=r"^[\w.-]+$")
+
+    @field_validator("comment", "update_baseline", "history", mode="before")
     @classmethod
     def _yaml_boolean(cls, value: object) -> object:
         # What @actions/core's getBooleanInput accepts; "yes" or "1" is more likely a slip.
@@ -287,7 +304,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
         return comment_mode(inputs, context, github)
     world = replace(world, bar=base_bar(inputs, context, token, github))
     install(inputs, context)
-    outcome = _run_quietly(inputs, context, run, world)
+    past = read_history(inputs, context, token) if inputs.history else []
+    outcome = _run_quietly(inputs, context, run, world, past)
     share_files(outcome, context.workspace)
     report = outcome.report
     if inputs.shard:
@@ -300,9 +318,13 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     run_url = context.run_url
 
     pull_request = context.pull_request()
+    if inputs.history:
+        keep_history(inputs, context, outcome, token, world, past)
     annotate(report, inputs.fail_on)
     # The summary and outputs first: whatever befalls the comment, the verdict is reported.
     _report_back(context, outcome, run_url)
+    if inputs.bless_reason.strip():
+        _bless_after_run(inputs, context, outcome, env, world)
 
     comment_url, problem = "", None
     if not inputs.comment:
@@ -330,6 +352,101 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     summary = log_text(_one_line(report["summary"]))
     print(f"gate: {summary} (fail-on: {inputs.fail_on}, exit {code})")
     return code
+
+
+def on_default_branch(context: Context) -> bool:
+    """A push to the default branch, or a scheduled run (GitHub runs those on it): the runs
+    the history keeps. Never a pull request."""
+    if context.event_name == "schedule":
+        return True
+    default = (context.event.get("repository") or {}).get("default_branch")
+    return (
+        context.event_name == "push"
+        and isinstance(default, str)
+        and context.event.get("ref") == f"refs/heads/{default}"
+    )
+
+
+def _data_branch(inputs: Inputs, context: Context, token: str, folder: str) -> DataBranch:
+    remote = f"{context.server_url}/{context.repository}.git"
+    return DataBranch(remote, inputs.history_branch, Path(folder), token)
+
+
+def _history_warning(exc: GitHubError) -> None:
+    print(workflow_command("warning", f"history: {exc}", title="gate: history"), flush=True)
+
+
+def read_history(inputs: Inputs, context: Context, token: str) -> list[dict[str, Any]]:
+    """The history on the data branch; none (and a warning when git failed) when it cannot be
+    read. A branch that does not exist yet is an empty history, no warning."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="gate-history-") as scratch:
+            branch = _data_branch(inputs, context, token, scratch)
+            return history.parse(branch.read(history.file_name(inputs.config.as_posix())))
+    except GitHubError as exc:
+        _history_warning(exc)
+        return []
+
+
+def keep_history(
+    inputs: Inputs,
+    context: Context,
+    outcome: Outcome,
+    token: str,
+    world: World,
+    past: list[dict[str, Any]],
+) -> None:
+    """Put the trends into the report (report.json is rewritten with them); on the default
+    branch, append this run's entry to the data branch. Git failing is a warning, never the
+    verdict."""
+    report = outcome.report
+    name = history.file_name(inputs.config.as_posix())
+    run = report.get("run") or {}
+    commit = run.get("git_sha") or world.git_sha or world.env.get("GITHUB_SHA")
+    new = history.entry(
+        report, event=context.event_name, commit=commit, date=str(run.get("started_at") or "")
+    )
+    record = on_default_branch(context)
+    report["trends"] = history.trends(past + ([new] if record else []), history.gated(report))
+    write_atomic(outcome.report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(outcome.markdown_path, markdown.render_summary(report, None))
+    if not record:
+        return
+    try:
+        with tempfile.TemporaryDirectory(prefix="gate-history-") as scratch:
+            _data_branch(inputs, context, token, scratch).update(
+                name,
+                lambda text: history.append(text, new),
+                f"gate: {context.event_name} run of {str(commit)[:12]}",
+            )
+        print(f"gate: history: appended this run to {inputs.history_branch}:{name}")
+    except GitHubError as exc:
+        _history_warning(exc)
+
+
+def _bless_after_run(
+    inputs: Inputs, context: Context, outcome: Outcome, env: Mapping[str, str], world: World
+) -> None:
+    """The ``bless-reason`` input: this run becomes the baseline (not on pull requests)."""
+    if context.event_name not in BLESS_EVENTS:
+        print(
+            workflow_command(
+                "warning",
+                f"`bless-reason` is ignored on {context.event_name or 'local'} runs: a baseline "
+                "is blessed from a push or workflow_dispatch run",
+                title="gate: bless",
+            ),
+            flush=True,
+        )
+        return
+    who = Blessing(
+        reason=inputs.bless_reason,
+        actor=env.get("GITHUB_ACTOR") or "unknown",
+        at=timestamp(world.now()),
+        run_url=context.run_url,
+    )
+    if bless_folder(outcome.report_path.parent, who, context.workspace / inputs.config):
+        print(workflow_command("warning", "the run was not blessed", title="gate: bless"))
 
 
 def _report_back(context: Context, outcome: Outcome, run_url: str | None) -> None:
@@ -484,6 +601,35 @@ def post_comment(
     done = "created" if posted.created else "updated"
     print(log_text(f"gate: PR #{pull_request} comment {done}: {posted.url}"))
     return posted
+
+
+def bless_folder(
+    report_dir: Path, who: Blessing, config: Path, baseline: Path | None = None
+) -> int:
+    """``gate bless``: the run in ``report_dir`` becomes the baseline; 1 (and why) when the run
+    failed closed, a GateError when there is no reason or the folder holds no finished run."""
+    if not who.reason.strip():
+        raise GateError('gate bless: a reason is required (fix: gate bless --reason "why")')
+    report = read_report(report_dir / "report.json")
+    if problem := refusal(report):
+        print(log_text(f"gate bless: refused: {problem}"))
+        return 1
+    plan = prepare(config, baseline)
+    entry = bless(plan, report, report_dir / "records.jsonl", who)
+    changed = ", ".join(
+        f"{name} {_signed(d['delta'])}" for name, d in entry["deltas"].items() if d["delta"]
+    )
+    print(
+        log_text(
+            f"gate bless: wrote {plan.baseline_path} as {who.actor} "
+            f"({changed or 'no metric changed'})"
+        )
+    )
+    return 0
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.4g}"
 
 
 def read_inputs(env: Mapping[str, str]) -> Inputs:
@@ -643,7 +789,9 @@ def share_files(outcome: Outcome, workspace: Path) -> None:
             os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
-def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> Outcome:
+def _run_quietly(
+    inputs: Inputs, context: Context, run: RunFn, world: World, past: list[dict[str, Any]]
+) -> Outcome:
     """Run the gate with workflow commands off: a model's output in the log cannot issue one."""
     resume = uuid.uuid4().hex
     print(f"::stop-commands::{resume}", flush=True)
@@ -654,6 +802,7 @@ def _run_quietly(inputs: Inputs, context: Context, run: RunFn, world: World) -> 
             update_baseline=inputs.update_baseline,
             shard=Shard.parse(inputs.shard) if inputs.shard else None,
             world=world,
+            history=past,
         )
         if inputs.merge_from:
             return merge(shard_folders(inputs.merge_from, context.workspace), options)

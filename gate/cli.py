@@ -1,4 +1,5 @@
-"""The command line: ``gate run | validate | action | comment | init | review | evidence | mine``.
+"""The command line: ``gate run | validate | merge | action | comment | init | bless | report |
+review | evidence | mine``.
 
 Exit codes: 0 the gate passed, 1 it failed, 2 the input is wrong (a message, no traceback),
 3 a bug in the gate (a traceback, so it can be reported).
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import traceback
@@ -17,15 +17,18 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gate import __version__, action, launch, mine
+from gate import __version__, action, history, launch, mine
 from gate.bar_from import from_snapshot, git_bar
+from gate.bless import Blessing
 from gate.errors import GateError
+from gate.files import write_atomic
 from gate.load.bar import Bar, BarSource
 from gate.load.baseline import legacy_note
 from gate.merge import merge
-from gate.pipeline import RunOptions, World, run
+from gate.pipeline import RunOptions, World, run, timestamp
 from gate.plan import prepare
 from gate.render.console import log_text
+from gate.render.html import render_html
 from gate.run.shards import Shard
 from gate.scaffold import init
 from gate.scrub import Scrubber, secret_values
@@ -56,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--bar-from", metavar="REF", help=BAR_FROM_HELP)
     # The bar the action read for its child process (gate.bar_from.snapshot): not for people.
     run.add_argument("--bar-snapshot", type=Path, help=argparse.SUPPRESS)
+    # The default branch's history the action read (gate.history entries): not for people.
+    run.add_argument("--history", type=Path, help=argparse.SUPPRESS)
     run.add_argument(
         "--fail-on-inconclusive",
         action="store_true",
@@ -86,6 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     comment.add_argument(
         "-c", "--config", type=Path, default=Path("gate.yml"), help="names the comment to update"
     )
+
+    bless = commands.add_parser("bless", help="make a finished run the baseline, with a reason")
+    bless.add_argument("--reason", default="", help="why its deltas are accepted (required)")
+    bless.add_argument("--report", type=Path, default=Path("gate-report"), help="run folder")
+    bless.add_argument("-c", "--config", type=Path, default=Path("gate.yml"))
+    bless.add_argument("--baseline", type=Path, help="baseline file (overrides gate.yml)")
+
+    report = commands.add_parser("report", help="write report.html from a finished run")
+    report.add_argument("--html", action="store_true", required=True, help="write report.html")
+    report.add_argument("--report", type=Path, default=Path("gate-report"), help="run folder")
 
     init = commands.add_parser("init", help="write a starter gate.yml, golden set and workflows")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")
@@ -122,6 +137,23 @@ def git_sha(env: Mapping[str, str], folder: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def actor(env: Mapping[str, str], config: Path) -> str:
+    """Who is blessing: ``GITHUB_ACTOR`` in a workflow, else git's ``user.name``."""
+    if env.get("GITHUB_ACTOR"):
+        return env["GITHUB_ACTOR"]
+    try:
+        done = subprocess.run(
+            ["git", "config", "user.name"],
+            cwd=config.resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
 
 
 def world(config: Path) -> World:
@@ -172,6 +204,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 baseline=args.baseline,
                 update_baseline=args.update_baseline,
                 shard=args.shard,
+                history=history.parse(args.history.read_text(encoding="utf-8"))
+                if args.history
+                else (),
                 progress=None if args.quiet else sys.stderr,
                 world=replace(world(args.config), bar=bar_source(args)),
             )
@@ -241,11 +276,20 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "evidence":
         env = dict(os.environ)
         # Values of secret-looking variables never reach the pack, whatever their shape.
-        secrets = [v for k, v in env.items() if re.search(r"KEY|TOKEN|SECRET|PASSWORD", k) and v]
         as_json, markdown = launch.evidence_pack(
-            args.config, args.report, _now().date(), launch.run_urls(env), secrets
+            args.config, args.report, _now().date(), launch.run_urls(env), secret_values(env)
         )
         print(f"evidence: {markdown} and {as_json}")
+        return EXIT_PASS
+    if args.command == "bless":
+        who = Blessing(
+            reason=args.reason, actor=actor(os.environ, args.config), at=timestamp(_now())
+        )
+        return action.bless_folder(args.report, who, args.config, args.baseline)
+    if args.command == "report":
+        page = args.report / "report.html"
+        write_atomic(page, render_html(action.read_report(args.report / "report.json")))
+        print(f"report: {page}")
         return EXIT_PASS
     if args.command == "action":
         env = action.conceal_token(os.environ)

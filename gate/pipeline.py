@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +22,11 @@ from gate.decide.stages import EXTRA_RUNS, stage_confidences, wants_second_stage
 from gate.decide.verdict import Verdict, decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
+from gate.history import quarantined
 from gate.judge import Judge, JudgeStats
 from gate.load.bar import BarSource
 from gate.load.baseline import legacy_note, write_baseline
+from gate.load.blessings import last_blessing, log_path
 from gate.load.dataset import fingerprint
 from gate.metrics.scoring import Scored, score_records
 from gate.plan import Plan, prepare
@@ -65,6 +67,8 @@ class RunOptions:
     """Run only this slice of the cases, into a partial result for ``gate merge``."""
     progress: TextIO | None = sys.stderr
     world: World = field(default_factory=World)
+    history: Sequence[Mapping[str, object]] = ()
+    """The default branch's history (gate.history entries): quarantines flaky cases."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,10 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
                 "--update-baseline to `gate merge`)"
             )
         plan = replace(plan, cases=options.shard.select(plan.cases))
+    if (rule := plan.config.history.quarantine) is not None:
+        found = quarantined(options.history, rule.flips, rule.nights)
+        ids = {case.id for case in plan.cases}
+        plan = replace(plan, quarantined={i: m for i, m in found.items() if i in ids})
     if options.update_baseline and plan.baseline_path is None:
         raise ConfigError(
             "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "
@@ -190,6 +198,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         "timeouts": sum(r.status == "timeout" for r in records),
         "repeats": repeats,
         "concurrency": settings.concurrency,
+        "git_sha": world.git_sha,
     }
     if cache is not None:
         run_info["cached"] = cache.hits
@@ -259,6 +268,7 @@ def conclude(
         baseline_status=baseline_status,
         judge=judge,
         review=reviewed.to_json() if reviewed is not None else None,
+        blessing=last_blessing(log_path(plan.baseline_path)) if plan.baseline_path else None,
     )
     # The report-building boundary: whatever data a report quotes, it quotes scrubbed.
     report = scrub.value(report)

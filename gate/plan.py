@@ -59,6 +59,9 @@ class Plan:
     """How the working tree's thresholds and baseline differ from the bar's ref."""
     reviews: tuple[Review, ...] = ()
     """reviews.jsonl, in file order (read from the working tree)."""
+    quarantined: Mapping[str, str] = field(default_factory=dict)
+    """Quarantined case id → its flips over the last nights ("0110", newest last): still run
+    and reported, left out of the paired regression tests (see gate.history)."""
 
 
 def prepare(

@@ -144,6 +144,8 @@ def test_report__against_a_baseline_flips_deltas_and_drift():
         "status": "found",
         "created_at": "2026-12-01T00:00:00Z",
         "git_sha": "abc",
+        "age_days": 3,
+        "stale": [],
     }
     assert report["verdict"] == "pass"  # one flip in four is not a significant drop
 

@@ -81,12 +81,13 @@ def comparisons(plan: Plan, scored: Scored, moved: Drift | None) -> dict[Key, Pa
         return {}
     before = {i: entry.scores for i, entry in plan.baseline.cases.items()}
     settings = plan.config.comparison
+    shared = [i for i in moved.shared if i not in plan.quarantined]
     wanted: list[tuple[str | None, str, list[str]]] = [
-        (None, name, moved.shared) for name in scored.names
+        (None, name, shared) for name in scored.names
     ]
     tags = {case.id: case.tags for case in plan.cases}
     for slice_name, rules in plan.thresholds.slices.items():
-        ids = [i for i in moved.shared if slice_name in tags[i]]
+        ids = [i for i in shared if slice_name in tags[i]]
         wanted += [(slice_name, name, ids) for name in rules]
     out: dict[Key, Paired] = {}
     for tag, name, ids in wanted:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, get_args
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 
 from gate.errors import ConfigError
 from gate.load.validation import Loc, Strict, capped, describe, read_yaml
@@ -178,6 +178,27 @@ class Comparison(Strict):
         description="when a regression cannot be told from noise, run every case twice more "
         "and decide on the 3 runs (docs/verdict.md)",
     )
+    baseline_max_age_days: int = Field(30, ge=1, description="past it, the baseline is stale")
+
+
+class Quarantine(Strict):
+    """A case that flipped on unchanged code in at least ``flips`` of the last ``nights`` nightly
+    runs is quarantined (see gate.history); it is released after ``nights`` stable nights."""
+
+    flips: int = Field(2, ge=1)
+    nights: int = Field(7, ge=1, le=365)
+
+    @field_validator("nights")
+    @classmethod
+    def _window(cls, nights: int, info: ValidationInfo) -> int:
+        if nights < info.data.get("flips", 1):
+            raise ValueError("must be at least `flips` (fix: flips: K, nights: M with K <= M)")
+        return nights
+
+
+class History(Strict):
+    quarantine: Quarantine | None = None
+    """Off unless set: ``history: {quarantine: {flips: 2, nights: 7}}``."""
 
 
 class Config(Strict):
@@ -192,6 +213,7 @@ class Config(Strict):
     redact: list[str] | None = Field(
         None, description="regexes scrubbed from everything stored or printed (gate.scrub)"
     )
+    history: History = Field(default_factory=History)
 
     path: Path = Field(Path("gate.yml"), exclude=True)
     """Where the config was read from; relative paths inside it are relative to its folder."""

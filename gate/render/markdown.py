@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gate.render.console import ZWSP, visible
+from gate.render.trends import mermaid, sparkline
 
 COMMENT_MAX_CHARS = 65_536
 """GitHub refuses a comment body longer than this."""
@@ -170,6 +171,8 @@ def _render(
     lines += _context(report)
     lines += _bar(report, detail)
     lines += _metrics(report, detail)
+    lines += _trends(report, charts=marker is None)
+    lines += _quarantine(report, detail)
     lines += _slices(report, detail)
     lines += _failure_modes(report)
     lines += _review(report, detail)
@@ -208,7 +211,7 @@ def _context(report: Mapping[str, Any]) -> list[str]:
         sha, created = baseline.get("git_sha"), baseline.get("created_at")
         origin = f" of {escape(_text(sha)[:7])}" if sha else ""
         origin += f" ({escape(_text(created)[:10])})" if created else ""
-        facts.append(f"compared with the baseline{origin}")
+        facts.append(f"compared with the baseline{origin}{_baseline_source(baseline)}")
     elif status == "missing":
         facts.append("no baseline yet: regressions not checked")
     elif status == "updated":
@@ -228,10 +231,28 @@ def _context(report: Mapping[str, Any]) -> list[str]:
     if any(moved.values()):
         changes = ", ".join(f"{count} {kind}" for kind, count in moved.items() if count)
         facts.append(f"golden set changed since the baseline: {changes}")
+    quarantine = _float(_dict(report.get("quarantine")).get("count"))
+    if quarantine:
+        facts.append(f"{_count(quarantine, 'quarantined case')} out of the regression tests")
     flaky = _list(_dict(report.get("flaky")).get("cases"))
     if flaky:
         facts.append(f"{_count(len(flaky), 'flaky case')} (answers differ between repeats)")
-    return ["", " · ".join(facts)] if facts else []
+    stale = [escape(reason, 200) for reason in _list(baseline.get("stale"))]
+    warning = ["", f"> **⚠️ stale baseline:** {'; '.join(stale)}."] if stale else []
+    return (["", " · ".join(facts)] if facts else []) + warning
+
+
+def _baseline_source(baseline: Mapping[str, Any]) -> str:
+    """``, 12 days old, blessed by alice: "why"`` from the report's baseline block."""
+    out = ""
+    age = _float(baseline.get("age_days"))
+    if age is not None:
+        out += f", {_count(age, 'day')} old"
+    blessing = _dict(baseline.get("blessing"))
+    if blessing.get("actor"):
+        why = escape(blessing.get("reason"), 120)
+        out += f", blessed by {escape(blessing['actor'], 40)}: “{why}”"
+    return out
 
 
 def _bar(report: Mapping[str, Any], detail: Detail) -> list[str]:
@@ -301,6 +322,57 @@ def _metrics(report: Mapping[str, Any], detail: Detail) -> list[str]:
         lines += ["", f"{hidden} passing or unchecked metrics not shown."]
     lines += _interval_note(r for _, r in shown)
     return lines
+
+
+MAX_CHARTS = 6
+"""Mermaid charts in the job summary, one per gated metric, at most."""
+
+
+def _trends(report: Mapping[str, Any], charts: bool) -> list[str]:
+    """The gated metrics over the last runs on the default branch (the history's), next to this
+    run's value and delta; the job summary adds a Mermaid chart of each."""
+    trends = _dict(report.get("trends"))
+    series = {str(k): _list(v) for k, v in _dict(trends.get("metrics")).items()}
+    series = {name: values for name, values in series.items() if sparkline(values)}
+    if not series:
+        return []
+    metrics = _dict(report.get("metrics"))
+    runs = _num(_float(trends.get("runs")) or 0)
+    rows = [
+        [
+            f"`{escape(name, 80)}`",
+            sparkline(values),
+            _current(_dict(metrics.get(name))),
+            _delta(_dict(metrics.get(name))),
+        ]
+        for name, values in series.items()
+    ]
+    lines = ["", f"#### Trend: the last {runs} runs on the default branch", ""]
+    lines += _table(["metric", "trend (oldest → newest)", "now", "Δ"], rows)
+    if charts:
+        for name, values in list(series.items())[:MAX_CHARTS]:
+            lines += ["", *mermaid(name, values)]
+    return lines
+
+
+def _quarantine(report: Mapping[str, Any], detail: Detail) -> list[str]:
+    """The quarantined cases: run and reported, but out of the paired regression tests."""
+    cases = [_dict(c) for c in _list(_dict(report.get("quarantine")).get("cases"))]
+    if not cases:
+        return []
+    shown, more = _capped(cases, detail, "quarantined cases")
+    rows = [[f"`{escape(c.get('id'), 80)}`", _flip_marks(c.get("flips"))] for c in shown]
+    lines = ["", f"#### Quarantined: {_count(len(cases), 'flaky case')}", ""]
+    lines += [
+        "Flipped on unchanged code in recent nightly runs: still run and reported, left out of "
+        "the regression tests against the baseline.",
+        "",
+    ]
+    return lines + _table(["case", "flips by night (✗ flipped, oldest → newest)"], rows) + more
+
+
+def _flip_marks(flips: object) -> str:
+    return "".join("✗" if mark == "1" else "·" for mark in _text(flips)[:365])
 
 
 def _slices(report: Mapping[str, Any], detail: Detail) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from gate import __version__
 from gate.decide.compare import CheckResult, status
+from gate.decide.staleness import age_days, stale_reasons
 from gate.decide.verdict import Verdict
 from gate.load.config import OpenAIPipeline, must_pass_line, rule_line
 from gate.load.dataset import Case, fingerprint
@@ -71,10 +72,12 @@ def build_report(
     baseline_status: str,
     judge: dict[str, Any] | None = None,
     review: dict[str, Any] | None = None,
+    blessing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report.json document (its shape is described in docs/formats.md).
 
-    ``judge`` is the judge's own usage and cost, kept apart from the pipeline's.
+    ``judge`` is the judge's own usage and cost, kept apart from the pipeline's; ``blessing``
+    the regression log's last entry.
     """
     baseline = plan.baseline
     thresholds = plan.thresholds
@@ -148,6 +151,7 @@ def build_report(
             "status": baseline_status,
             "created_at": baseline.created_at if baseline else None,
             "git_sha": baseline.git_sha if baseline else None,
+            **_provenance(plan, run_info.get("started_at"), blessing),
         },
         "metrics": entries(
             scored.overall, None, baseline.metrics if baseline else {}, thresholds.metrics
@@ -165,6 +169,10 @@ def build_report(
             "cases": verdict.flaky,
         },
         "comparison": plan.config.comparison.model_dump(),
+        "quarantine": {
+            "count": len(plan.quarantined),
+            "cases": [{"id": i, "flips": m} for i, m in sorted(plan.quarantined.items())],
+        },
         "warnings": verdict.warnings,
     }
     if judge is not None:
@@ -175,6 +183,25 @@ def build_report(
     if plan.bar is not None:
         report["bar"] = plan.bar.to_json()
     return report
+
+
+def _provenance(plan: Plan, now: object, blessing: dict[str, Any] | None) -> dict[str, Any]:
+    """The baseline's age, why it is stale (if it is) and who blessed it last."""
+    baseline = plan.baseline
+    if baseline is None or not isinstance(now, str):
+        return {}
+    stale = stale_reasons(
+        baseline,
+        now=now,
+        max_age_days=plan.config.comparison.baseline_max_age_days,
+        gate_version=__version__,
+        pipeline_fingerprint=plan.fingerprint,
+        dataset_fingerprint=fingerprint(plan.cases),
+    )
+    out: dict[str, Any] = {"age_days": age_days(baseline.created_at, now), "stale": stale}
+    if blessing is not None:
+        out["blessing"] = {key: blessing.get(key) for key in ("actor", "at", "reason")}
+    return out
 
 
 def cite_sources(report: dict[str, Any], plan: Plan) -> None:

@@ -17,6 +17,7 @@ from typing import IO, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gate.errors import GateError
 from gate.files import open_new, replacing
 from gate.load.dataset import ToolCall
 from gate.load.validation import dotted
@@ -269,3 +270,24 @@ def write_records(
     with replacing(path) as handle:
         for record in records:
             handle.write(stored(record, scrub) + "\n")
+
+
+def read_records(path: Path) -> list[Record]:
+    """The records of a finished run, as ``write_records`` wrote them (``gate bless`` re-scores
+    them); a line that is not one is an input error naming the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GateError(f"{path}: cannot read the records: {exc}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(read_record(json.loads(line)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise GateError(
+                f"{path}:{number}: not a gate record ({type(exc).__name__}: {exc}) "
+                "(fix: pass the --report folder of a finished `gate run`)"
+            ) from None
+    return records
