@@ -38,6 +38,7 @@ from gate.run.cache import OutputCache
 from gate.run.records import Record, RecordWriter, scrubbed, write_records
 from gate.run.runner import Progress, run_cases
 from gate.run.shards import Shard, shard_manifest, write_manifest
+from gate.scrub import Scrubber
 
 
 def _epoch() -> datetime:
@@ -139,7 +140,11 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         )
     writer = RecordWriter(out / "records.jsonl", scrub)
     cache = (
-        OutputCache(plan.config.resolve(settings.cache), plan.fingerprint)
+        OutputCache(
+            plan.config.resolve(settings.cache),
+            plan.fingerprint,
+            Scrubber(scrub.secrets, patterns=()),
+        )
         if settings.cache
         else None
     )

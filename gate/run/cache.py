@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from gate.load.dataset import Case
 from gate.run.records import Record, parse_output
+from gate.scrub import Scrubber
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,20 @@ class Cached:
     latency_ms: float | None
 
 
+SECRETS_ONLY = Scrubber(patterns=())
+"""No secret known yet, no pattern: the caller passes the run's known secrets."""
+
+
 class OutputCache:
     """Outputs by (case, repeat), for one pipeline fingerprint. Used from one thread."""
 
-    def __init__(self, folder: Path, pipeline_fingerprint: str) -> None:
+    def __init__(
+        self, folder: Path, pipeline_fingerprint: str, scrub: Scrubber = SECRETS_ONLY
+    ) -> None:
+        """``scrub`` cleans what is stored: the secrets the gate knows. Not the personal-data
+        patterns: a cached output must replay as the pipeline gave it (an e-mail address in a
+        tool call is part of the answer), so keep the cache folder out of artifacts."""
+        self._scrub = scrub
         digest = pipeline_fingerprint.removeprefix("sha256:")[:32]
         self.path = folder / f"outputs-{digest}.jsonl"
         self._entries: dict[str, Cached] = {}
@@ -82,7 +93,8 @@ class OutputCache:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
-        row = {"key": key, "output": record.raw_output, "latency_ms": record.latency_ms}
+        output = self._scrub.value(record.raw_output)
+        row = {"key": key, "output": output, "latency_ms": record.latency_ms}
         self._file.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
     def close(self) -> None:
