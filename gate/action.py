@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from gate import history
+from gate import history, launch
 from gate.bar_from import api_bar, git_bar, git_root, has_commit, snapshot
 from gate.bless import Blessing, bless, refusal
 from gate.errors import ConfigError, GateError, GitHubError
@@ -42,6 +42,7 @@ from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_c
 from gate.render import markdown
 from gate.render.console import log_text, workflow_command
 from gate.run.shards import MANIFEST, Shard
+from gate.scrub import secret_values
 
 RunFn = Callable[[RunOptions], Outcome]
 
@@ -174,6 +175,7 @@ EXAMPLES = {
     "history": "true  # keep a history of the default branch's runs on a data branch",
     "history-branch": "gate-history",
     "bless-reason": "accept the new retriever's recall drop (#123)  # push/dispatch runs only",
+    "evidence": "true  # evidence.md + evidence.json in output-dir, for a release",
 }
 BLESS_EVENTS = ("push", "workflow_dispatch")
 
@@ -206,10 +208,11 @@ class Inputs(BaseModel):
             raise ValueError(f"must be K/N with 1 ≤ K ≤ N, e.g. 2/4, not {value!r}") from None
 
     bless_reason: str = Field("", alias="bless-reason")
+    evidence: bool = False
     history: bool = False
     history_branch: str = Field("gate-history", alias="history-branch", pattern=r"^[\w.-]+$")
 
-    @field_validator("comment", "update_baseline", "history", mode="before")
+    @field_validator("comment", "update_baseline", "history", "evidence", mode="before")
     @classmethod
     def _yaml_boolean(cls, value: object) -> object:
         # What @actions/core's getBooleanInput accepts; "yes" or "1" is more likely a slip.
@@ -325,6 +328,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     _report_back(context, outcome, run_url)
     if inputs.bless_reason.strip():
         _bless_after_run(inputs, context, outcome, env, world)
+    if inputs.evidence:
+        evidence_after_run(inputs, context, outcome, env, world)
 
     comment_url, problem = "", None
     if not inputs.comment:
@@ -386,6 +391,22 @@ def read_history(inputs: Inputs, context: Context, token: str) -> list[dict[str,
     except GitHubError as exc:
         _history_warning(exc)
         return []
+
+
+def evidence_after_run(
+    inputs: Inputs, context: Context, outcome: Outcome, env: Mapping[str, str], world: World
+) -> None:
+    """The ``evidence`` input: evidence.md and evidence.json next to the report, scrubbed of
+    every secret-looking value in the step's environment (the token included)."""
+    as_json, pack = launch.evidence_pack(
+        context.workspace / inputs.config,
+        outcome.report_path.parent,
+        world.now().date(),
+        launch.run_urls(env),
+        secret_values(env),
+    )
+    share_files(outcome, context.workspace)
+    print(f"gate: evidence pack: {_shown_path(pack, context.workspace)} and {as_json.name}")
 
 
 def keep_history(

@@ -16,6 +16,7 @@ from gate.decide.review import NO_OUTPUT, Coverage, coverage, last_approved, rep
 from gate.errors import ConfigError
 from gate.files import write_atomic
 from gate.load import strict_json
+from gate.load.blessings import blessings, log_path
 from gate.plan import Plan, prepare
 from gate.render.evidence import build_evidence, render_evidence_markdown
 from gate.render.review import QueueItem, render_queue_html, render_queue_markdown, review_line
@@ -150,7 +151,11 @@ def evidence_pack(
     secrets (the patterns, and the values in ``secrets``) scrubbed."""
     run = read_run(config, report_dir, today)
     scrub = Scrubber(tuple(secrets))
-    evidence = scrub.value(build_evidence(run.plan, run.report, run.records, run.coverage, urls))
+    path = run.plan.baseline_path
+    audit = blessings(log_path(path)) if path is not None else []
+    evidence = scrub.value(
+        build_evidence(run.plan, run.report, run.records, run.coverage, urls, audit)
+    )
     as_json, markdown = report_dir / "evidence.json", report_dir / "evidence.md"
     write_atomic(as_json, json.dumps(evidence, indent=2, ensure_ascii=False) + "\n")
     write_atomic(markdown, scrub.text(render_evidence_markdown(evidence)))

@@ -179,3 +179,41 @@ def test_action__bless_reason_blesses_a_push_run_never_a_pull_request(
         assert entry["run"]["url"] == "https://github.com/o/r/actions/runs/7"
     else:
         assert "`bless-reason` is ignored on pull_request runs" in capsys.readouterr().out
+
+
+def test_action__the_evidence_pack_holds_the_baseline_s_audit_trail_and_no_token(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    config = project(make_project)
+    (tmp_path / "event.json").write_text("{}", encoding="utf-8")
+    token = "ghs_evidenceTokenThatMustNeverBeWritten01"
+    env = {
+        "INPUT_BLESS-REASON": "first bar, reviewed in #42",
+        "INPUT_EVIDENCE": "true",
+        "INPUT_COMMENT": "false",
+        "INPUT_GITHUB-TOKEN": token,
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+        "GITHUB_WORKSPACE": str(config.parent),
+        "GITHUB_ACTOR": "octocat",
+        "GITHUB_REPOSITORY": "o/r",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "7",
+    }
+
+    def gate_run(options: RunOptions) -> Outcome:
+        return run(options, FakeAdapter(lambda case: {"answer": "yes"}))
+
+    assert action.main(env, gate_run) == 0  # blessed, then the pack: one blessing logged
+    assert action.main(env, gate_run) == 0  # blessed again: the pack shows both
+
+    out = config.parent / "gate-report"
+    pack = json.loads((out / "evidence.json").read_text(encoding="utf-8"))
+    assert [entry["reason"] for entry in pack["baseline_audit"]] == [
+        "first bar, reviewed in #42"
+    ] * 2
+    markdown = (out / "evidence.md").read_text(encoding="utf-8")
+    assert "## Baseline audit trail" in markdown and "octocat" in markdown
+    assert pack["urls"]["run"] == "https://github.com/o/r/actions/runs/7"
+    for written in out.iterdir():
+        assert token not in written.read_text(encoding="utf-8", errors="replace")

@@ -33,6 +33,20 @@ def _read(path: Path) -> str:
         raise BaselineError(f"{path}: cannot read the regression log: {exc}") from None
 
 
+def blessings(path: Path) -> list[dict[str, Any]]:
+    """Every entry of the regression log, oldest first (a line that is not an object is left
+    out: the log is data a person may have edited)."""
+    out = []
+    for line in _read(path).splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
 def last_blessing(path: Path) -> dict[str, Any] | None:
     """The log's last entry, or None without a log (a line that is not an object: None too,
     the report then shows no blessing rather than a made-up one)."""

@@ -139,8 +139,10 @@ def build_evidence(
     records: Sequence[Mapping[str, Any]],
     coverage: Coverage | None,
     urls: Mapping[str, str],
+    audit: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The evidence.json document: every item a reviewer or an auditor asks for."""
+    """The evidence.json document: every item a reviewer or an auditor asks for. ``audit`` is
+    the baseline's regression log (who blessed it, when, why, with which deltas)."""
     judge = plan.config.metrics.judge
     return {
         "verdict": report.get("verdict"),
@@ -158,6 +160,7 @@ def build_evidence(
         ],
         "review": coverage.to_json() if coverage else None,
         "baseline": report.get("baseline"),
+        "baseline_audit": [dict(entry) for entry in audit],
         "run": {**report.get("run", {}), "gate_version": report.get("gate_version")},
         "urls": dict(urls),
     }
@@ -266,6 +269,17 @@ def render_evidence_markdown(evidence: Mapping[str, Any]) -> str:
         "",
         f"- {e(baseline.get('path') or 'none')}: {e(baseline.get('status'))}, created "
         f"{e(baseline.get('created_at') or 'n/a')} at commit {e(baseline.get('git_sha') or 'n/a')}",
+        "",
+        "## Baseline audit trail",
+        "",
+    ]
+    audit = evidence.get("baseline_audit") or []
+    lines += [
+        f"- {e(entry.get('at'))}: {e(entry.get('actor'))}: {e(entry.get('reason'))} "
+        f"(run {e((entry.get('run') or {}).get('commit') or 'n/a')})"
+        for entry in audit
+    ] or ["- no blessing logged (the baseline was written by `--update-baseline`)"]
+    lines += [
         "",
         "## Run",
         "",
