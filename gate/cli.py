@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write report.html from a finished run")
     report.add_argument("--html", action="store_true", required=True, help="write report.html")
     report.add_argument("--report", type=Path, default=Path("gate-report"), help="run folder")
+    report.add_argument(
+        "-c", "--config", type=Path, help="the run's gate.yml: adds the launch's status bar"
+    )
 
     init = commands.add_parser("init", help="write a starter gate.yml, golden set and workflows")
     init.add_argument("--force", action="store_true", help="overwrite files that differ")
@@ -288,7 +291,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return action.bless_folder(args.report, who, args.config, args.baseline)
     if args.command == "report":
         page = args.report / "report.html"
-        write_atomic(page, render_html(action.read_report(args.report / "report.json")))
+        steps = (
+            launch.launch_timeline(args.config, args.report, _now().date()) if args.config else []
+        )
+        write_atomic(page, render_html(action.read_report(args.report / "report.json"), steps))
         print(f"report: {page}")
         return EXIT_PASS
     if args.command == "action":

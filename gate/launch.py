@@ -18,7 +18,7 @@ from gate.files import write_atomic
 from gate.load import strict_json
 from gate.load.blessings import blessings, log_path
 from gate.plan import Plan, prepare
-from gate.render.evidence import build_evidence, render_evidence_markdown
+from gate.render.evidence import build_evidence, render_evidence_markdown, timeline
 from gate.render.review import QueueItem, render_queue_html, render_queue_markdown, review_line
 from gate.scrub import Scrubber
 
@@ -138,6 +138,12 @@ def run_urls(env: Mapping[str, str]) -> dict[str, str]:
     if env.get("GITHUB_SHA"):
         urls["commit"] = f"{server}/{repo}/commit/{env['GITHUB_SHA']}"
     return urls
+
+
+def launch_timeline(config: Path, report_dir: Path, today: date) -> list[dict[str, str]]:
+    """The launch's gates for the run in ``report_dir``, in order (the evidence pack's too)."""
+    run = read_run(config, report_dir, today)
+    return timeline(run.report, run.plan, run.coverage)
 
 
 def evidence_pack(

@@ -95,3 +95,15 @@ def test_report_html__of_a_real_run(tmp_path: Path) -> None:
     assert cli.main(["report", "--html", "--report", str(folder)]) == 0
 
     assert Page((folder / "report.html").read_text(encoding="utf-8")).named("table")
+
+
+def test_report_html__with_the_config_shows_the_launch_status_bar(example: Path) -> None:
+    config, out = example / "gate.yml", example / "gate-report"
+    assert cli.main(["run", "-q", "-c", str(config), "--out", str(out)]) == 0
+
+    assert cli.main(["report", "--html", "-c", str(config), "--report", str(out)]) == 0
+
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert "Launch:" in text
+    for step in ("dataset valid", "bars declared", "run complete", "statistics", "verdict"):
+        assert f"{step}: " in text

@@ -160,14 +160,22 @@ def _css(status: object) -> str:
     return "fail" if status == "fail" else "pass" if status == "pass" else ""
 
 
-def render_html(report: Mapping[str, Any]) -> str:
-    """The whole page."""
+def render_html(report: Mapping[str, Any], timeline: Sequence[Mapping[str, str]] = ()) -> str:
+    """The whole page; ``timeline`` is the launch's gates in order (``gate.launch``), shown as
+    a status bar under the verdict."""
     verdict = str(report.get("verdict", "?"))
     baseline = _dict(report.get("baseline"))
     parts = [
         f"<h1>gate: <span class='{_css(verdict)}'>{esc(verdict)}</span></h1>",
         f"<p>{esc(report.get('summary', ''))}</p>",
     ]
+    if timeline:
+        steps = [
+            f"<span class='{_css(str(step.get('status')))}' title='{esc(step.get('detail', ''))}'>"
+            f"{esc(step.get('step', ''))}: {esc(step.get('status', ''))}</span>"
+            for step in timeline
+        ]
+        parts.append(f"<p class='timeline'>Launch: {' → '.join(steps)}</p>")
     source = [f"baseline {esc(baseline.get('status', '?'))}"]
     if baseline.get("git_sha"):
         source.append(f"of {esc(str(baseline['git_sha'])[:12])}")
