@@ -129,34 +129,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def git_sha(env: Mapping[str, str], folder: Path) -> str | None:
-    """The commit under test: GitHub's ``GITHUB_SHA``, else ``git rev-parse HEAD`` in ``folder``."""
-    if env.get("GITHUB_SHA"):
-        return env["GITHUB_SHA"]
+def _git(folder: Path, *args: str) -> str | None:
+    """What ``git ARGS`` prints in ``folder``, stripped; None when git fails or prints nothing."""
     try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
-        )
+        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+def git_sha(env: Mapping[str, str], folder: Path) -> str | None:
+    """The commit under test: GitHub's ``GITHUB_SHA``, else ``git rev-parse HEAD`` in ``folder``."""
+    return env.get("GITHUB_SHA") or _git(folder, "rev-parse", "HEAD")
+
+
 def actor(env: Mapping[str, str], config: Path) -> str:
     """Who is blessing: ``GITHUB_ACTOR`` in a workflow, else git's ``user.name``."""
-    if env.get("GITHUB_ACTOR"):
-        return env["GITHUB_ACTOR"]
-    try:
-        done = subprocess.run(
-            ["git", "config", "user.name"],
-            cwd=config.resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
+    name = env.get("GITHUB_ACTOR") or _git(config.resolve().parent, "config", "user.name")
+    return name or "unknown"
 
 
 def world(config: Path) -> World:
@@ -188,14 +178,7 @@ def bar_line(bar: Bar) -> str:
 
 def _reviewer(folder: Path) -> str:
     """Who reviews: ``git config user.name``, else the system's user name."""
-    try:
-        done = subprocess.run(
-            ["git", "config", "user.name"], cwd=folder, capture_output=True, text=True, timeout=5
-        )
-        name = done.stdout.strip() if done.returncode == 0 else ""
-    except (OSError, subprocess.TimeoutExpired):
-        name = ""
-    return name or os.environ.get("USER") or "reviewer"
+    return _git(folder, "config", "user.name") or os.environ.get("USER") or "reviewer"
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -221,7 +221,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         )
         path = write_manifest(out, manifest)
         return Outcome(0, manifest, path, out / "records.jsonl")
-    return conclude(plan, records, options, run_info, judged, decided)
+    return conclude(plan, records, options, run_info, judged, decided, scrub)
 
 
 def _decided(plan: Plan, records: list[Record], confidence: float | None) -> tuple[Scored, Verdict]:
@@ -236,12 +236,14 @@ def conclude(
     run_info: dict[str, Any],
     judge: dict[str, Any] | None,
     decided: tuple[Scored, Verdict] | None = None,
+    scrub: Scrubber | None = None,
 ) -> Outcome:
     """Score the run's records (unless ``decided`` already), decide, write the baseline if
-    asked, and the report: the same for one process and for merged shards."""
+    asked, and the report: the same for one process and for merged shards. ``scrub`` is the
+    run's scrubber (made from the config and the world when not given)."""
     world = options.world
     out = options.out_dir
-    scrub = plan.config.scrubber(world.env)
+    scrub = scrub or plan.config.scrubber(world.env)
     scored, verdict = decided or _decided(plan, records, None)
     # Scored on what the pipeline said; from here on shown and stored scrubbed.
     scored = replace(scored, records=[scrubbed(r, scrub) for r in scored.records])

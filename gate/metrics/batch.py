@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from gate.load.dataset import Case
-from gate.metrics import retrieval
+from gate.metrics.retrieval import Rankings, build_rankings
 from gate.run.records import Record
 
 T = TypeVar("T")
@@ -38,8 +38,8 @@ class Batch:
         return result
 
     @cached_property
-    def rankings(self) -> retrieval.Rankings:
-        return retrieval.build_rankings(
+    def rankings(self) -> Rankings:
+        return build_rankings(
             [r.output.retrieved_ids() for r in self.records],
             [c.expected.sources for c in self.cases],
         )

@@ -17,8 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gate.metrics import agent, generation, retrieval
+# The implementation modules, never the package: its __init__ is the registry, built on this one.
+from gate.metrics.agent import trajectory_match
 from gate.metrics.batch import Batch
+from gate.metrics.generation import (
+    citation_precision,
+    faithfulness,
+    false_answer,
+    false_refusal,
+    must_include,
+    must_not_include,
+)
+from gate.metrics.retrieval import hit_rate
 
 
 @dataclass(frozen=True)
@@ -39,36 +49,30 @@ class Check:
 def _retrieval_hit(batch: Batch) -> np.ndarray:
     """``retrieval.hit_rate`` at the full depth retrieved: a relevant id at any rank."""
     depth = max(batch.rankings.gains.shape[1], 1)
-    return batch.unless_failed(retrieval.hit_rate(batch.rankings, depth))
+    return batch.unless_failed(hit_rate(batch.rankings, depth))
 
 
 CHECKS: dict[str, Check] = {
     "retrieval_miss": Check(_retrieval_hit, 1, "no relevant source was retrieved at any rank"),
     "unsupported_claim": Check(
-        generation.faithfulness,
+        faithfulness,
         1,
         "a sentence of the answer is not supported by the retrieved text (faithfulness < 1)",
         decides_success=False,
     ),
-    "missing_required": Check(
-        generation.must_include, 1, "a must_include phrase is missing from the answer"
-    ),
+    "missing_required": Check(must_include, 1, "a must_include phrase is missing from the answer"),
     "forbidden_content": Check(
-        generation.must_not_include, 1, "the answer contains a must_not_include phrase"
+        must_not_include, 1, "the answer contains a must_not_include phrase"
     ),
     "wrong_citation": Check(
-        generation.citation_precision,
+        citation_precision,
         1,
         "a cited id is not a relevant expected source, or was not retrieved",
         decides_success=False,
     ),
-    "wrong_tool": Check(
-        agent.trajectory_match, 1, "the tool calls do not match expected.tool_match"
-    ),
-    "should_have_abstained": Check(
-        generation.false_answer, 0, "answered a case marked answerable: false"
-    ),
-    "false_refusal": Check(generation.false_refusal, 0, "abstained on an answerable case"),
+    "wrong_tool": Check(trajectory_match, 1, "the tool calls do not match expected.tool_match"),
+    "should_have_abstained": Check(false_answer, 0, "answered a case marked answerable: false"),
+    "false_refusal": Check(false_refusal, 0, "abstained on an answerable case"),
 }
 """The checks by the failure mode a failed check names, in the taxonomy's order."""
 

@@ -11,15 +11,15 @@ import json
 
 import numpy as np
 
-from gate.metrics import generation
 from gate.metrics.batch import Batch
+from gate.metrics.generation import refused as refusals
 from gate.scrub import found
 
 
 def refusal(batch: Batch) -> np.ndarray:
     """1 when a ``must_refuse`` case was refused (the output's ``abstained``, else the refusal
     detector), else 0. promptfoo's ``is-refusal`` assertion; DeepEval has none."""
-    refused = batch.computed(generation.refused)
+    refused = batch.computed(refusals)
     out = np.full(len(batch.cases), np.nan)
     for i, case in enumerate(batch.cases):
         if case.expected.must_refuse and not batch.failed[i]:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gate.errors import GateError
 from gate.files import open_new, replacing
 from gate.load.dataset import ToolCall
+from gate.load.strict_json import MAX_DIGITS
 from gate.load.validation import dotted
 from gate.scrub import DEFAULT_SCRUBBER, Scrubber
 
@@ -70,7 +71,7 @@ EMPTY = Output()
 
 MAX_DEPTH = 100
 """Deeper nesting than any real output: refused before it can exhaust the stack downstream."""
-MAX_INT_DIGITS = 100
+
 MAX_LOG_CHARS = 4000
 """What a record keeps of a pipeline's log lines (command adapter), the latest."""
 MAX_ERROR_CHARS = 1000
@@ -88,7 +89,7 @@ def check_json(value: Any) -> None:
         if item is None or isinstance(item, str | bool):
             continue
         if isinstance(item, int):
-            if item.bit_length() > MAX_INT_DIGITS * 3.33:
+            if item.bit_length() > MAX_DIGITS * 3.33:
                 raise ValueError(f"unserialisable output: {where}: an integer over 100 digits")
         elif isinstance(item, float):
             if not math.isfinite(item):
