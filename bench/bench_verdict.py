@@ -76,18 +76,25 @@ class Row:
     repeats: int = 1
     second_stage: bool = False
     goal: str = ""
+    primary: bool = True
+    """The thresholds declare ``primary: agent.task_success`` (docs/verdict.md)."""
 
 
 ROWS = (
     Row("unchanged", 200, False, goal="≤ 5%"),
     Row("unchanged, repeats 3", 200, False, 3, goal="≤ 5%"),
     Row("unchanged, second stage", 200, False, second_stage=True, goal="≤ 5%"),
+    Row("unchanged, no primary", 200, False, goal="≤ 5%", primary=False),
     Row("5-pt drop, N=50", 50, True),
     Row("5-pt drop", 200, True, goal="≥ 80%"),
     Row("5-pt drop, N=1000", 1000, True),
     Row("5-pt drop, repeats 3", 200, True, 3, goal="≥ 80%"),
     Row("5-pt drop, second stage", 200, True, second_stage=True, goal="≥ 80%"),
+    Row("5-pt drop, no primary", 200, True, primary=False),
+    Row("5-pt drop, repeats 3, no primary", 200, True, 3, primary=False),
 )
+BASELINE_RUNS_FOR_SECOND_STAGE = 3
+"""A second stage tops a run up to the baseline's runs per case: its baseline is a nightly's."""
 
 
 @dataclass(frozen=True)
@@ -153,18 +160,25 @@ def workspace(root: Path, row: Row) -> Path:
     metrics = {name: {"max_drop": 0} for name in DROP_RULES}
     metrics |= {name: {rule: limit} for name, (rule, limit) in PCT_RULES.items()}
     slices = {tag: {name: {"max_drop": 0} for name in SLICE_RULES} for tag in TAGS}
-    (folder / "thresholds.yml").write_text(json.dumps({"metrics": metrics, "slices": slices}))
+    thresholds = {"metrics": metrics, "slices": slices}
+    if row.primary:
+        thresholds["primary"] = "agent.task_success"
+    (folder / "thresholds.yml").write_text(json.dumps(thresholds))
+    write_config(folder, row, row.repeats)
+    return folder
+
+
+def write_config(folder: Path, row: Row, repeats: int) -> None:
     config = {
         "dataset": "golden.jsonl",
         "pipeline": {"adapter": "replay", "path": "replay.jsonl"},
-        "runner": {"concurrency": 1, "retries": 0, "repeats": row.repeats},
+        "runner": {"concurrency": 1, "retries": 0, "repeats": repeats},
         "thresholds": "thresholds.yml",
         "baseline": "baseline.json",
         "comparison": {"confidence": 0.95, "resamples": 1000}
         | ({"second_stage": True} if row.second_stage else {}),
     }
     (folder / "gate.yml").write_text(json.dumps(config))
-    return folder
 
 
 _folders: dict[str, Path] = {}
@@ -180,11 +194,13 @@ def decide_once(root: Path, index: int, seed: int, decision: int) -> tuple[str, 
     base, cand = pipelines(row.n, row.drop, rng)
     options = RunOptions(config=folder / "gate.yml", out_dir=folder / "report", progress=None)
     (folder / "baseline.json").unlink(missing_ok=True)
-    (folder / "replay.jsonl").write_text(replay(base, row.repeats, rng))
+    baseline_runs = BASELINE_RUNS_FOR_SECOND_STAGE if row.second_stage else row.repeats
+    write_config(folder, row, baseline_runs)
+    (folder / "replay.jsonl").write_text(replay(base, baseline_runs, rng))
     run(replace(options, update_baseline=True))
-    # The second stage re-runs every case twice: the replay serves 3 lines per case in turn.
-    runs = row.repeats + (2 if row.second_stage else 0)
-    (folder / "replay.jsonl").write_text(replay(cand, runs, rng))
+    write_config(folder, row, row.repeats)
+    # The second stage tops every case up to the baseline's runs: the replay serves them in turn.
+    (folder / "replay.jsonl").write_text(replay(cand, max(row.repeats, baseline_runs), rng))
     report = run(options).report
     checks = sum(c["kind"] == "regression" for c in report["checks"])
     return str(report["verdict"]), int(report["run"]["records"]), checks

@@ -118,6 +118,10 @@ def run_in_child(options: RunOptions) -> Outcome:
         for k, v in options.world.env.items()
         if not k.startswith("INPUT_") and k not in (TOKEN_FD, *UNNEEDED_SECRETS)
     }
+    # The child runs this very gate, wherever it was imported from (an install, a checkout).
+    env["PYTHONPATH"] = os.pathsep.join(
+        [_GATE_ROOT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    )
     child = subprocess.Popen(
         argv, env=env, stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True
     )
@@ -146,6 +150,8 @@ def run_in_child(options: RunOptions) -> Outcome:
     report = json.loads(report_path.read_text(encoding="utf-8"))
     return Outcome(code, report, report_path, options.out_dir / "report.md")
 
+
+_GATE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 GitHubFactory = Callable[[str, str], GitHub]
 """Makes the API client from the token and the API URL (tests make one that never sleeps)."""

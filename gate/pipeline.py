@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from gate.decide.baseline import new_baseline, refusal
 from gate.decide.review import coverage, repeat0_outputs
-from gate.decide.stages import EXTRA_RUNS, stage_confidences, wants_second_stage
+from gate.decide.stages import extra_runs, stage_confidences, wants_second_stage
 from gate.decide.verdict import Verdict, decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
@@ -148,7 +148,12 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         if settings.cache
         else None
     )
-    staged = plan.config.comparison.second_stage and plan.baseline is not None
+    extra = (
+        extra_runs(plan.baseline.repeats, settings.repeats)
+        if plan.config.comparison.second_stage and plan.baseline is not None
+        else 0
+    )
+    staged = extra > 0
     first, second = stage_confidences(plan.config.comparison.confidence)
     repeats = settings.repeats
     decided: tuple[Scored, Verdict] | None = None
@@ -168,23 +173,24 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         if options.shard is None:
             decided = _decided(plan, records, first if staged else None)
         if decided is not None and staged and wants_second_stage(decided[1]):
-            # Stage 1 could not tell: every case runs EXTRA_RUNS more times, and the per-case
-            # means decide, with the rest of the false-alarm budget (docs/verdict.md).
+            # Stage 1 could not tell: every case runs again up to the baseline's runs per case,
+            # and the per-case means decide, with the rest of the false-alarm budget
+            # (docs/verdict.md).
             if options.progress:
                 print("gate: inconclusive: second stage", file=options.progress, flush=True)
             again = time.monotonic()
             more = run_cases(
                 plan.cases,
                 adapter,
-                settings.model_copy(update={"repeats": EXTRA_RUNS}),
+                settings.model_copy(update={"repeats": extra}),
                 writer.write,
-                Progress(len(plan.cases) * EXTRA_RUNS, options.progress),
+                Progress(len(plan.cases) * extra, options.progress),
                 now=world.now,
                 scrub=scrub,
             )
             duration += time.monotonic() - again
             records += [replace(r, repeat=r.repeat + settings.repeats) for r in more]
-            repeats += EXTRA_RUNS
+            repeats += extra
             records, judge_stats = _judged(judge, plan, records, options.progress)
             decided = _decided(plan, records, second)
     finally:

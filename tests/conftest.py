@@ -8,6 +8,7 @@ The builders behind them live in ``builders.py``; the fakes in ``fake_github.py`
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,14 @@ import pytest
 from builders import MakeProject, copy_example, write_project
 from fake_github import FakeGitHub
 from fake_openai import KEY, FakeOpenAI
+
+# Child processes (`python -m gate`, the action's run in a child) import the gate under test,
+# not whichever copy happens to be installed: a git worktree or a clone beside an editable
+# install of another checkout tests its own code.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 
 @pytest.fixture

@@ -91,6 +91,16 @@ def test_load_thresholds__rule_in_the_good_direction_is_an_error(tmp_path):
     assert "use max_increase or max_increase_pct" in line
 
 
+def test_load_thresholds__primary_needs_a_regression_rule_of_its_own(tmp_path):
+    text = "metrics:\n  agent.task_success: {min: 0.6}\nprimary: agent.task_success\n"
+    path = write(tmp_path, "t.yml", text)
+    [line] = error(load_thresholds, path, parse_metric)
+    assert line.startswith(f"{path}:3: primary: 'agent.task_success' has no regression rule")
+    assert "(fix: name a metric of `metrics:` with max_drop or" in line
+    path.write_text(text.replace("{min: 0.6}", "{min: 0.6, max_drop: 0.02}"))
+    assert load_thresholds(path, parse_metric).primary == "agent.task_success"
+
+
 def test_load_thresholds__cutoff_required_and_rule_required(tmp_path):
     path = write(
         tmp_path, "t.yml", "metrics:\n  retrieval.hit_rate@k: {min: 0.5}\n  retrieval.mrr: {}\n"

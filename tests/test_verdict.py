@@ -225,16 +225,59 @@ def test_cli__inconclusive_warns_and_fails_only_when_asked(tmp_path, monkeypatch
     assert cli.main(["run", "-q", "--fail-on-inconclusive"]) == 1
 
 
-def test_run__second_stage_reruns_every_case_only_when_the_first_cannot_tell(tmp_path):
-    rules = {"metrics": {"agent.task_success": {"max_drop": 0.0}}}
-    config = project(tmp_path, IDS, rules, comparison={"second_stage": True})
+def test_run__the_primary_metric_is_tested_with_most_of_the_budget(tmp_path):
+    metrics = {"agent.task_success": {"max_drop": 0.0}, "generation.must_include": {"max_drop": 0}}
+    config = project(tmp_path, IDS, {"metrics": metrics, "primary": "agent.task_success"})
     gate(config, answers(IDS, set()), update=True)
+    report = gate(config, answers(IDS, set(IDS[:2])))
+    levels = {
+        c["metric"]: c["reason"].split("family-wise")[0].rsplit("at ", 1)[1]
+        for c in report["checks"]
+        if c["kind"] == "regression"
+    }
+    assert levels == {"agent.task_success": "96% ", "generation.must_include": "99% "}
+
+
+def test_run__second_stage_tops_up_to_the_baseline_runs_only_when_the_first_cannot_tell(
+    tmp_path,
+):
+    rules = {"metrics": {"agent.task_success": {"max_drop": 0.0}}}
+    staged = {"second_stage": True}
+    config = project(tmp_path, IDS, rules, comparison=staged, repeats=3)
+    gate(config, {i: ["ok"] * 3 for i in IDS}, update=True)  # a nightly: 3 runs per case
+    config = project(tmp_path, IDS, rules, comparison=staged)
     unchanged = gate(config, answers(IDS, set()))
     assert unchanged["run"]["records"] == 40
     # 6 of 40 fail in the first run: beyond the tolerance, not enough at stage 1's 99%;
-    # they keep failing in both extra runs, so the 3 runs per case decide
-    broken = answers(IDS, set(IDS[:6]))
+    # they keep failing in both extra runs, so 3 runs per case decide, as many as the baseline's
+    broken = {i: ["nope" if i in IDS[:6] else "ok"] * 3 for i in IDS}
     report = gate(config, broken)
     assert (report["run"]["records"], report["run"]["repeats"]) == (120, 3)
     assert check_of(report, "max_drop")["status"] == "fail"
     assert report["verdict"] == "fail"
+
+
+def test_run__second_stage_with_a_baseline_of_one_run_warns_and_stays_one_stage(tmp_path):
+    rules = {"metrics": {"agent.task_success": {"max_drop": 0.0}}}
+    config = project(tmp_path, IDS, rules, comparison={"second_stage": True})
+    gate(config, answers(IDS, set()), update=True)
+    report = gate(config, {i: ["nope" if i in IDS[:6] else "ok"] * 3 for i in IDS})
+    assert report["run"]["records"] == 40
+    [warning] = [w for w in report["warnings"] if "second_stage" in w]
+    assert "the baseline holds 1 run(s) per case" in warning
+
+
+def test_run__a_percentile_against_a_baseline_of_other_runs_per_case_is_not_judged(tmp_path):
+    rules = {"metrics": {"ops.latency_p95_ms": {"max_increase_pct": 10}}}
+    config = project(tmp_path, IDS, rules, repeats=3)
+    gate(config, {i: ["ok"] * 3 for i in IDS}, update=True)
+    config = project(tmp_path, IDS, rules)
+    report = gate(config, answers(IDS, set()))
+    check = check_of(report, "max_increase_pct")
+    assert check["status"] == "inconclusive"
+    assert check["reason"].startswith("not comparable: the baseline's per-case values are means")
+    assert "runner.repeats: 3" in check["reason"]
+    # the same number of runs on both sides: judged
+    config = project(tmp_path, IDS, rules, repeats=3)
+    report = gate(config, {i: ["ok"] * 3 for i in IDS})
+    assert check_of(report, "max_increase_pct")["status"] == "pass"

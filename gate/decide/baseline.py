@@ -52,6 +52,7 @@ def new_baseline(plan: Plan, scored: Scored, *, created_at: str, git_sha: str | 
             fingerprints=tuple(case.fingerprint() for case in plan.cases),
             columns=scored.case_scores,
         ),
+        repeats=max((r.repeat + 1 for r in scored.records), default=1),
     )
 
 

@@ -6,17 +6,18 @@ file, the environment or the clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from gate.decide.budget import error_budget
 from gate.decide.compare import CheckResult, Paired, apply_rule, paired
 from gate.decide.drift import Drift, drift
-from gate.decide.family import Hypothesis, Tested, max_t
+from gate.decide.family import PRIMARY_SHARE, Hypothesis, Tested, max_t
 from gate.load.config import DROP_RULES, INCREASE_RULES, Rule
 from gate.metrics import parse_metric
 from gate.metrics.scoring import SUCCESS, Scored, case_passed, run_passed
+from gate.metrics.statistic import Statistic, ratio_statistic
 from gate.plan import Plan
 from gate.run.records import Record
 
@@ -59,12 +60,26 @@ def decide(plan: Plan, scored: Scored, confidence: float | None = None) -> Verdi
     ``confidence`` overrides ``comparison.confidence`` (a stage of a two-stage decision)."""
     moved = drift(plan.cases, plan.baseline) if plan.baseline is not None else None
     compared = comparisons(plan, scored, moved)
-    tests = family(plan, compared, moved.shared if moved is not None else [], confidence)
+    runs = runs_per_case(scored)
+    unlike = {
+        key
+        for key, found in compared.items()
+        if plan.baseline is not None
+        and plan.baseline.repeats != runs
+        and depends_on_runs(found.statistic)
+    }
+    judged = {key: found for key, found in compared.items() if key not in unlike}
+    tests = family(plan, judged, moved.shared if moved is not None else [], confidence)
+    checks = check(plan, scored, compared, tests)
+    if unlike and plan.baseline is not None:
+        checks = [
+            _not_comparable(c, plan.baseline.repeats, runs)
+            if c.kind == "regression" and (c.slice, c.metric) in unlike
+            else c
+            for c in checks
+        ]
     # The error budget first: whatever the thresholds say, a mostly failing pipeline fails.
-    checks = [
-        error_budget(scored.records, plan.config.runner),
-        *check(plan, scored, compared, tests),
-    ]
+    checks = [error_budget(scored.records, plan.config.runner), *checks]
     return Verdict(
         checks=checks,
         compared=compared,
@@ -72,6 +87,48 @@ def decide(plan: Plan, scored: Scored, confidence: float | None = None) -> Verdi
         flips=flips(plan, scored, moved),
         flaky=flaky(scored, plan.config.runner.repeats),
         tested=tests,
+        warnings=_stage_warnings(plan, runs),
+    )
+
+
+def _stage_warnings(plan: Plan, runs: int) -> list[str]:
+    if not plan.config.comparison.second_stage or plan.baseline is None:
+        return []
+    if plan.baseline.repeats > plan.config.runner.repeats:
+        return []
+    return [
+        f"comparison.second_stage: the baseline holds {plan.baseline.repeats} run(s) per case, "
+        f"no more than runner.repeats ({plan.config.runner.repeats}): a second stage tops a run "
+        "up to the baseline's runs per case, so there is none (fix: bless a baseline from a "
+        "run with runner.repeats: 3)"
+    ]
+
+
+def runs_per_case(scored: Scored) -> int:
+    """How many runs of each case the per-case scores are the mean of."""
+    return max((r.repeat + 1 for r in scored.records), default=1)
+
+
+def depends_on_runs(statistic: Statistic | None) -> bool:
+    """A percentile of per-case means shrinks as runs per case are added (their spread does):
+    a baseline of 3 runs per case and a run of 1 differ in p95 latency with nothing changed.
+    Means, and ratios of sums of means, do not."""
+    return statistic is not None and statistic is not ratio_statistic
+
+
+def _not_comparable(result: CheckResult, baseline_runs: int, runs: int) -> CheckResult:
+    """A percentile rule against a baseline with another number of runs per case: not judged
+    (it would compare two different things), so inconclusive, never a silent pass."""
+    return replace(
+        result,
+        passed=True,
+        inconclusive=True,
+        reason=(
+            f"not comparable: the baseline's per-case values are means of {baseline_runs} "
+            f"run(s), this run's of {runs}, and a percentile of means depends on that "
+            f"(fix: run with runner.repeats: {baseline_runs}, or bless a baseline from a run "
+            f"with {runs})"
+        ),
     )
 
 
@@ -110,12 +167,17 @@ def family(
     plan: Plan, compared: dict[Key, Paired], shared: list[str], confidence: float | None = None
 ) -> dict[RuleKey, Tested]:
     """Every relative rule with a paired comparison, decided together: one false-alarm budget
-    (``comparison.confidence``) for the whole pull request (``gate.decide.family``)."""
+    (``comparison.confidence``) for the whole pull request (``gate.decide.family``).
+
+    With a ``primary`` metric in the thresholds, its overall rules are tested on their own with
+    ``PRIMARY_SHARE`` of the budget and every other check jointly with the rest: a pull request
+    fails falsely only if one of the two does (the shares add up), and the metric the change is
+    about keeps most of its power instead of paying for every slice and guardrail."""
     position = {case_id: i for i, case_id in enumerate(shared)}
     groups: list[tuple[str | None, dict[str, Rule]]] = [(None, plan.thresholds.metrics)]
     groups += list(plan.thresholds.slices.items())
-    keys: list[RuleKey] = []
-    hypotheses: list[Hypothesis] = []
+    primary = plan.thresholds.primary
+    split: dict[bool, list[tuple[RuleKey, Hypothesis]]] = {True: [], False: []}
     for slice_name, rules in groups:
         for name, rule in rules.items():
             found = compared.get((slice_name, name))
@@ -125,27 +187,31 @@ def family(
                 if rule_name not in DROP_RULES + INCREASE_RULES:
                     continue
                 relative = rule_name.endswith("_pct")
-                keys.append((slice_name, name, rule_name))
-                hypotheses.append(
-                    Hypothesis(
-                        rows=np.array([position[i] for i in found.ids], dtype=np.intp),
-                        baseline=found.base,
-                        candidate=found.cand,
-                        statistic=found.statistic,
-                        higher_is_better=parse_metric(name).higher_is_better,
-                        tolerance=limit / 100 if relative else limit,
-                        relative=relative,
-                    )
+                hypothesis = Hypothesis(
+                    rows=np.array([position[i] for i in found.ids], dtype=np.intp),
+                    baseline=found.base,
+                    candidate=found.cand,
+                    statistic=found.statistic,
+                    higher_is_better=parse_metric(name).higher_is_better,
+                    tolerance=limit / 100 if relative else limit,
+                    relative=relative,
                 )
+                is_primary = slice_name is None and name == primary
+                split[is_primary].append(((slice_name, name, rule_name), hypothesis))
     settings = plan.config.comparison
-    tested = max_t(
-        hypotheses,
-        len(shared),
-        resamples=settings.resamples,
-        confidence=confidence or settings.confidence,
-        seed=settings.seed,
-    )
-    return dict(zip(keys, tested, strict=True))
+    alpha = 1 - (confidence or settings.confidence)
+    share = PRIMARY_SHARE if split[True] else 0.0
+    out: dict[RuleKey, Tested] = {}
+    for part, budget in ((split[True], share * alpha), (split[False], (1 - share) * alpha)):
+        tested = max_t(
+            [h for _, h in part],
+            len(shared),
+            resamples=settings.resamples,
+            confidence=1 - budget,
+            seed=settings.seed,
+        )
+        out |= dict(zip([key for key, _ in part], tested, strict=True))
+    return out
 
 
 def check(

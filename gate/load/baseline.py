@@ -103,6 +103,9 @@ class _About(Strict):
     """The pipeline prompt's version and sha256, so a report can say "rag-v3 → rag-v4"."""
     metrics: dict[str, float | None]
     slices: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    repeats: int = Field(1, ge=1)
+    """Runs per case the per-case scores are the mean of (1 in files written before it was
+    kept): a run with another number of runs per case is not exchangeable with this one."""
 
 
 class Baseline(_About):

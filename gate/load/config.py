@@ -303,9 +303,19 @@ class Thresholds(Strict):
     slices: dict[str, dict[str, Rule]] = Field(default_factory=dict)
     must_pass: MustPass = Field(default_factory=MustPass)
     review: ReviewPolicy | None = None
+    primary: str | None = None
+    """The metric the change is about (e.g. ``agent.task_success``): its overall regression
+    rules are tested on their own with most of the false-alarm budget, every other regression
+    check jointly with the rest (``gate.decide.verdict.family``)."""
 
     def names(self) -> set[str]:
         return set(self.metrics) | {name for rules in self.slices.values() for name in rules}
+
+    def relative_rules(self, metric: str) -> list[str]:
+        """The overall regression rules (against the baseline) declared for ``metric``."""
+        rule = self.metrics.get(metric)
+        declared = rule.declared() if rule is not None else {}
+        return [r for r in DROP_RULES + INCREASE_RULES if r in declared]
 
 
 DROP_RULES = ("max_drop", "max_drop_pct")
@@ -373,6 +383,14 @@ def parse_thresholds(
                 )
         if rule.min is not None and rule.max is not None and rule.min > rule.max:
             problems.append(f"{place}: {name}: min {rule.min} > max {rule.max}")
+    primary = thresholds.primary
+    if primary is not None and not thresholds.relative_rules(primary):
+        line = lines.get(("primary",))
+        problems.append(
+            f"{path}{f':{line}' if line else ''}: primary: {primary!r} has no regression rule "
+            f"under `metrics:` (fix: name a metric of `metrics:` with "
+            f"{' or '.join(DROP_RULES + INCREASE_RULES)}, or remove `primary`)"
+        )
     if problems:
         raise ConfigError(capped(problems, "problems"))
     return thresholds
