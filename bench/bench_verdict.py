@@ -41,15 +41,19 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from bench.bench_regression import MIXED, FloatArray, case_id, population, table, wilson
 from gate.decide.family import Hypothesis, max_t
 from gate.metrics.statistic import percentile_statistic, ratio_statistic
 from gate.pipeline import RunOptions, run
 
+DRIFT = 0.03
+NIGHTS = 14
 TAGS = ("billing", "shipping", "returns", "account", "security")
 PHRASE = "order shipped"
 FORBIDDEN = "internal only"
@@ -78,6 +82,11 @@ class Row:
     goal: str = ""
     primary: bool = True
     """The thresholds declare ``primary: agent.task_success`` (docs/verdict.md)."""
+    drift: float = 0.0
+    """Run-level drift: every run (baseline, candidate, each night) shifts every case's chance
+    of the required phrase by the same N(0, drift) draw."""
+    noise: bool = False
+    """``history: {noise: {nights: 14}}``, with 14 simulated nights on unchanged code."""
 
 
 ROWS = (
@@ -92,6 +101,10 @@ ROWS = (
     Row("5-pt drop, second stage", 200, True, second_stage=True, goal="≥ 80%"),
     Row("5-pt drop, no primary", 200, True, primary=False),
     Row("5-pt drop, repeats 3, no primary", 200, True, 3, primary=False),
+    Row("unchanged, drift", 200, False, drift=DRIFT),
+    Row("unchanged, drift, noise floor", 200, False, goal="≤ 5%", drift=DRIFT, noise=True),
+    Row("unchanged, noise floor", 200, False, goal="≤ 5%", noise=True),
+    Row("5-pt drop, noise floor", 200, True, noise=True),
 )
 BASELINE_RUNS_FOR_SECOND_STAGE = 3
 """A second stage tops a run up to the baseline's runs per case: its baseline is a nightly's."""
@@ -178,6 +191,8 @@ def write_config(folder: Path, row: Row, repeats: int) -> None:
         "comparison": {"confidence": 0.95, "resamples": 1000}
         | ({"second_stage": True} if row.second_stage else {}),
     }
+    if row.noise:
+        config["history"] = {"noise": {"nights": NIGHTS}}
     (folder / "gate.yml").write_text(json.dumps(config))
 
 
@@ -192,18 +207,64 @@ def decide_once(root: Path, index: int, seed: int, decision: int) -> tuple[str, 
     folder = _folders[row.name]
     rng = np.random.default_rng([seed, index, decision])
     base, cand = pipelines(row.n, row.drop, rng)
-    options = RunOptions(config=folder / "gate.yml", out_dir=folder / "report", progress=None)
+    history = nights(base, row, rng) if row.noise else []
+    options = RunOptions(
+        config=folder / "gate.yml", out_dir=folder / "report", progress=None, history=history
+    )
     (folder / "baseline.json").unlink(missing_ok=True)
     baseline_runs = BASELINE_RUNS_FOR_SECOND_STAGE if row.second_stage else row.repeats
     write_config(folder, row, baseline_runs)
-    (folder / "replay.jsonl").write_text(replay(base, baseline_runs, rng))
+    (folder / "replay.jsonl").write_text(replay(drifted(base, row, rng), baseline_runs, rng))
     run(replace(options, update_baseline=True))
     write_config(folder, row, row.repeats)
     # The second stage tops every case up to the baseline's runs: the replay serves them in turn.
-    (folder / "replay.jsonl").write_text(replay(cand, max(row.repeats, baseline_runs), rng))
+    runs = max(row.repeats, baseline_runs)
+    (folder / "replay.jsonl").write_text(replay(drifted(cand, row, rng), runs, rng))
     report = run(options).report
     checks = sum(c["kind"] == "regression" for c in report["checks"])
     return str(report["verdict"]), int(report["run"]["records"]), checks
+
+
+def drifted(pipe: Pipeline, row: Row, rng: np.random.Generator) -> Pipeline:
+    """One run of ``pipe`` on a day that shifts every case's chance of the phrase alike."""
+    if not row.drift:
+        return pipe
+    return replace(pipe, answer=np.clip(pipe.answer + rng.normal(0, row.drift), 0, 1))
+
+
+def nights(pipe: Pipeline, row: Row, rng: np.random.Generator) -> list[dict[str, object]]:
+    """NIGHTS history entries of ``pipe`` on unchanged code, one run per case each: the metrics
+    the drift moves (task success and the required phrase, overall and per slice)."""
+    tags = np.arange(pipe.answer.size) % len(TAGS)
+    out: list[dict[str, object]] = []
+    for night in range(NIGHTS):
+        today = drifted(pipe, row, rng)
+        phrase = rng.random(pipe.answer.size) < today.answer
+        success = phrase & ~(rng.random(pipe.answer.size) < today.forbidden)
+        values = partial(_night_values, success, phrase)
+
+        out.append(
+            {
+                "event": "schedule",
+                "commit": "main",
+                "pipeline": "p",
+                "dataset": "d",
+                "date": f"2026-11-{night + 1:02d}",
+                "repeats": 1,
+                "metrics": values(np.ones(tags.size, dtype=bool)),
+                "slices": {tag: values(tags == k) for k, tag in enumerate(TAGS)},
+            }
+        )
+    return out
+
+
+def _night_values(
+    success: npt.NDArray[np.bool_], phrase: npt.NDArray[np.bool_], mask: npt.NDArray[np.bool_]
+) -> dict[str, float]:
+    return {
+        "agent.task_success": float(success[mask].mean()),
+        "generation.must_include": float(phrase[mask].mean()),
+    }
 
 
 def _task(args: tuple[Path, int, int, int]) -> tuple[str, int, int]:

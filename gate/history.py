@@ -15,6 +15,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gate.plan import NoiseFloor
+
 VERSION = 1
 KEEP = 1000
 """Entries kept in the file; older ones are dropped as new ones arrive."""
@@ -59,6 +61,7 @@ def entry(
             str(tag): _values(values) for tag, values in (report.get("slices") or {}).items()
         },
         "cases": cases.get("total"),
+        "repeats": (report.get("run") or {}).get("repeats"),
         "failing": [c["id"] for c in cases.get("failing") or [] if isinstance(c, Mapping)],
         "flaky": list((report.get("flaky") or {}).get("cases") or []),
         "cost": {
@@ -150,3 +153,46 @@ def quarantined(entries: Sequence[Mapping[str, Any]], flips: int, nights: int) -
     ids = sorted(set().union(*window)) if window else []
     marks = {i: "".join("1" if i in night else "0" for night in window) for i in ids}
     return {i: mark for i, mark in marks.items() if mark.count("1") >= flips}
+
+
+def noise_floor(entries: Sequence[Mapping[str, Any]], nights: int) -> NoiseFloor | None:
+    """The changes of every metric, overall and per slice, between consecutive nightly runs on
+    the same commit, pipeline and golden set (with as many runs per case as the last night),
+    over the last ``nights`` nights; None when no pair of nights qualifies."""
+    window = [e for e in entries if e.get("event") == "schedule"][-nights:]
+    if not window:
+        return None
+    runs = _runs(window[-1])
+    squares: dict[tuple[str | None, str], list[float]] = {}
+    used: set[int] = set()
+    for k in range(1, len(window)):
+        before, after = window[k - 1], window[k]
+        if not _same_code(before, after) or _runs(before) != runs or _runs(after) != runs:
+            continue
+        used |= {k - 1, k}
+        for key, value in _keyed(after).items():
+            old = _keyed(before).get(key)
+            if value is not None and old is not None:
+                squares.setdefault(key, []).append((value - old) ** 2)
+    if not squares:
+        return None
+    return NoiseFloor(
+        nights=tuple(str(window[k].get("date") or "")[:10] for k in sorted(used)),
+        runs=runs,
+        changes={key: (sum(v) / len(v), len(v)) for key, v in squares.items()},
+    )
+
+
+def _runs(entry: Mapping[str, Any]) -> int:
+    runs = entry.get("repeats")
+    return runs if isinstance(runs, int) and not isinstance(runs, bool) and runs > 0 else 1
+
+
+def _keyed(entry: Mapping[str, Any]) -> dict[tuple[str | None, str], float | None]:
+    out: dict[tuple[str | None, str], float | None] = {
+        (None, str(name)): _number(value) for name, value in (entry.get("metrics") or {}).items()
+    }
+    for tag, values in (entry.get("slices") or {}).items():
+        if isinstance(values, Mapping):
+            out |= {(str(tag), str(name)): _number(value) for name, value in values.items()}
+    return out

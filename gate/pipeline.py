@@ -22,7 +22,7 @@ from gate.decide.stages import extra_runs, stage_confidences, wants_second_stage
 from gate.decide.verdict import Verdict, decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
-from gate.history import quarantined
+from gate.history import noise_floor, quarantined
 from gate.judge import Judge, JudgeStats
 from gate.load.bar import BarSource
 from gate.load.baseline import legacy_note, write_baseline
@@ -101,6 +101,8 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         found = quarantined(options.history, rule.flips, rule.nights)
         ids = {case.id for case in plan.cases}
         plan = replace(plan, quarantined={i: m for i, m in found.items() if i in ids})
+    if (measure := plan.config.history.noise) is not None:
+        plan = replace(plan, noise=noise_floor(options.history, measure.nights))
     if options.update_baseline and plan.baseline_path is None:
         raise ConfigError(
             "--update-baseline: no baseline path (fix: set `baseline:` in gate.yml or "

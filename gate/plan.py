@@ -62,6 +62,21 @@ class Plan:
     quarantined: Mapping[str, str] = field(default_factory=dict)
     """Quarantined case id → its flips over the last nights ("0110", newest last): still run
     and reported, left out of the paired regression tests (see gate.history)."""
+    noise: NoiseFloor | None = None
+    """The noise floor the nightlies measured (``history.noise``), fed to the paired tests."""
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """How much each metric moved between consecutive nights on unchanged code (an A/A
+    comparison; ``gate.history.noise_floor``): what the paired tests add as run-level drift."""
+
+    nights: tuple[str, ...]
+    """The dates of the nights whose changes were used, oldest first."""
+    runs: int
+    """Runs per case in each of those nights."""
+    changes: Mapping[tuple[str | None, str], tuple[float, int]]
+    """(slice or None, metric) → (mean squared change between consecutive nights, pairs)."""
 
 
 def prepare(

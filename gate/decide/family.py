@@ -21,11 +21,18 @@ changed, the whole family fails at most ``1 − confidence`` of pull requests:
 
 With tolerance 0 and pass/fail scores, one check alone is the exact one-sided McNemar test (up to
 Monte Carlo error); ties and identical runs are never significant. Pure numpy, seeded.
+
+The noise floor measured by the nightlies (``Nightly``) adds what a paired test cannot see: the
+randomisation covers the noise of each case, not a shift of the whole run (an endpoint slower
+or worse on some days, whatever the change). When consecutive nights on unchanged code moved a
+check's statistic significantly more than its case noise explains, the excess (the run-level
+drift) is added to the check's randomisation distribution (``drift_variance``).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +52,53 @@ all 18 tested jointly; a drop in another metric pays the difference (docs/verdic
 
 
 @dataclass(frozen=True)
+class Nightly:
+    """What the nightlies measured of one check's statistic on unchanged code (an A/A test).
+
+    ``mean_square``: the mean of the squared change between consecutive nights, over ``pairs``
+    pairs, each night ``runs`` runs per case. ``group``: checks of one group (a metric, overall
+    and in its slices) share their drift draws: a run-level shift moves them together."""
+
+    mean_square: float
+    pairs: int
+    runs: int
+    group: str = ""
+
+
+MIN_PAIRS = 3
+"""Fewer pairs of nights measure no drift."""
+DRIFT_CONFIDENCE = 0.95
+"""Drift is added only when the nights' changes exceed case noise at this confidence: with a
+dozen pairs, a variance estimate is uncertain by about ±40%, and adding noise that is not there
+would cost power on every pull request."""
+
+
+def drift_variance(nightly: Nightly, case_variance: float, runs: tuple[int, int]) -> float:
+    """The run-level drift's share of the variance of a change between the baseline and the
+    candidate (0 when the nights do not show any beyond case noise).
+
+    ``case_variance`` is the case noise of this check's statistic at the pull request (the mean
+    square of its randomisation distribution), for (baseline, candidate) ``runs`` per case. The
+    same case noise, for two nights of ``nightly.runs`` runs each, is ``case_variance ·
+    (2 / nightly.runs) / (1 / runs[0] + 1 / runs[1])``; the nights' mean square beyond that, when
+    significant (a chi-square test on ``pairs`` degrees of freedom), is the drift's."""
+    if nightly.pairs < MIN_PAIRS or case_variance <= 0 or not math.isfinite(nightly.mean_square):
+        return 0.0
+    expected = case_variance * (2 / nightly.runs) / (1 / runs[0] + 1 / runs[1])
+    if nightly.mean_square <= expected * _chi2_upper(nightly.pairs, DRIFT_CONFIDENCE):
+        return 0.0
+    return nightly.mean_square - expected
+
+
+def _chi2_upper(df: int, confidence: float) -> float:
+    """The ``confidence`` quantile of chi-square(df) / df (Wilson-Hilferty: within 1% for
+    df ≥ 3)."""
+    z = statistics.NormalDist().inv_cdf(confidence)
+    k = 2 / (9 * df)
+    return float((1 - k + z * math.sqrt(k)) ** 3)
+
+
+@dataclass(frozen=True)
 class Hypothesis:
     """One regression check to decide: "the candidate is worse than the baseline by more than
     the tolerance" on the cases at ``rows`` of the shared case list.
@@ -61,6 +115,10 @@ class Hypothesis:
     higher_is_better: bool
     tolerance: float
     relative: bool = False
+    nightly: Nightly | None = None
+    """The noise floor the nightlies measured for this check, if any."""
+    runs: tuple[int, int] = (1, 1)
+    """Runs per case the baseline's and the candidate's scores are the means of."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +137,8 @@ class Tested:
     n: int
     confidence: float
     """The family's confidence this was decided at."""
+    drift: float = 0.0
+    """The standard deviation of run-level drift added from the nightlies (0: none)."""
 
     @property
     def significant(self) -> bool:
@@ -88,8 +148,9 @@ class Tested:
         """About how many cases (or runs per case, as a multiple) the estimate would need to be
         significant if it held: n · (critical / t)², for a statistic whose t grows as √n; more
         than n at least (with few discordant pairs t can reach the critical value and still not
-        be significant: the distribution is discrete)."""
-        if self.t <= 0 or not math.isfinite(self.critical):
+        be significant: the distribution is discrete). None with run-level drift added: more
+        cases do not average a shift of the whole run away."""
+        if self.t <= 0 or not math.isfinite(self.critical) or self.drift > 0:
             return None
         return max(self.n + 1, math.ceil(self.n * (self.critical / self.t) ** 2))
 
@@ -163,6 +224,20 @@ def max_t(
     for i in others:
         finite = randomised[:, i][np.isfinite(randomised[:, i])]
         scale[i] = math.sqrt(float(np.mean(finite**2))) if finite.size else 0.0
+    drift = np.zeros(len(hypotheses))
+    draws: dict[str, FloatArray] = {}
+    drift_rng = np.random.default_rng([seed, 1])  # the swaps stay those of a run without
+    for i, h in enumerate(hypotheses):
+        if h.nightly is None:
+            continue
+        added = drift_variance(h.nightly, float(scale[i]) ** 2, h.runs)
+        if added <= 0:
+            continue
+        drift[i] = math.sqrt(added)
+        if h.nightly.group not in draws:
+            draws[h.nightly.group] = drift_rng.standard_normal(resamples)
+        randomised[:, i] += drift[i] * draws[h.nightly.group]
+        scale[i] = math.sqrt(float(scale[i]) ** 2 + added)
 
     with np.errstate(divide="ignore", invalid="ignore"):
         # No spread (identical runs) or no value: no evidence, never significant.
@@ -183,6 +258,7 @@ def max_t(
             critical=critical,
             n=int(h.rows.size),
             confidence=confidence,
+            drift=float(drift[i]),
         )
         for i, h in enumerate(hypotheses)
     ]

@@ -13,7 +13,7 @@ import numpy as np
 from gate.decide.budget import error_budget
 from gate.decide.compare import CheckResult, Paired, apply_rule, paired
 from gate.decide.drift import Drift, drift
-from gate.decide.family import PRIMARY_SHARE, Hypothesis, Tested, max_t
+from gate.decide.family import PRIMARY_SHARE, Hypothesis, Nightly, Tested, max_t
 from gate.load.config import DROP_RULES, INCREASE_RULES, Rule
 from gate.metrics import parse_metric
 from gate.metrics.scoring import SUCCESS, Scored, case_passed, run_passed
@@ -69,7 +69,8 @@ def decide(plan: Plan, scored: Scored, confidence: float | None = None) -> Verdi
         and depends_on_runs(found.statistic)
     }
     judged = {key: found for key, found in compared.items() if key not in unlike}
-    tests = family(plan, judged, moved.shared if moved is not None else [], confidence)
+    shared = moved.shared if moved is not None else []
+    tests = family(plan, judged, shared, confidence, runs)
     checks = check(plan, scored, compared, tests)
     if unlike and plan.baseline is not None:
         checks = [
@@ -164,7 +165,11 @@ def comparisons(plan: Plan, scored: Scored, moved: Drift | None) -> dict[Key, Pa
 
 
 def family(
-    plan: Plan, compared: dict[Key, Paired], shared: list[str], confidence: float | None = None
+    plan: Plan,
+    compared: dict[Key, Paired],
+    shared: list[str],
+    confidence: float | None = None,
+    runs: int = 1,
 ) -> dict[RuleKey, Tested]:
     """Every relative rule with a paired comparison, decided together: one false-alarm budget
     (``comparison.confidence``) for the whole pull request (``gate.decide.family``).
@@ -172,7 +177,12 @@ def family(
     With a ``primary`` metric in the thresholds, its overall rules are tested on their own with
     ``PRIMARY_SHARE`` of the budget and every other check jointly with the rest: a pull request
     fails falsely only if one of the two does (the shares add up), and the metric the change is
-    about keeps most of its power instead of paying for every slice and guardrail."""
+    about keeps most of its power instead of paying for every slice and guardrail.
+
+    With the nightlies' noise floor (``plan.noise``), each check carries what they measured of
+    its metric, and ``runs`` (this run's runs per case) with the baseline's."""
+    noise = plan.noise
+    base_runs = plan.baseline.repeats if plan.baseline is not None else 1
     position = {case_id: i for i, case_id in enumerate(shared)}
     groups: list[tuple[str | None, dict[str, Rule]]] = [(None, plan.thresholds.metrics)]
     groups += list(plan.thresholds.slices.items())
@@ -187,6 +197,12 @@ def family(
                 if rule_name not in DROP_RULES + INCREASE_RULES:
                     continue
                 relative = rule_name.endswith("_pct")
+                measured = noise.changes.get((slice_name, name)) if noise is not None else None
+                nightly = (
+                    Nightly(measured[0], measured[1], noise.runs, group=name)
+                    if measured is not None and noise is not None
+                    else None
+                )
                 hypothesis = Hypothesis(
                     rows=np.array([position[i] for i in found.ids], dtype=np.intp),
                     baseline=found.base,
@@ -195,6 +211,8 @@ def family(
                     higher_is_better=parse_metric(name).higher_is_better,
                     tolerance=limit / 100 if relative else limit,
                     relative=relative,
+                    nightly=nightly,
+                    runs=(base_runs, runs),
                 )
                 is_primary = slice_name is None and name == primary
                 split[is_primary].append(((slice_name, name, rule_name), hypothesis))

@@ -196,9 +196,18 @@ class Quarantine(Strict):
         return nights
 
 
+class Noise(Strict):
+    """Measure the noise floor from the last ``nights`` nightly runs on unchanged code and add
+    its run-level drift to the paired tests (gate.decide.family)."""
+
+    nights: int = Field(14, ge=2, le=365)
+
+
 class History(Strict):
     quarantine: Quarantine | None = None
     """Off unless set: ``history: {quarantine: {flips: 2, nights: 7}}``."""
+    noise: Noise | None = None
+    """Off unless set: ``history: {noise: {nights: 14}}``."""
 
 
 class Config(Strict):

@@ -173,6 +173,7 @@ def _render(
     lines += _metrics(report, detail)
     lines += _trends(report, charts=marker is None)
     lines += _quarantine(report, detail)
+    lines += _noise(report)
     lines += _slices(report, detail)
     lines += _failure_modes(report)
     lines += _review(report, detail)
@@ -369,6 +370,39 @@ def _quarantine(report: Mapping[str, Any], detail: Detail) -> list[str]:
         "",
     ]
     return lines + _table(["case", "flips by night (✗ flipped, oldest → newest)"], rows) + more
+
+
+def _noise(report: Mapping[str, Any]) -> list[str]:
+    """Which noise figures the regression tests used, and from which nights."""
+    noise = _dict(report.get("noise"))
+    nights = [escape(n, 10) for n in _list(noise.get("nights"))]
+    if not nights:
+        return []
+    checks = [_dict(c) for c in _list(noise.get("checks"))]
+    drifting = [c for c in checks if (_float(c.get("drift_sd")) or 0) > 0]
+    named = ", ".join(
+        f"{_where(c)} ±{_num(c.get('drift_sd'))} (nights ±{_num(c.get('nightly_sd'))})"
+        for c in drifting[:10]
+    )
+    more = f", +{len(drifting) - 10} more" if len(drifting) > 10 else ""
+    said = (
+        f"run-level drift added to {named}{more}"
+        if drifting
+        else "no metric moved beyond its case noise: nothing added"
+    )
+    span = nights[0] if len(nights) == 1 else f"{nights[0]} … {nights[-1]}"
+    runs = _count(int(_float(noise.get("runs")) or 1), "run")
+    return [
+        "",
+        f"**Noise floor** (A/A, {_count(len(nights), 'night')} on unchanged code, {span}, "
+        f"{runs} per case): {said}.",
+    ]
+
+
+def _where(check: Mapping[str, Any]) -> str:
+    metric = escape(check.get("metric"), 80)
+    tag = check.get("slice")
+    return f"{metric} in {escape(tag, 80)}" if tag else metric
 
 
 def _flip_marks(flips: object) -> str:

@@ -173,6 +173,7 @@ def build_report(
             "count": len(plan.quarantined),
             "cases": [{"id": i, "flips": m} for i, m in sorted(plan.quarantined.items())],
         },
+        "noise": _noise(plan, verdict),
         "warnings": verdict.warnings,
     }
     if judge is not None:
@@ -253,3 +254,27 @@ def _listed(checks: list[CheckResult]) -> str:
         f"{c.metric}{f' [{c.slice}]' if c.slice else ''} {c.reason}" for c in checks[:3]
     )
     return shown + (f"; +{len(checks) - 3} more" if len(checks) > 3 else "")
+
+
+def _noise(plan: Plan, verdict: Verdict) -> dict[str, Any] | None:
+    """The noise floor the nightlies measured and what the paired tests took from it: per
+    regression check, the standard deviation of the change between consecutive nights and the
+    run-level drift added (0: none beyond case noise)."""
+    if plan.noise is None:
+        return None
+    checks = []
+    for (slice_name, metric, rule), tested in verdict.tested.items():
+        measured = plan.noise.changes.get((slice_name, metric))
+        if measured is None:
+            continue
+        checks.append(
+            {
+                "metric": metric,
+                "slice": slice_name,
+                "rule": rule,
+                "nightly_sd": _round(measured[0] ** 0.5),
+                "pairs": measured[1],
+                "drift_sd": _round(tested.drift),
+            }
+        )
+    return {"nights": list(plan.noise.nights), "runs": plan.noise.runs, "checks": checks}
