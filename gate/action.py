@@ -625,7 +625,7 @@ def issue_mode(inputs: Inputs, context: Context, github: GitHubFactory, world: W
     branch = _one_line(world.env.get("GITHUB_REF_NAME") or "the default branch")[:100]
     repository = _repository(context.repository)
 
-    def body(kind: str) -> str:
+    def body(kind: Literal["opened", "again", "passed"]) -> str:
         return markdown.render_night(report, context.run_url, night=night, branch=branch, kind=kind)
 
     url = ""

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from gate.render.console import ZWSP, visible
 from gate.render.trends import mermaid, sparkline
@@ -367,7 +367,7 @@ def render_night(
     *,
     night: str,
     branch: str,
-    kind: str,
+    kind: Literal["opened", "again", "passed"],
 ) -> str:
     """The nightly issue's body (``kind`` "opened") or a comment on it ("again", "passed"): the
     night's verdict and summary (``report`` None: the gate stopped before one), the run, and on
