@@ -38,7 +38,16 @@ from gate.metrics import parse_metric
 from gate.pipeline import Outcome, RunOptions, World, timestamp
 from gate.plan import prepare
 from gate.publish.data_branch import DataBranch
-from gate.publish.github import GitHub, PostedComment, pulls_of_commit, upsert_comment
+from gate.publish.github import (
+    GitHub,
+    PostedComment,
+    add_comment,
+    close_issue,
+    open_issue,
+    open_issues,
+    pulls_of_commit,
+    upsert_comment,
+)
 from gate.render import markdown
 from gate.render.console import log_text, workflow_command
 from gate.run.shards import MANIFEST, Shard
@@ -173,7 +182,7 @@ EXAMPLES = {
     "fail-on": "any  # or: regression, never, inconclusive",
     "update-baseline": "false",
     "output-dir": "gate-report",
-    "mode": "run  # or: comment (the fork-safe half, in a workflow_run workflow)",
+    "mode": "run  # or: comment (the fork-safe half, in a workflow_run workflow), issue (nightly)",
     "requirements": "requirements.txt  # or a pip spec: my-package==1.2",
     "bar-approval-label": f'"{DEFAULT_APPROVAL_LABEL}"',
     "shard": "${{ matrix.shard }}/4",
@@ -197,7 +206,7 @@ class Inputs(BaseModel):
     fail_on: Literal["any", "regression", "never", "inconclusive"] = Field("any", alias="fail-on")
     update_baseline: bool = Field(False, alias="update-baseline")
     output_dir: Path = Field(Path("gate-report"), alias="output-dir")
-    mode: Literal["run", "comment"] = "run"
+    mode: Literal["run", "comment", "issue"] = "run"
     requirements: str = ""
     bar_approval_label: str = Field(DEFAULT_APPROVAL_LABEL, alias="bar-approval-label")
     shard: str = Field("", description="K/N: run one slice of the cases, for a merge job")
@@ -311,6 +320,8 @@ def _action(env: Mapping[str, str], run: RunFn, github: GitHubFactory, world: Wo
     context = Context.from_env(env)
     if inputs.mode == "comment":
         return comment_mode(inputs, context, github)
+    if inputs.mode == "issue":
+        return issue_mode(inputs, context, github, world)
     world = replace(world, bar=base_bar(inputs, context, token, github))
     install(inputs, context)
     past = read_history(inputs, context, token) if inputs.history else []
@@ -577,6 +588,73 @@ def comment_mode(inputs: Inputs, context: Context, github: GitHubFactory) -> int
         )
     report_path = context.workspace / inputs.output_dir / "report.json"
     return _comment_on_run(report_path, inputs.config, token, context, github)
+
+
+NIGHTLY_LABEL = "gate-nightly"
+JOB_RESULT = "GATE_JOB_RESULT"
+"""The nightly gate job's result (``${{ needs.gate.result }}``), in the issue step's ``env``:
+a job that failed after writing a passing report (a bug in the gate) is not a passing night."""
+
+
+def issue_mode(inputs: Inputs, context: Context, github: GitHubFactory, world: World) -> int:
+    """``mode: issue``: the nightly workflow's issue job, after the gate job on the default branch.
+
+    A night that did not pass (a fail or inconclusive verdict, or none: no report in
+    ``output-dir``) opens one issue labelled gate-nightly, with the gated metrics' trend charts,
+    or comments on the open one; the first passing night comments on it and closes it. The
+    report (the gate job's artifact) is read as data and escaped when rendered.
+    """
+    token = inputs.github_token.get_secret_value()
+    if not token:
+        raise GateError(
+            "`mode: issue` needs a token that can write issues. Fix the step:\n"
+            "    with:\n      github-token: ${{ github.token }}\n"
+            "  and the job:\n    permissions:\n      issues: write"
+        )
+    if context.event_name in PR_EVENTS:
+        raise GateError(
+            f"the issue mode is for the nightly workflow (schedule, workflow_dispatch), not "
+            f"{context.event_name} runs: fix the workflow's trigger"
+        )
+    report: dict[str, Any] | None
+    try:
+        report = read_report(context.workspace / inputs.output_dir / "report.json")
+    except GateError as exc:
+        print(log_text(f"gate: no verdict this night: {exc}"))
+        report = None
+    passed = (
+        report is not None
+        and report["verdict"] == "pass"
+        and world.env.get(JOB_RESULT, "success") == "success"
+    )
+    night = world.now().date().isoformat()
+    branch = _one_line(world.env.get("GITHUB_REF_NAME") or "the default branch")[:100]
+    repository = _repository(context.repository)
+
+    def body(kind: Literal["opened", "again", "passed"]) -> str:
+        return markdown.render_night(report, context.run_url, night=night, branch=branch, kind=kind)
+
+    url = ""
+    with github(token, context.api_url) as client:
+        issues = open_issues(client, repository, NIGHTLY_LABEL)
+        if passed:
+            for issue in issues:
+                url = add_comment(client, repository, issue["number"], body("passed")).url
+                close_issue(client, repository, issue["number"])
+                print(f"gate: closed the nightly issue #{issue['number']}")
+        elif issues:
+            # One comment a failing night; the issue's first post stays as it was written.
+            number = issues[0]["number"]
+            url = add_comment(client, repository, number, body("again")).url
+            print(f"gate: commented on the nightly issue #{number}")
+        else:
+            title = f"Nightly gate failing on {branch}"
+            number, url = open_issue(client, repository, title, body("opened"), [NIGHTLY_LABEL])
+            print(f"gate: opened the nightly issue #{number}")
+    if context.output_file:
+        verdict = str(report["verdict"]) if report else ""
+        write_outputs(context.output_file, {"verdict": verdict, "comment-url": url})
+    return 0
 
 
 def _comment_on_run(

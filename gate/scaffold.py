@@ -35,7 +35,9 @@ Next:
      and replace datasets/golden.jsonl with your cases (datasets/README.md explains them).
   3. gate run --update-baseline on your default branch, and commit thresholds/baseline.json.
   4. In .github/workflows/gate*.yml, replace OWNER/gate@v1 with the gate's repository, pinned
-     by commit sha (see the gate's docs/action.md, "Pinning in production"), then commit them.
+     by commit sha (see the gate's docs/action.md, "Pinning in production"), and `main` in
+     gate.yml's `push:` with your default branch if it is another, then commit them. Pushes to
+     it and nightly runs keep a history on the gate-history branch (docs/history.md).
 """
 
 State = Literal["new", "same", "differs"]

@@ -4,10 +4,11 @@ Each request is checked against ``data/oracles/github/rest-subset.openapi.json``
 OpenAPI document, reduced to the operations a release gate uses): the method and path template must
 exist, path and query parameters must be declared and of their schema's type, and a JSON body must
 match the request body's schema. The fake's own answers are checked against the response schemas
-too, so the client under test sees what GitHub would send. It serves the issue-comment operations;
-a request for another operation of the description is recorded as one it cannot answer. Problems
-are recorded, not raised (a raise inside the server thread would only reach the client as a 500),
-and ``FakeGitHub`` fails the test when it closes with any recorded.
+too, so the client under test sees what GitHub would send. It serves the issue-comment operations
+and listing, opening and closing issues; a request for another operation of the description is
+recorded as one it cannot answer. Problems are recorded, not raised (a raise inside the server
+thread would only reach the client as a 500), and ``FakeGitHub`` fails the test when it closes
+with any recorded.
 
     with FakeGitHub() as github:
         github.add_comment(2, "hello", login="octocat")
@@ -46,6 +47,9 @@ SERVED = {
     "issues/delete-comment",
     PULLS_OF_COMMIT,
     "repos/get-content",
+    "issues/list-for-repo",
+    "issues/create",
+    "issues/update",
 }
 """The operations the fake answers; the description holds more (pulls, contents, check runs...)."""
 MAX_PER_PAGE = 100
@@ -208,6 +212,8 @@ class FakeGitHub(LocalServer):
         self.login = login
         """Who the token belongs to: the author of the comments it creates."""
         self.comments: dict[int, dict[str, Any]] = {}
+        self.issues: dict[int, dict[str, Any]] = {}
+        """Issues and pull requests by number, as the issues API lists them."""
         self.pulls: list[tuple[str, dict[str, Any]]] = []
         """(repository, pull request) pairs; a pull request has a real ``_links`` key."""
         self.requests: list[Seen] = []
@@ -282,6 +288,18 @@ class FakeGitHub(LocalServer):
         self.pulls.append((repository, pull))
         return pull
 
+    def add_issue(
+        self,
+        title: str,
+        labels: list[str],
+        login: str,
+        pull_request: bool = False,
+        repository: str = "Codertocat/Hello-World",
+    ) -> dict[str, Any]:
+        """Open an issue (or a pull request, which the issues API lists too) as ``login``."""
+        with self._lock:
+            return self._open(repository, title, "", labels, login, pull_request)
+
     def comments_on(self, issue: int) -> list[dict[str, Any]]:
         return [c for c in self.comments.values() if c["_issue"] == issue]
 
@@ -312,6 +330,46 @@ class FakeGitHub(LocalServer):
         comment["user"].update(login=login, type="Bot" if login.endswith("[bot]") else "User")
         self.comments[number] = comment
         return comment
+
+    def _open(
+        self,
+        repository: str,
+        title: str,
+        body: str,
+        labels: list[str],
+        login: str,
+        pull_request: bool = False,
+    ) -> dict[str, Any]:
+        number = max([self._next_id, *self.issues]) + 1
+        issue: dict[str, Any] = copy.deepcopy(
+            SPEC["paths"]["/repos/{owner}/{repo}/issues"]["post"]["responses"]["201"]["content"][
+                "application/json"
+            ]["examples"]["default"]["value"]
+        )
+        api = f"https://api.github.com/repos/{repository}"
+        issue.update(
+            id=number,
+            number=number,
+            url=f"{api}/issues/{number}",
+            html_url=f"https://github.com/{repository}/issues/{number}",
+            title=title,
+            body=body,
+            state="open",
+            labels=[dict(issue["labels"][0], name=name) for name in labels],
+            _repository=repository,
+        )
+        issue["user"].update(login=login, type="Bot" if login.endswith("[bot]") else "User")
+        if pull_request:
+            issue["pull_request"] = {
+                "url": f"{api}/pulls/{number}",
+                "html_url": f"https://github.com/{repository}/pull/{number}",
+                "diff_url": None,
+                "patch_url": None,
+            }
+        else:
+            issue.pop("pull_request", None)
+        self.issues[number] = issue
+        return issue
 
     def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> _Answer:
         parts = urlsplit(target)
@@ -405,18 +463,31 @@ class FakeGitHub(LocalServer):
                 for c in self.comments.values()
                 if c["_issue"] == issue and c["_repository"] == repository
             ]
-            per_page = int(query.get("per_page", ["30"])[0])
-            page = int(query.get("page", ["1"])[0])
-            last = max((len(listed) + per_page - 1) // per_page, 1)
-            chunk = listed[(page - 1) * per_page : page * per_page]
-            base = (self.link_base or self.url) + f"/repos/{repository}/issues/{issue}/comments"
-            links = [
-                f'<{base}?per_page={per_page}&page={n}>; rel="{rel}"'
-                for rel, n in (("prev", page - 1), ("next", page + 1), ("last", last), ("first", 1))
-                if 1 <= n <= last and (rel in ("prev", "next") or page != n)
+            return self._page(listed, query, f"/repos/{repository}/issues/{issue}/comments")
+        if op.operation_id == "issues/list-for-repo":
+            state = query.get("state", ["open"])[0]
+            wanted = {n for n in query.get("labels", [""])[0].split(",") if n}
+            listed = [
+                i
+                for i in self.issues.values()
+                if i["_repository"] == repository
+                and state in ("all", i["state"])
+                and wanted <= {label["name"] for label in i["labels"]}
             ]
-            headers = {"Link": ", ".join(links)} if links else {}
-            return _Answer(200, [_public(c) for c in chunk], headers)
+            if query.get("direction", ["desc"])[0] == "desc":
+                listed.reverse()
+            return self._page(listed, query, f"/repos/{repository}/issues")
+        if op.operation_id == "issues/create":
+            issue = self._open(
+                repository, str(body["title"]), body.get("body", ""), body["labels"], self.login
+            )
+            return _Answer(201, _public(issue), {"Location": issue["url"]})
+        if op.operation_id == "issues/update":
+            found = self.issues.get(int(params["issue_number"]))
+            if found is None or found["_repository"] != repository:
+                return _Answer(404, {"message": "Not Found"})
+            found.update({k: v for k, v in body.items() if k in ("state", "state_reason")})
+            return _Answer(200, _public(found))
         if op.operation_id == "issues/create-comment":
             comment = self._create(
                 repository, int(params["issue_number"]), body["body"], self.login
@@ -430,6 +501,28 @@ class FakeGitHub(LocalServer):
             return _Answer(200, _public(existing))
         del self.comments[existing["id"]]
         return _Answer(204, None)
+
+    def _page(
+        self, listed: list[dict[str, Any]], query: dict[str, list[str]], path: str
+    ) -> _Answer:
+        """One page of ``listed``, with GitHub's ``Link`` header to the others."""
+        per_page = int(query.get("per_page", ["30"])[0])
+        page = int(query.get("page", ["1"])[0])
+        last = max((len(listed) + per_page - 1) // per_page, 1)
+        chunk = listed[(page - 1) * per_page : page * per_page]
+        base = (self.link_base or self.url) + path
+        kept = "".join(
+            f"{name}={values[0]}&"
+            for name, values in sorted(query.items())
+            if name not in ("per_page", "page")
+        )
+        links = [
+            f'<{base}?{kept}per_page={per_page}&page={n}>; rel="{rel}"'
+            for rel, n in (("prev", page - 1), ("next", page + 1), ("last", last), ("first", 1))
+            if 1 <= n <= last and (rel in ("prev", "next") or page != n)
+        ]
+        headers = {"Link": ", ".join(links)} if links else {}
+        return _Answer(200, [_public(c) for c in chunk], headers)
 
     def _content(self, repository: str, path: str, ref: str) -> _Answer:
         data = self.files.get((ref, path))

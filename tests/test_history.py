@@ -170,6 +170,25 @@ NIGHT = {"schedule": "0 3 * * *"}
 PR = EVENTS / "pull_request_opened.payload.json"
 
 
+def test_history__the_nightly_issue_carries_the_sequence_as_charts(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    repo = Sequence(tmp_path, fake_github, {"metrics": {"generation.must_include": {"min": 0.7}}})
+    for good in (10, 9, 6):
+        repo.act("schedule", NIGHT, good)
+    assert repo.report()["verdict"] == "fail"
+
+    # The issue job of the same workflow run: the report downloaded, nothing run again.
+    assert repo.act("schedule", NIGHT, 0, MODE="issue", **{"GITHUB-TOKEN": repo.github.token}) == 0
+
+    (issue,) = repo.github.issues.values()
+    assert "#### Trend: the last 3 runs on the default branch" in issue["body"]
+    assert "| `generation.must\\_include` | █▆▁ | 0.6 |" in issue["body"]
+    assert "```mermaid\nxychart-beta" in issue["body"]
+    assert "    line [1, 0.9, 0.6]" in issue["body"]
+    assert len(repo.entries()) == 3  # the issue step appends nothing
+
+
 def test_quarantine__a_case_flaky_on_k_of_m_nights_is_left_out_then_released(
     tmp_path: Path, fake_github: FakeGitHub
 ) -> None:

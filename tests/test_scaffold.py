@@ -1,14 +1,17 @@
 """``gate init``: a working starter set-up, written once, never overwritten without --force."""
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from gate.cli import main
-from gate.scaffold import FILES
+from gate.scaffold import FILES, template
 
 
 @pytest.fixture
@@ -79,3 +82,63 @@ def test_init__the_workflows_pass_the_github_workflow_schema(repo):
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = {
+    "gate init: gate.yml": template(".github/workflows/gate.yml"),
+    "gate init: gate-nightly.yml": template(".github/workflows/gate-nightly.yml"),
+    "gate.yml": (ROOT / ".github" / "workflows" / "gate.yml").read_text(encoding="utf-8"),
+    "nightly.yml": (ROOT / ".github" / "workflows" / "nightly.yml").read_text(encoding="utf-8"),
+}
+
+
+def gate_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        step
+        for step in job.get("steps", [])
+        if re.fullmatch(r"\./|OWNER/gate@v1", step.get("uses", ""))
+        and (step.get("with") or {}).get("mode", "run") == "run"
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_workflows__history_on_and_written_by_default_branch_jobs_only(name: str) -> None:
+    workflow = yaml.safe_load(WORKFLOWS[name])
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    runs = {name: job for name, job in workflow["jobs"].items() if gate_steps(job)}
+    assert runs
+    for job_name, job in runs.items():
+        (step,) = gate_steps(job)
+        assert step["with"]["history"] is True, job_name
+        on_pull_requests = "pull_request" in triggers and job.get("if") != (
+            "github.event_name == 'push'"
+        )
+        writes = {scope for scope, access in job["permissions"].items() if access == "write"}
+        if on_pull_requests:
+            assert writes <= {"pull-requests"}, job_name  # never contents: write on a PR
+            assert job.get("if") == "github.event_name == 'pull_request'", job_name
+        else:
+            assert "contents" in writes, job_name  # the push and the nightly append
+    if "pull_request" in triggers:
+        assert {"push", "pull_request"} <= set(triggers)
+    else:
+        assert "schedule" in triggers
+    assert not any(
+        access == "write" for access in (workflow.get("permissions") or {}).values()
+    )  # nothing broader at the top
+
+
+@pytest.mark.parametrize("name", ["gate init: gate.yml", "gate.yml"])
+def test_workflows__the_output_cache_is_kept_around_the_gate(name: str) -> None:
+    workflow = yaml.safe_load(WORKFLOWS[name])
+    for job in workflow["jobs"].values():
+        uses = [step.get("uses", "").split("@")[0] for step in job["steps"]]
+        cache = [i for i, use in enumerate(uses) if use.startswith("actions/cache/")]
+        (gate,) = [i for i, use in enumerate(uses) if use in ("./", "OWNER/gate")]
+        assert [uses[i] for i in cache] == ["actions/cache/restore", "actions/cache/save"]
+        assert cache[0] < gate < cache[1]
+        restore, save = (job["steps"][i] for i in cache)
+        assert restore["with"]["key"] == save["with"]["key"]
+        assert "hashFiles('gate.yml')" in save["with"]["key"]
+        assert "hashFiles('.gate-cache/**')" in save["if"]  # no warning when runner.cache is off

@@ -2,9 +2,12 @@
 
 Like python-coverage-comment-action's data branch: an orphan branch holding only the gate's files,
 fetched into a scratch folder, changed, committed and pushed with the job's token. The token goes
-in an HTTP header for the one git command (as actions/checkout passes it), never in the remote URL,
-so no error message or git config can show it. A branch that does not exist yet is read as empty;
-a push that lost a race with another run is fetched again and redone.
+in an HTTP header (as actions/checkout passes it) set through ``GIT_CONFIG_COUNT`` /
+``GIT_CONFIG_KEY_n`` / ``GIT_CONFIG_VALUE_n`` in the environment of the fetch or push child only:
+never on git's command line (``/proc/<pid>/cmdline`` is readable by every process), never in the
+remote URL, never in a git config file, and scrubbed from every error message. A branch that does
+not exist yet is read as empty; a push that lost a race with another run is fetched again and
+redone.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gate.errors import GitHubError
+from gate.scrub import Scrubber
 
 TIMEOUT_S = 60
 PUSH_ATTEMPTS = 3
 AUTHOR = ("gate", "gate@users.noreply.github.com")
+PROBLEM_CHARS = 300
+"""Of git's stderr quoted in an error message."""
 
 
 class DataBranch:
@@ -27,27 +33,52 @@ class DataBranch:
 
     def __init__(self, remote: str, branch: str, folder: Path, token: str = "") -> None:
         self.remote, self.branch, self.folder = remote, branch, folder
-        self._auth: list[str] = []
-        if token and remote.startswith("https://"):
+        self._header = ""
+        basic = ""
+        # Never over plain http, where the header would cross the network in clear text; a local
+        # remote (a path, file://) ignores it.
+        if token and not remote.startswith("http://"):
             basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-            self._auth = ["-c", f"http.extraheader=AUTHORIZATION: basic {basic}"]
+            self._header = f"AUTHORIZATION: basic {basic}"
+        self._scrub = Scrubber((token, basic))
         self._fetched = False
         self._exists = False
 
-    def _git(self, *args: str, auth: bool = False) -> subprocess.CompletedProcess[str]:
-        command = ["git", *(self._auth if auth else []), "-C", str(self.folder), *args]
+    def _env(self, auth: bool) -> dict[str, str]:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "LC_ALL": "C"}
+        if auth and self._header:
+            # After any entries the caller's environment already has (git reads 0..COUNT-1).
+            count = env.get("GIT_CONFIG_COUNT", "0")
+            n = int(count) if count.isdigit() else 0
+            env |= {
+                "GIT_CONFIG_COUNT": str(n + 1),
+                f"GIT_CONFIG_KEY_{n}": "http.extraheader",
+                f"GIT_CONFIG_VALUE_{n}": self._header,
+            }
+        return env
+
+    def _git(self, *args: str, auth: bool = False) -> subprocess.CompletedProcess[str]:
+        command = ["git", "-C", str(self.folder), *args]
         try:
             return subprocess.run(
-                command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env, check=False
+                command,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+                env=self._env(auth),
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise GitHubError(f"git {args[0]}: {exc}") from None
+            raise GitHubError(self._scrub.text(f"git {args[0]}: {exc}")) from None
+
+    def _problem(self, done: subprocess.CompletedProcess[str]) -> str:
+        """git's stderr on one line, scrubbed of the token, then cut."""
+        return self._scrub.cut(" ".join(done.stderr.split()), PROBLEM_CHARS)
 
     def _must(self, *args: str, auth: bool = False) -> str:
         done = self._git(*args, auth=auth)
         if done.returncode != 0:
-            problem = " ".join(done.stderr.split())[:300]
+            problem = self._problem(done)
             raise GitHubError(f"git {args[0]} on the {self.branch} branch failed: {problem}")
         return done.stdout
 
@@ -62,7 +93,7 @@ class DataBranch:
             auth=True,
         )  # fmt: skip
         if done.returncode != 0 and "couldn't find remote ref" not in done.stderr:
-            problem = " ".join(done.stderr.split())[:300]
+            problem = self._problem(done)
             raise GitHubError(f"git fetch of the {self.branch} branch failed: {problem}")
         self._fetched, self._exists = True, done.returncode == 0
         return self._exists
@@ -97,8 +128,9 @@ class DataBranch:
                 "push", "-q", "--", self.remote, f"HEAD:refs/heads/{self.branch}", auth=True
             )
             if pushed.returncode == 0:
+                self._fetched = False  # the next read or update sees this commit
                 return
-            problem = " ".join(pushed.stderr.split())[:300]
+            problem = self._problem(pushed)
             if "rejected" not in problem and "fetch first" not in problem:
                 raise GitHubError(f"git push to the {self.branch} branch failed: {problem}")
         raise GitHubError(

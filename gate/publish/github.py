@@ -1,4 +1,5 @@
-"""GitHub's REST API: find the gate's own pull request comment and create or update it.
+"""GitHub's REST API: find the gate's own pull request comment and create or update it; open,
+comment on and close the nightly issue.
 
 One `requests.Session` carries the token; every call is retried on the failures that pass
 (connection errors, 5xx, 429 and secondary rate limits) and anything else becomes a
@@ -209,20 +210,73 @@ def upsert_comment(
     if existing is not None and not isinstance(existing.get("id"), int):
         raise GitHubError("GitHub listed the gate's comment without its `id`")
     if existing is None:
-        response = github.request(
-            "POST", f"/repos/{repository}/issues/{issue_number}/comments", json={"body": body}
-        )
-    else:
-        response = github.request(
-            "PATCH", f"/repos/{repository}/issues/comments/{existing['id']}", json={"body": body}
-        )
+        return add_comment(github, repository, issue_number, body)
+    response = github.request(
+        "PATCH", f"/repos/{repository}/issues/comments/{existing['id']}", json={"body": body}
+    )
+    return _posted(response, created=False)
+
+
+def add_comment(github: GitHub, repository: str, issue_number: int, body: str) -> PostedComment:
+    """A new comment on an issue or pull request."""
+    response = github.request(
+        "POST", f"/repos/{repository}/issues/{issue_number}/comments", json={"body": body}
+    )
+    return _posted(response, created=True)
+
+
+def _posted(response: requests.Response, created: bool) -> PostedComment:
+    """The ``id`` and ``html_url`` of what GitHub says it created or updated."""
     posted = _answer(response, dict)
     number, url = posted.get("id"), posted.get("html_url")
     if not (
         isinstance(number, int) and isinstance(url, str) and url.startswith(("https://", "http://"))
     ):
-        raise GitHubError(f"{_where(response)}: GitHub's answer has no comment `id` and `html_url`")
-    return PostedComment(id=number, url=url, created=existing is None)
+        raise GitHubError(f"{_where(response)}: GitHub's answer has no `id` and `html_url`")
+    return PostedComment(id=number, url=url, created=created)
+
+
+def open_issues(
+    github: GitHub, repository: str, label: str, author: str = ACTIONS_BOT
+) -> list[dict[str, Any]]:
+    """The open issues labelled ``label`` that ``author`` opened, oldest first (never a pull
+    request, which the issues API lists too; never someone else's issue given the label)."""
+    listed = github.paginate(
+        f"/repos/{repository}/issues",
+        {"state": "open", "labels": label, "sort": "created", "direction": "asc"},
+    )
+    return [
+        issue
+        for issue in listed
+        if "pull_request" not in issue
+        and (issue.get("user") or {}).get("login") == author
+        and isinstance(issue.get("number"), int)
+    ]
+
+
+def open_issue(
+    github: GitHub, repository: str, title: str, body: str, labels: list[str]
+) -> tuple[int, str]:
+    """A new issue: its number and URL."""
+    response = github.request(
+        "POST",
+        f"/repos/{repository}/issues",
+        json={"title": title, "body": body, "labels": labels},
+    )
+    posted = _answer(response, dict)
+    number, url = posted.get("number"), posted.get("html_url")
+    if not (isinstance(number, int) and isinstance(url, str)):
+        raise GitHubError(f"{_where(response)}: GitHub's answer has no issue `number`")
+    return number, url
+
+
+def close_issue(github: GitHub, repository: str, issue_number: int) -> None:
+    """Close an issue as completed."""
+    github.request(
+        "PATCH",
+        f"/repos/{repository}/issues/{issue_number}",
+        json={"state": "closed", "state_reason": "completed"},
+    )
 
 
 def _answer(response: requests.Response, kind: type[list[Any]] | type[dict[str, Any]]) -> Any:

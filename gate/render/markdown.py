@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from gate.render.console import ZWSP, visible
 from gate.render.trends import mermaid, sparkline
@@ -354,6 +354,49 @@ def _trends(report: Mapping[str, Any], charts: bool) -> list[str]:
         for name, values in list(series.items())[:MAX_CHARTS]:
             lines += ["", *mermaid(name, values)]
     return lines
+
+
+NO_VERDICT = (
+    "no verdict: the gate stopped before deciding (exit 2: the config, dataset, thresholds or "
+    "baseline is wrong; exit 3: a bug in the gate). The run's log says why."
+)
+
+
+def render_night(
+    report: Mapping[str, Any] | None,
+    run_url: str | None,
+    *,
+    night: str,
+    branch: str,
+    kind: Literal["opened", "again", "passed"],
+) -> str:
+    """The nightly issue's body (``kind`` "opened") or a comment on it ("again", "passed"): the
+    night's verdict and summary (``report`` None: the gate stopped before one), the run, and on
+    a failing night the trends with the Mermaid charts the job summary draws. At most
+    COMMENT_MAX_CHARS, GitHub's limit for an issue body too: the trends go first."""
+    verdict = _dict(report)
+    summary = escape(verdict.get("summary", ""), 1000)
+    what = f"verdict **{escape(verdict.get('verdict'))}**: {summary}" if report else NO_VERDICT
+    on = escape(night)
+    lead = {
+        "opened": f"The nightly gate failed on **{escape(branch, 100)}** on {on}, {what}",
+        "again": f"Failed again on {on}, {what}",
+        "passed": f"Passed again on {on}: {summary}",
+    }[kind]
+    tail = {
+        "opened": [
+            "",
+            "Each further failing night adds a comment here; the first passing night closes "
+            "this issue.",
+        ]
+    }.get(kind, [])
+    where = _where_full(run_url)
+    head = [lead, "", f"{where[0].upper()}{where[1:]}."]
+    trends = _trends(verdict, charts=True) if kind != "passed" else []
+    text = "\n".join([*head, *trends, *tail, ""])
+    if len(text) <= COMMENT_MAX_CHARS:
+        return text
+    return "\n".join([*head, "", "The trend charts are in the run's job summary.", *tail, ""])
 
 
 def _quarantine(report: Mapping[str, Any], detail: Detail) -> list[str]:
