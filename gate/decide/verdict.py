@@ -14,10 +14,11 @@ from gate.decide.budget import error_budget
 from gate.decide.compare import CheckResult, Paired, apply_rule, paired
 from gate.decide.drift import Drift, drift
 from gate.decide.family import PRIMARY_SHARE, Hypothesis, Nightly, Tested, max_t
+from gate.load.baseline import FIRST_RUN
 from gate.load.config import DROP_RULES, INCREASE_RULES, Rule
 from gate.metrics import parse_metric
 from gate.metrics.scoring import SUCCESS, Scored, case_passed, run_passed
-from gate.metrics.statistic import Statistic, ratio_statistic
+from gate.metrics.statistic import depends_on_runs
 from gate.plan import Plan
 from gate.run.records import Record
 
@@ -59,14 +60,16 @@ def decide(plan: Plan, scored: Scored, confidence: float | None = None) -> Verdi
 
     ``confidence`` overrides ``comparison.confidence`` (a stage of a two-stage decision)."""
     moved = drift(plan.cases, plan.baseline) if plan.baseline is not None else None
-    compared = comparisons(plan, scored, moved)
     runs = runs_per_case(scored)
+    compared = comparisons(plan, scored, moved, runs)
+    first = set(plan.baseline.case_scores.columns) if plan.baseline is not None else set()
     unlike = {
         key
         for key, found in compared.items()
         if plan.baseline is not None
         and plan.baseline.repeats != runs
         and depends_on_runs(found.statistic)
+        and not (runs == 1 and f"{key[1]}{FIRST_RUN}" in first)
     }
     judged = {key: found for key, found in compared.items() if key not in unlike}
     shared = moved.shared if moved is not None else []
@@ -110,13 +113,6 @@ def runs_per_case(scored: Scored) -> int:
     return max((r.repeat + 1 for r in scored.records), default=1)
 
 
-def depends_on_runs(statistic: Statistic | None) -> bool:
-    """A percentile of per-case means shrinks as runs per case are added (their spread does):
-    a baseline of 3 runs per case and a run of 1 differ in p95 latency with nothing changed.
-    Means, and ratios of sums of means, do not."""
-    return statistic is not None and statistic is not ratio_statistic
-
-
 def _not_comparable(result: CheckResult, baseline_runs: int, runs: int) -> CheckResult:
     """A percentile rule against a baseline with another number of runs per case: not judged
     (it would compare two different things), so inconclusive, never a silent pass."""
@@ -133,11 +129,22 @@ def _not_comparable(result: CheckResult, baseline_runs: int, runs: int) -> Check
     )
 
 
-def comparisons(plan: Plan, scored: Scored, moved: Drift | None) -> dict[Key, Paired]:
-    """Paired comparisons with the baseline: every overall metric, and every slice rule."""
+def comparisons(
+    plan: Plan, scored: Scored, moved: Drift | None, runs: int = 1
+) -> dict[Key, Paired]:
+    """Paired comparisons with the baseline: every overall metric, and every slice rule.
+
+    A run of one run per case against a baseline of more compares percentiles with the
+    baseline's first runs (``FIRST_RUN`` columns): one run against one run, like with like."""
     if plan.baseline is None or moved is None:
         return {}
     before = {i: entry.scores for i, entry in plan.baseline.cases.items()}
+    if runs == 1 and plan.baseline.repeats > 1:
+        before = {
+            i: scores
+            | {k.removesuffix(FIRST_RUN): v for k, v in scores.items() if k.endswith(FIRST_RUN)}
+            for i, scores in before.items()
+        }
     settings = plan.config.comparison
     shared = [i for i in moved.shared if i not in plan.quarantined]
     wanted: list[tuple[str | None, str, list[str]]] = [

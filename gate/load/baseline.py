@@ -90,6 +90,12 @@ class CaseScores:
         )
 
 
+FIRST_RUN = "#run1"
+"""``case_scores`` holds ``<metric>#run1`` too, in a baseline of more than one run per case, for
+a metric whose statistic depends on runs per case (a percentile): the first run's per-case
+values, which a run of one run per case (a second stage's first) is compared with."""
+
+
 class _About(Strict):
     """What a baseline says about its run, in every schema: all but the per-case scores."""
 

@@ -57,3 +57,10 @@ def ratio_statistic(values: FloatArray) -> FloatArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios: FloatArray = values[..., 0].sum(axis=1) / values[..., 1].sum(axis=1)
     return ratios
+
+
+def depends_on_runs(statistic: Statistic | None) -> bool:
+    """A percentile of per-case means shrinks as runs per case are added (their spread does):
+    a baseline of 3 runs per case and a run of 1 differ in p95 latency with nothing changed.
+    Means, and ratios of sums of means, do not."""
+    return statistic is not None and statistic is not ratio_statistic
