@@ -23,6 +23,14 @@ Each case carries one of 5 tags. The checks: `agent.task_success`, `generation.m
 `ops.tokens_per_case` at `max_increase_pct: 5`; and in each of the 5 slices `agent.task_success`
 and `generation.must_include` at `max_drop: 0`.
 
+The thresholds name `primary: agent.task_success` (80% of the budget for its rule, the other
+17 checks jointly with the rest) unless a row says "no primary" or "primary phrase"
+(`generation.must_include`, the metric the simulated regression moves directly). "second stage"
+rows compare with a baseline of 3 runs per case (a nightly's) and top the run up to 3 runs when
+stage 1 cannot tell. "drift" rows shift every case's chance of the phrase by one N(0, 0.03) draw
+per run (baseline, candidate, each night); "noise floor" rows turn on `history.noise` with 14
+simulated nights of the unchanged pipeline (task success and the phrase, overall and per slice).
+
 "unchanged": the candidate is a second run of the same pipeline. "5-pt drop": the required
 phrase's pass rate falls by exactly 0.05 (0.80 → 0.75, `bench_regression`'s drop), nothing else
 changes. A decision *fails* when the report's verdict is `fail`; `inconclusive` is counted apart.
@@ -52,6 +60,7 @@ from gate.decide.family import Hypothesis, max_t
 from gate.metrics.statistic import percentile_statistic, ratio_statistic
 from gate.pipeline import RunOptions, run
 
+PHRASE_METRIC = "generation.must_include"
 DRIFT = 0.03
 NIGHTS = 14
 TAGS = ("billing", "shipping", "returns", "account", "security")
@@ -80,8 +89,10 @@ class Row:
     repeats: int = 1
     second_stage: bool = False
     goal: str = ""
-    primary: bool = True
-    """The thresholds declare ``primary: agent.task_success`` (docs/verdict.md)."""
+    primary: str | None = "agent.task_success"
+    """The thresholds' ``primary`` metric (docs/verdict.md), None for none. Task success is
+    what most teams would name; the required phrase is what the simulated regression loses
+    (task success also needs the source retrieved, which is flaky for 15% of the cases)."""
     drift: float = 0.0
     """Run-level drift: every run (baseline, candidate, each night) shifts every case's chance
     of the required phrase by the same N(0, drift) draw."""
@@ -93,18 +104,30 @@ ROWS = (
     Row("unchanged", 200, False, goal="≤ 5%"),
     Row("unchanged, repeats 3", 200, False, 3, goal="≤ 5%"),
     Row("unchanged, second stage", 200, False, second_stage=True, goal="≤ 5%"),
-    Row("unchanged, no primary", 200, False, goal="≤ 5%", primary=False),
+    Row("unchanged, no primary", 200, False, goal="≤ 5%", primary=None),
     Row("5-pt drop, N=50", 50, True),
     Row("5-pt drop", 200, True, goal="≥ 80%"),
     Row("5-pt drop, N=1000", 1000, True),
     Row("5-pt drop, repeats 3", 200, True, 3, goal="≥ 80%"),
     Row("5-pt drop, second stage", 200, True, second_stage=True, goal="≥ 80%"),
-    Row("5-pt drop, no primary", 200, True, primary=False),
-    Row("5-pt drop, repeats 3, no primary", 200, True, 3, primary=False),
+    Row("5-pt drop, no primary", 200, True, primary=None),
+    Row("5-pt drop, repeats 3, no primary", 200, True, 3, primary=None),
     Row("unchanged, drift", 200, False, drift=DRIFT),
     Row("unchanged, drift, noise floor", 200, False, goal="≤ 5%", drift=DRIFT, noise=True),
     Row("unchanged, noise floor", 200, False, goal="≤ 5%", noise=True),
     Row("5-pt drop, noise floor", 200, True, noise=True),
+    Row("unchanged, primary phrase", 200, False, goal="≤ 5%", primary=PHRASE_METRIC),
+    Row("unchanged, repeats 3, primary phrase", 200, False, 3, goal="≤ 5%", primary=PHRASE_METRIC),
+    Row("5-pt drop, primary phrase", 200, True, goal="≥ 80%", primary=PHRASE_METRIC),
+    Row("5-pt drop, repeats 3, primary phrase", 200, True, 3, goal="≥ 80%", primary=PHRASE_METRIC),
+    Row(
+        "5-pt drop, second stage, primary phrase",
+        200,
+        True,
+        second_stage=True,
+        goal="≥ 80%",
+        primary=PHRASE_METRIC,
+    ),
 )
 BASELINE_RUNS_FOR_SECOND_STAGE = 3
 """A second stage tops a run up to the baseline's runs per case: its baseline is a nightly's."""
@@ -175,7 +198,7 @@ def workspace(root: Path, row: Row) -> Path:
     slices = {tag: {name: {"max_drop": 0} for name in SLICE_RULES} for tag in TAGS}
     thresholds = {"metrics": metrics, "slices": slices}
     if row.primary:
-        thresholds["primary"] = "agent.task_success"
+        thresholds["primary"] = row.primary
     (folder / "thresholds.yml").write_text(json.dumps(thresholds))
     write_config(folder, row, row.repeats)
     return folder
