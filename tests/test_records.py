@@ -150,7 +150,7 @@ def test_record_writer__the_line_is_the_scrubbed_record(tmp_path: Path) -> None:
         raw_output={"answer": f"key {secret}", secret: ["mail me: a@b.example"]},
         output=parse_output({"answer": f"key {secret}"}),
         error=f"quoted {secret}",
-        log=f"log {secret}",
+        log=f"log {secret} – ünïcode",
         judgements={
             "generation.faithfulness_judge": Judgement(
                 0.5, "faithfulness-v1", "m", verdict={"why": secret}, error=secret
@@ -162,8 +162,9 @@ def test_record_writer__the_line_is_the_scrubbed_record(tmp_path: Path) -> None:
     writer = RecordWriter(path)
     writer.write(traced)
     writer.close()
+    expected = scrubbed(traced, DEFAULT_SCRUBBER).to_json()
+    assert path.read_text() == json.dumps(expected, ensure_ascii=False, default=str) + "\n"
     line = json.loads(path.read_text())
-    assert line == json.loads(json.dumps(scrubbed(traced, DEFAULT_SCRUBBER).to_json()))
     assert secret not in path.read_text() and "a@b.example" not in path.read_text()
     assert line["output"] == {"answer": "key ***", "***": ["mail me: ***"]}
     assert line["judge"]["generation.faithfulness_judge"]["verdict"] == {"why": "***"}

@@ -196,34 +196,42 @@ class Record:
 def scrubbed(record: Record, scrub: Scrubber) -> Record:
     """The record as it may be stored or shown: what the pipeline said (its output, errors and
     log) and the judge's reasons scrubbed, before anything cuts them."""
-    said = _scrubbed_words(record, scrub)
+    output = scrub.value(record.raw_output)
     try:
-        parsed = parse_output(said.raw_output) if record.output is not EMPTY else EMPTY
+        parsed = parse_output(output) if record.output is not EMPTY else EMPTY
     except ValueError:
         parsed = EMPTY
-    return replace(said, output=parsed)
-
-
-def _scrubbed_words(record: Record, scrub: Scrubber) -> Record:
-    """``scrubbed`` but for the validated output, which is left as it was: what a record's JSON
-    line reads (``to_json`` writes the raw output), without validating the output again."""
     judgements = {
         name: replace(j, verdict=scrub.value(j.verdict), error=scrub.value(j.error))
         for name, j in record.judgements.items()
     }
     return replace(
         record,
-        raw_output=scrub.value(record.raw_output),
+        raw_output=output,
+        output=parsed,
         error=scrub.value(record.error),
         log=scrub.value(record.log),
         judgements=judgements,
     )
 
 
+_LINE = json.JSONEncoder(ensure_ascii=False, default=str)
+"""How a record's line is encoded (one encoder for every line: ``json.dumps`` with options builds
+one per call)."""
+
+
 def stored(record: Record, scrub: Scrubber) -> str:
-    """A record's JSON line as it is written, scrubbed."""
-    line = _scrubbed_words(record, scrub).to_json()
-    return json.dumps(line, ensure_ascii=False, default=str)
+    """A record's JSON line as it is written: ``scrubbed(record, scrub).to_json()``, the same
+    fields scrubbed, but without validating the output again (the line holds the raw output)."""
+    line = record.to_json()
+    line["output"] = scrub.value(record.raw_output)
+    line["error"] = scrub.value(record.error)
+    if "log" in line:
+        line["log"] = scrub.value(record.log)
+    for judged in line.get("judge", {}).values():
+        judged["verdict"] = scrub.value(judged["verdict"])
+        judged["error"] = scrub.value(judged["error"])
+    return _LINE.encode(line)
 
 
 def read_record(row: dict[str, Any]) -> Record:
