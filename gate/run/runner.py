@@ -1,10 +1,11 @@
 """Run every case through the adapter, concurrently, with timeouts and retries.
 
 The work is waiting on the pipeline (I/O), so threads are enough: ``concurrency`` workers, each
-case timed on a monotonic clock, each failure kept as that case's recorded error. The runner's
-thread schedules: it hands the workers one attempt at a time, never more than the throttle
-allows in flight (``gate.run.throttle``: fewer when the endpoint says 429 or 503), and keeps the
-cases waiting for a retry itself, so no worker sleeps while others could call.
+case timed on a monotonic clock, each failure kept as that case's recorded error. The workers
+share one schedule (``Schedule``): each takes one attempt at a time from it, never more in
+flight than the throttle allows (``gate.run.throttle``: fewer when the endpoint says 429 or 503),
+and the cases waiting for a retry wait in it, not in a worker, so no worker sleeps while others
+could call.
 """
 
 from __future__ import annotations
