@@ -27,6 +27,10 @@ class HttpRefused(Exception):
     """A reply a retry would not fix: a 4xx other than 429, or a body that is not JSON."""
 
 
+COMPACT_AFTER = 1024
+"""Cancelled deadlines the watchdog's heap may hold beyond twice the calls in flight."""
+
+
 class _Watchdog:
     """One thread that shuts a socket down when its deadline passes: a blocked read then returns
     at once, however slowly the server trickles the status line and headers."""
@@ -41,12 +45,22 @@ class _Watchdog:
     def watch(self, deadline: float, sock: socket.socket) -> int:
         ticket = next(self._tickets)
         with self._wake:
+            # The thread sleeps until the earliest deadline it knows of: it is woken only when
+            # this one comes sooner. Calls with one timeout come due in the order they start,
+            # so a run of them wakes it for none (a wake per call cost a thread switch each).
+            sooner = not self._due or deadline < self._due[0][0]
+            if len(self._due) > 2 * len(self._watched) + COMPACT_AFTER:
+                # Cancelled tickets behind a live one stay until it comes due: drop them here, so
+                # the heap stays proportional to the calls in flight.
+                self._due = [due for due in self._due if due[1] in self._watched]
+                heapq.heapify(self._due)
             heapq.heappush(self._due, (deadline, ticket))
             self._watched[ticket] = sock
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="gate-deadline", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            elif sooner:
+                self._wake.notify()
         return ticket
 
     def cancel(self, ticket: int) -> None:

@@ -12,12 +12,15 @@ import pytest
 
 from gate.files import write_atomic
 from gate.run.records import (
+    Judgement,
     Output,
     Record,
     RecordWriter,
     parse_output,
+    scrubbed,
     write_records,
 )
+from gate.scrub import DEFAULT_SCRUBBER
 
 
 def record(case_id: str = "c1", **fields: Any) -> Record:
@@ -137,3 +140,31 @@ def test_write_records__one_line_per_record(tmp_path: Path) -> None:
     write_records(path, [record("a"), record("b", scores={"ops.error_rate": 0.0})])
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(t["id"], t["scores"]) for t in lines] == [("a", {}), ("b", {"ops.error_rate": 0.0})]
+
+
+def test_record_writer__the_line_is_the_scrubbed_record(tmp_path: Path) -> None:
+    """The writer scrubs what the pipeline said (output, error, log, the judge's reasons) as
+    ``scrubbed`` does, without validating the output a second time."""
+    secret = "sk-abcdefghijklmnopqrstuvwx"
+    traced = record(
+        raw_output={"answer": f"key {secret}", secret: ["mail me: a@b.example"]},
+        output=parse_output({"answer": f"key {secret}"}),
+        error=f"quoted {secret}",
+        log=f"log {secret} – ünïcode",
+        judgements={
+            "generation.faithfulness_judge": Judgement(
+                0.5, "faithfulness-v1", "m", verdict={"why": secret}, error=secret
+            )
+        },
+        scores={"generation.token_f1": 0.25},
+    )
+    path = tmp_path / "records.jsonl"
+    writer = RecordWriter(path)
+    writer.write(traced)
+    writer.close()
+    expected = scrubbed(traced, DEFAULT_SCRUBBER).to_json()
+    assert path.read_text() == json.dumps(expected, ensure_ascii=False, default=str) + "\n"
+    line = json.loads(path.read_text())
+    assert secret not in path.read_text() and "a@b.example" not in path.read_text()
+    assert line["output"] == {"answer": "key ***", "***": ["mail me: ***"]}
+    assert line["judge"]["generation.faithfulness_judge"]["verdict"] == {"why": "***"}

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from datetime import UTC, datetime
+
+import pytest
 
 from gate.load.config import Runner
 from gate.load.dataset import Case
@@ -13,6 +16,7 @@ from gate.retry import Transient
 from gate.run.adapters.base import Reply
 from gate.run.records import Record
 from gate.run.runner import Progress, run_cases
+from gate.run.throttle import Throttle
 
 
 def utc_now() -> datetime:
@@ -86,3 +90,55 @@ def test_run_cases__a_case_waiting_to_retry_does_not_hold_a_worker() -> None:
     assert order == ["c0", "c1", "c2", "c0"]
     assert [r.case_id for r in records] == ["c0", "c1", "c2"]
     assert records[0].attempts == 2 and records[0].status == "ok"
+
+
+def test_run_cases__a_limit_the_throttle_raises_again_is_used() -> None:
+    # Lowered to one call in flight, the throttle climbs back to 4 as calls succeed; calls
+    # c20..c27 pass only 4 at a time, so the run ends well only if the workers that waited for
+    # a slot were told of the higher limit.
+    together = threading.Barrier(4, timeout=10)
+
+    class FourAtOnce:
+        def call(self, case: Case, timeout_s: float) -> Reply:
+            if case.id == "c0":  # the first call lasts until the other workers wait for a slot
+                while sum(t.name.startswith("gate_") for t in threading.enumerate()) < 4:
+                    time.sleep(0.01)
+                time.sleep(0.2)
+            if 20 <= int(case.id[1:]) < 28:
+                together.wait()
+            return Reply({"answer": case.id})
+
+        def close(self) -> None:
+            pass
+
+    throttle = Throttle(4)
+    throttle.refused(0)
+    throttle.refused(1)
+    assert throttle.limit == 1
+    cases = [Case(id=f"c{i}", input="q") for i in range(30)]
+    records = run_cases(
+        cases,
+        FourAtOnce(),
+        Runner(concurrency=4),
+        progress=Progress(30, None),
+        now=utc_now,
+        throttle=throttle,
+    )
+    assert [r.status for r in records] == ["ok"] * 30, [r.error for r in records]
+    assert throttle.limit == 4
+
+
+def test_run_cases__what_escapes_an_attempt_stops_the_run_and_is_raised() -> None:
+    class Interrupted(Counting):
+        def call(self, case: Case, timeout_s: float) -> Reply:
+            reply = super().call(case, timeout_s)
+            if case.id == "c3":
+                raise SystemExit(2)  # not an Exception: no case's result, the run's end
+            return reply
+
+    adapter = Interrupted()
+    cases = [Case(id=f"c{i}", input="q") for i in range(500)]
+    with pytest.raises(SystemExit):
+        run_cases(cases, adapter, Runner(concurrency=2), progress=Progress(500, None), now=utc_now)
+    assert adapter.calls < 500
+    assert not [t for t in threading.enumerate() if t.name.startswith("gate_")]

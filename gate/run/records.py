@@ -215,9 +215,23 @@ def scrubbed(record: Record, scrub: Scrubber) -> Record:
     )
 
 
+_LINE = json.JSONEncoder(ensure_ascii=False, default=str)
+"""How a record's line is encoded (one encoder for every line: ``json.dumps`` with options builds
+one per call)."""
+
+
 def stored(record: Record, scrub: Scrubber) -> str:
-    """A record's JSON line as it is written, scrubbed."""
-    return json.dumps(scrubbed(record, scrub).to_json(), ensure_ascii=False, default=str)
+    """A record's JSON line as it is written: ``scrubbed(record, scrub).to_json()``, the same
+    fields scrubbed, but without validating the output again (the line holds the raw output)."""
+    line = record.to_json()
+    line["output"] = scrub.value(record.raw_output)
+    line["error"] = scrub.value(record.error)
+    if "log" in line:
+        line["log"] = scrub.value(record.log)
+    for judged in line.get("judge", {}).values():
+        judged["verdict"] = scrub.value(judged["verdict"])
+        judged["error"] = scrub.value(judged["error"])
+    return _LINE.encode(line)
 
 
 def read_record(row: dict[str, Any]) -> Record:

@@ -1,23 +1,23 @@
 """Run every case through the adapter, concurrently, with timeouts and retries.
 
 The work is waiting on the pipeline (I/O), so threads are enough: ``concurrency`` workers, each
-case timed on a monotonic clock, each failure kept as that case's recorded error. The runner's
-thread schedules: it hands the workers one attempt at a time, never more than the throttle
-allows in flight (``gate.run.throttle``: fewer when the endpoint says 429 or 503), and keeps the
-cases waiting for a retry itself, so no worker sleeps while others could call.
+case timed on a monotonic clock, each failure kept as that case's recorded error. The workers
+share one schedule (``Schedule``): each takes one attempt at a time from it, never more in
+flight than the throttle allows (``gate.run.throttle``: fewer when the endpoint says 429 or 503),
+and the cases waiting for a retry wait in it, not in a worker, so no worker sleeps while others
+could call.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import queue
 import random
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TextIO
@@ -244,92 +244,177 @@ def run_cases(
 ) -> list[Record]:
     """Run every case ``settings.repeats`` times; records come back in dataset order.
 
-    ``now`` stamps each record's start (see ``run_one``). Attempts are handed to the workers
-    one by one, never more in flight than the throttle allows, so the first records (and the
-    first progress line) come at once however many cases there are. With a ``cache``, a case
-    run found there is not sent to the pipeline, and every new success is added to it.
+    ``now`` stamps each record's start (see ``run_one``). Attempts are taken one by one, never
+    more in flight than the throttle allows, so the first records (and the first progress line)
+    come at once however many cases there are. With a ``cache``, a case run found there is not
+    sent to the pipeline, and every new success is added to it. ``on_record`` is called as each
+    case's record is final, from a worker thread, one call at a time.
     """
-    size = len(cases)
-    total = size * settings.repeats
-    progress = progress or Progress(total)
-    throttle = throttle or Throttle(settings.concurrency)
-    rng = rng or random.Random(0)  # only the scheduling thread draws from it
-    fresh: Iterator[tuple[int, Case, int]] = (
-        (repeat * size + i, case, repeat)
-        for repeat in range(settings.repeats)
-        for i, case in enumerate(cases)
+    total = len(cases) * settings.repeats
+    schedule = Schedule(
+        cases,
+        settings,
+        on_record,
+        progress or Progress(total),
+        now,
+        throttle or Throttle(settings.concurrency),
+        rng or random.Random(0),
+        cache,
     )
-    waiting: list[tuple[float, int, Job]] = []  # (ready at, tie-break, job): retries due later
-    order = itertools.count()
-    finished: queue.SimpleQueue[tuple[Job, Record | Failed | BaseException]] = queue.SimpleQueue()
-    records: list[Record | None] = [None] * total
-    in_flight = 0
-
-    def work(job: Job) -> None:
-        try:
-            finished.put((job, attempt(adapter, job, settings, scrub)))
-        except BaseException as exc:  # handed to the scheduling thread, which raises it
-            finished.put((job, exc))
-
-    def next_job(clock: float) -> Job | None:
-        if waiting and waiting[0][0] <= clock:
-            return heapq.heappop(waiting)[2]
-        item = next(fresh, None)
-        return None if item is None else start(item[1], item[2], now, item[0])
-
-    done = 0
-
-    def finish(job: Job, record: Record) -> None:
-        nonlocal done
-        records[job.index] = record
-        done += 1
-        if cache is not None:
-            cache.put(record, job.case)
-        on_record(record)
-        progress.advance(record)
-
-    pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="gate")
+    workers = [
+        threading.Thread(
+            target=schedule.serve, args=(adapter, scrub), name=f"gate_{i}", daemon=True
+        )
+        for i in range(min(settings.concurrency, total))
+    ]
+    for worker in workers:
+        worker.start()
     try:
-        while done < total:
-            clock = time.monotonic()
-            while in_flight < throttle.limit and (job := next_job(clock)) is not None:
-                if cache is not None and not job.attempts:
-                    hit = cache.get(job.base, job.case)
-                    if hit is not None:
-                        finish(job, hit)
-                        continue
-                job.epoch = throttle.epoch
-                pool.submit(work, job)
-                in_flight += 1
-            timeout = PROGRESS_TICK_S
-            if waiting:
-                timeout = min(timeout, max(0.0, waiting[0][0] - time.monotonic()))
-            try:
-                job, outcome = finished.get(timeout=timeout) if in_flight else (None, None)
-            except queue.Empty:
-                job = None
-            if job is None:
-                if not in_flight and waiting:
-                    time.sleep(max(0.0, min(timeout, waiting[0][0] - time.monotonic())))
-                progress.tick()
-                continue
-            in_flight -= 1
-            if isinstance(outcome, BaseException):
-                raise outcome
-            if isinstance(outcome, Failed):
-                if isinstance(outcome.error, Transient) and outcome.error.rate_limited:
-                    throttle.refused(job.epoch)
-                wait = retry_wait(job, outcome, settings, rng)
-                if wait is not None:
-                    heapq.heappush(waiting, (time.monotonic() + wait, next(order), job))
-                    continue
-                outcome = outcome.record
-            else:
-                throttle.succeeded()
-            assert isinstance(outcome, Record)
-            finish(job, outcome)
+        schedule.wait()
     finally:
-        # When the run is interrupted (Ctrl-C, a failing on_record), the queued attempts are
-        # dropped instead of all being run before the error surfaces.
-        pool.shutdown(cancel_futures=True)
-    return [record for record in records if record is not None]
+        # When the run is interrupted (Ctrl-C, a failing on_record), the attempts not started
+        # are dropped instead of all being run before the error surfaces.
+        schedule.stop()
+        for worker in workers:
+            worker.join()
+    return schedule.records()
+
+
+class Schedule:
+    """What ``run_cases`` shares between its workers, under one lock: the runs not started, the
+    ones waiting to retry, the throttle, the records.
+
+    Each worker takes the next attempt itself when the one it made is settled, so a finished
+    call hands its slot on with no thread in between (a hand-off through a scheduling thread
+    cost two thread switches per call). The calling thread only prints progress and waits.
+    """
+
+    def __init__(
+        self,
+        cases: list[Case],
+        settings: Runner,
+        on_record: Callable[[Record], None],
+        progress: Progress,
+        now: Callable[[], datetime],
+        throttle: Throttle,
+        rng: random.Random,
+        cache: OutputCache | None,
+    ) -> None:
+        size = len(cases)
+        self.total = size * settings.repeats
+        self._fresh: Iterator[tuple[int, Case, int]] = (
+            (repeat * size + i, case, repeat)
+            for repeat in range(settings.repeats)
+            for i, case in enumerate(cases)
+        )
+        self._waiting: list[tuple[float, int, Job]] = []  # (ready at, tie-break, job): retries
+        self._order = itertools.count()
+        self._records: list[Record | None] = [None] * self.total
+        self._settings = settings
+        self._on_record = on_record
+        self._progress = progress
+        self._now = now
+        self._throttle = throttle
+        self._rng = rng  # drawn from under the lock only
+        self._cache = cache
+        self._lock = threading.Condition()
+        self._in_flight = 0
+        self._done = 0
+        self._stopped = False
+        self._failure: BaseException | None = None
+
+    def serve(self, adapter: Adapter, scrub: Scrubber) -> None:
+        """A worker: take an attempt, make it, settle it, until there is none left."""
+        try:
+            with self._lock:
+                job = self._take()
+            while job is not None:
+                outcome = attempt(adapter, job, self._settings, scrub)
+                with self._lock:
+                    if self._stopped:
+                        return
+                    self._settle(job, outcome)
+                    job = self._take()
+        except BaseException as exc:  # the calling thread raises it
+            with self._lock:
+                if self._failure is None:
+                    self._failure = exc
+                self._stopped = True
+                self._lock.notify_all()
+
+    def wait(self) -> None:
+        """Print progress until every run has its record; raise what stopped a worker."""
+        with self._lock:
+            while self._done < self.total and self._failure is None:
+                self._lock.wait(PROGRESS_TICK_S)
+                self._progress.tick()
+            if self._failure is not None:
+                raise self._failure
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._lock.notify_all()
+
+    def records(self) -> list[Record]:
+        return [record for record in self._records if record is not None]
+
+    def _take(self) -> Job | None:
+        """The next attempt to make, waiting for a free slot or a retry to come due; None when
+        there is nothing left to make. Called with the lock held."""
+        while not self._stopped and self._done < self.total:
+            # No free slot: wait to be told (the throttle allows more, or the end). A worker
+            # that settles its call takes the next attempt itself, so a slot it frees is used.
+            due = None
+            if self._in_flight < self._throttle.limit:
+                clock = time.monotonic()
+                job = self._next_job(clock)
+                if job is not None:
+                    if self._cache is not None and not job.attempts:
+                        hit = self._cache.get(job.base, job.case)
+                        if hit is not None:
+                            self._finish(job, hit)
+                            continue
+                    job.epoch = self._throttle.epoch
+                    self._in_flight += 1
+                    return job
+                # Nothing to send yet: wait for the next retry to come due (or a new one).
+                due = self._waiting[0][0] - clock if self._waiting else None
+            self._lock.wait(due)
+        return None
+
+    def _next_job(self, clock: float) -> Job | None:
+        if self._waiting and self._waiting[0][0] <= clock:
+            return heapq.heappop(self._waiting)[2]
+        item = next(self._fresh, None)
+        return None if item is None else start(item[1], item[2], self._now, item[0])
+
+    def _settle(self, job: Job, outcome: Record | Failed) -> None:
+        """Account for one attempt: the throttle, a retry to wait for, or the record."""
+        self._in_flight -= 1
+        limit = self._throttle.limit
+        if isinstance(outcome, Failed):
+            if isinstance(outcome.error, Transient) and outcome.error.rate_limited:
+                self._throttle.refused(job.epoch)
+            wait = retry_wait(job, outcome, self._settings, self._rng)
+            if wait is not None:
+                heapq.heappush(self._waiting, (time.monotonic() + wait, next(self._order), job))
+                # A worker waiting for a later retry, or for nothing, may take this one.
+                self._lock.notify_all()
+                return
+            outcome = outcome.record
+        else:
+            self._throttle.succeeded()
+        if self._throttle.limit > limit:
+            self._lock.notify_all()  # a slot more, for a waiting worker
+        self._finish(job, outcome)
+
+    def _finish(self, job: Job, record: Record) -> None:
+        self._records[job.index] = record
+        self._done += 1
+        if self._done == self.total:
+            self._lock.notify_all()  # the end, for the waiting workers and the calling thread
+        if self._cache is not None:
+            self._cache.put(record, job.case)
+        self._on_record(record)
+        self._progress.advance(record)
