@@ -245,11 +245,13 @@ def conclude(
     out = options.out_dir
     scrub = scrub or plan.config.scrubber(world.env)
     scored, verdict = decided or _decided(plan, records, None)
-    # Scored on what the pipeline said; from here on shown and stored scrubbed.
-    scored = replace(scored, records=[scrubbed(r, scrub) for r in scored.records])
+    # Scored on what the pipeline said; from here on shown and stored scrubbed: each record as
+    # records.jsonl is written, and what the report quotes of a record as it is quoted.
     write_records(out / "records.jsonl", scored.records, scrub)
-    outputs = repeat0_outputs([record.to_json() for record in scored.records])
-    reviewed = coverage(plan, outputs, world.now().date())
+    reviewed = None
+    if plan.thresholds.review is not None:
+        shown = (scrubbed(r, scrub).to_json() for r in scored.records if r.repeat == 0)
+        reviewed = coverage(plan, repeat0_outputs(shown), world.now().date())
     if reviewed is not None:
         verdict = replace(verdict, checks=[*verdict.checks, *reviewed.checks()])
     baseline_status = "found" if plan.baseline else "missing"
@@ -276,6 +278,7 @@ def conclude(
         judge=judge,
         review=reviewed.to_json() if reviewed is not None else None,
         blessing=last_blessing(log_path(plan.baseline_path)) if plan.baseline_path else None,
+        scrub=scrub,
     )
     # The report-building boundary: whatever data a report quotes, it quotes scrubbed.
     report = scrub.value(report)

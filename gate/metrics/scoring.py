@@ -7,7 +7,7 @@ when it succeeded in most of its repeats (its mean ``agent.task_success`` ≥ 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cached_property
+from typing import overload
 
 import numpy as np
 
@@ -25,8 +25,13 @@ def run_passed(record: Record) -> bool:
     return record.scores.get(SUCCESS) == 1.0
 
 
-def case_passed(success: float) -> bool:
-    """A case passed when it succeeded in most of its repeats (mean task success ≥ 0.5)."""
+@overload
+def case_passed(success: float) -> bool: ...
+@overload
+def case_passed(success: np.ndarray) -> np.ndarray: ...
+def case_passed(success: float | np.ndarray) -> bool | np.ndarray:
+    """A case passed when it succeeded in most of its repeats (mean task success ≥ 0.5); for
+    an array of cases, whether each did."""
     return success >= 0.5
 
 
@@ -66,14 +71,10 @@ class Scored:
     places; NaN where no run of the case measures ``name``."""
     records: list[Record]
 
-    @cached_property
-    def per_case(self) -> dict[str, dict[str, float]]:
-        """The per-case scores by case id (built on first use from ``case_scores``)."""
-        lists = {name: column.tolist() for name, column in self.case_scores.items()}
-        return {
-            case_id: {n: v[i] for n, v in lists.items() if v[i] == v[i]}
-            for i, case_id in enumerate(self.case_ids)
-        }
+    def measured(self, name: str) -> dict[str, float]:
+        """Case id → its score on ``name``, for the cases that measure it."""
+        column = self.case_scores[name].tolist()
+        return {case_id: v for case_id, v in zip(self.case_ids, column, strict=True) if v == v}
 
 
 def score_records(cases: list[Case], records: list[Record], names: list[str]) -> Scored:
