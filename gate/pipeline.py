@@ -27,7 +27,6 @@ from gate.judge import Judge, JudgeStats
 from gate.load.bar import BarSource
 from gate.load.baseline import legacy_note, write_baseline
 from gate.load.blessings import last_blessing, log_path
-from gate.load.dataset import fingerprint
 from gate.metrics.scoring import Scored, score_records
 from gate.plan import Plan, prepare
 from gate.render.junit import render_junit
@@ -89,7 +88,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     """Run the gate; exit code 0 when every check passes, 1 when one fails."""
     world = options.world
     plan = prepare(options.config, options.baseline, world.bar)
-    whole = fingerprint(plan.cases)  # of every case, so that merge can tell the shards' sets apart
+    whole = plan.dataset_fingerprint  # of every case, so that merge can tell the shards' sets apart
     if options.shard is not None:
         if options.update_baseline:
             raise ConfigError(

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -27,7 +28,7 @@ from gate.load.config import (
     load_config,
     read_thresholds,
 )
-from gate.load.dataset import Case, read_dataset
+from gate.load.dataset import Case, fingerprint, read_dataset
 from gate.load.reviews import Review, parse_reviews, read_reviews
 from gate.load.validation import Loc
 from gate.metrics import generation
@@ -62,6 +63,11 @@ class Plan:
     quarantined: Mapping[str, str] = field(default_factory=dict)
     """Quarantined case id → its flips over the last nights ("0110", newest last): still run
     and reported, left out of the paired regression tests (see gate.history)."""
+
+    @cached_property
+    def dataset_fingerprint(self) -> str:
+        """Of the cases (``gate.load.dataset.fingerprint``), computed once."""
+        return fingerprint(self.cases)
 
 
 def prepare(

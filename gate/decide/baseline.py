@@ -9,7 +9,6 @@ from __future__ import annotations
 from gate import __version__
 from gate.decide.verdict import Verdict
 from gate.load.baseline import SCHEMA_VERSION, Baseline, CaseScores
-from gate.load.dataset import fingerprint
 from gate.metrics.scoring import Scored
 from gate.plan import Plan
 
@@ -39,7 +38,7 @@ def new_baseline(plan: Plan, scored: Scored, *, created_at: str, git_sha: str | 
         gate_version=__version__,
         created_at=created_at,
         git_sha=git_sha,
-        dataset_fingerprint=fingerprint(plan.cases),
+        dataset_fingerprint=plan.dataset_fingerprint,
         pipeline_fingerprint=plan.fingerprint,
         prompt=plan.prompt,
         metrics={name: _round(value) for name, (value, _) in scored.overall.items()},

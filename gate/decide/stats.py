@@ -343,7 +343,8 @@ def _changes(
     """statistic(candidate) − statistic(baseline) on each row of case indices."""
     if statistic is None:
         return mean_statistic((cand - base)[indices])
-    return _evaluate(statistic, cand[indices]) - _evaluate(statistic, base[indices])
+    with np.errstate(invalid="ignore"):  # inf − inf: a ratio with no success, rejected later
+        return _evaluate(statistic, cand[indices]) - _evaluate(statistic, base[indices])
 
 
 def _evaluate(statistic: Statistic, values: FloatArray) -> FloatArray:

@@ -94,10 +94,11 @@ def score_records(cases: list[Case], records: list[Record], names: list[str]) ->
     ]
     overall = {name: aggregate(name, rows) for name in names}
     tags = sorted({tag for case in cases for tag in case.tags})
-    slices = {}
-    for tag in tags:
-        mask = np.array([tag in case.tags for case in batch.cases], dtype=bool)
-        slices[tag] = {name: aggregate(name, rows, mask) for name in names}
+    masks = {tag: np.zeros(len(records), dtype=bool) for tag in tags}
+    for i, case in enumerate(batch.cases):
+        for tag in case.tags:
+            masks[tag][i] = True
+    slices = {tag: {name: aggregate(name, rows, masks[tag]) for name in names} for tag in tags}
     # Each case's mean over its repeats, for every metric at once: sums and counts per case.
     position = {case.id: i for i, case in enumerate(cases)}
     index = np.array([position[r.case_id] for r in records], dtype=np.intp)

@@ -14,7 +14,7 @@ from gate.decide.compare import CheckResult, status
 from gate.decide.staleness import age_days, stale_reasons
 from gate.decide.verdict import Verdict
 from gate.load.config import OpenAIPipeline, must_pass_line, rule_line
-from gate.load.dataset import Case, fingerprint
+from gate.load.dataset import Case
 from gate.metrics import parse_metric
 from gate.metrics.scoring import Scored, run_passed
 from gate.plan import Plan
@@ -145,7 +145,7 @@ def build_report(
         "dataset": {
             "path": str(plan.config.dataset),
             "cases": len(plan.cases),
-            "fingerprint": fingerprint(plan.cases),
+            "fingerprint": plan.dataset_fingerprint,
         },
         "pipeline": pipeline,
         "run": run_info,
@@ -199,7 +199,7 @@ def _provenance(plan: Plan, now: object, blessing: dict[str, Any] | None) -> dic
         max_age_days=plan.config.comparison.baseline_max_age_days,
         gate_version=__version__,
         pipeline_fingerprint=plan.fingerprint,
-        dataset_fingerprint=fingerprint(plan.cases),
+        dataset_fingerprint=plan.dataset_fingerprint,
     )
     out: dict[str, Any] = {"age_days": age_days(baseline.created_at, now), "stale": stale}
     if blessing is not None:

@@ -196,19 +196,23 @@ class Record:
 def scrubbed(record: Record, scrub: Scrubber) -> Record:
     """The record as it may be stored or shown: what the pipeline said (its output, errors and
     log) and the judge's reasons scrubbed, before anything cuts them."""
-    output = scrub.value(record.raw_output)
+    said = _said_scrubbed(record, scrub)
     try:
-        parsed = parse_output(output) if record.output is not EMPTY else EMPTY
+        parsed = parse_output(said.raw_output) if record.output is not EMPTY else EMPTY
     except ValueError:
         parsed = EMPTY
+    return replace(said, output=parsed)
+
+
+def _said_scrubbed(record: Record, scrub: Scrubber) -> Record:
+    """``scrubbed`` but for the parsed output, which a stored line does not hold."""
     judgements = {
         name: replace(j, verdict=scrub.value(j.verdict), error=scrub.value(j.error))
         for name, j in record.judgements.items()
     }
     return replace(
         record,
-        raw_output=output,
-        output=parsed,
+        raw_output=scrub.value(record.raw_output),
         error=scrub.value(record.error),
         log=scrub.value(record.log),
         judgements=judgements,
@@ -217,7 +221,7 @@ def scrubbed(record: Record, scrub: Scrubber) -> Record:
 
 def stored(record: Record, scrub: Scrubber) -> str:
     """A record's JSON line as it is written, scrubbed."""
-    return json.dumps(scrubbed(record, scrub).to_json(), ensure_ascii=False, default=str)
+    return json.dumps(_said_scrubbed(record, scrub).to_json(), ensure_ascii=False, default=str)
 
 
 def read_record(row: dict[str, Any]) -> Record:
