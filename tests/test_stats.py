@@ -200,6 +200,25 @@ def test_percentile_statistic__is_nearest_rank():
     assert percentile_statistic(50)(latencies).tolist() == [20.0]
 
 
+@pytest.mark.parametrize("q", [0, 1, 50, 95, 99, 100])
+def test_percentile_statistic__long_rows_give_exactly_the_nearest_rank(q: float) -> None:
+    """Rows long enough to be searched between bounds first: the same value as one partition,
+    for shuffled, sorted and tied rows."""
+    rng = np.random.default_rng(12)
+    base = rng.lognormal(6.5, 0.4, 20_000)
+    swaps = rng.random((8, 20_000)) < 0.5
+    shuffled = np.where(swaps, base, base * 1.2)
+    for values in (
+        shuffled,
+        np.sort(shuffled, axis=1),
+        np.round(shuffled / 200),
+        np.ones((2, 20_000)),
+    ):
+        rank = max(0, math.ceil(q / 100 * values.shape[1]) - 1)
+        expected = np.partition(values, rank, axis=1)[:, rank]
+        np.testing.assert_array_equal(percentile_statistic(q)(values), expected)
+
+
 def test_percentile_statistic__rejects_percentile_outside_0_to_100():
     with pytest.raises(ValueError):
         percentile_statistic(101)
