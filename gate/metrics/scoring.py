@@ -6,6 +6,7 @@ when it succeeded in most of its repeats (its mean ``agent.task_success`` ≥ 0.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import overload
 
@@ -58,6 +59,33 @@ def aggregate(name: str, rows: Columns, mask: np.ndarray | None = None) -> tuple
     return (spec.aggregate(values, columns) if n else None), n
 
 
+class RunScores(Mapping[str, float]):
+    """One run's scores (rounded to 6 places), the metrics that measure it only: a view of the
+    run's score columns, so that a run of 100,000 records keeps no dict per record."""
+
+    __slots__ = ("_columns", "_row")
+
+    def __init__(self, columns: Mapping[str, np.ndarray], row: int) -> None:
+        self._columns = columns
+        self._row = row
+
+    def __getitem__(self, name: str) -> float:
+        value = float(self._columns[name][self._row])
+        if value != value:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._columns if name in self)
+
+    def __contains__(self, name: object) -> bool:
+        column = self._columns.get(name) if isinstance(name, str) else None
+        return column is not None and column[self._row] == column[self._row]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scored:
     """Metric values overall, per slice, and per case (the mean over repeats)."""
@@ -83,13 +111,9 @@ def score_records(cases: list[Case], records: list[Record], names: list[str]) ->
     batch = Batch([by_id[r.case_id] for r in records], records)
     rows = score(batch, names)
     modes = failures.modes(batch)
-    rounded = {n: np.round(rows[n], 6).tolist() for n in names}
+    rounded = {n: np.round(rows[n], 6) for n in names}
     scored_records = [
-        replace(
-            record,
-            scores={n: v[i] for n, v in rounded.items() if v[i] == v[i]},
-            failure_modes=modes[i],
-        )
+        replace(record, scores=RunScores(rounded, i), failure_modes=modes[i])
         for i, record in enumerate(records)
     ]
     overall = {name: aggregate(name, rows) for name in names}

@@ -10,7 +10,7 @@ import json
 import math
 import numbers
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
@@ -161,7 +161,7 @@ class Record:
     output: Output = EMPTY
     raw_output: Any = None
     error: str | None = None
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: Mapping[str, float] = field(default_factory=dict)
     failure_modes: tuple[str, ...] = ()
     judgements: dict[str, Judgement] = field(default_factory=dict)
     """Judged metric name → the judge's verdict; empty when no judge is configured."""
@@ -181,7 +181,7 @@ class Record:
             "attempts": self.attempts,
             "error": self.error,
             "output": self.raw_output,
-            "scores": self.scores,
+            "scores": dict(self.scores),
             "failure_modes": list(self.failure_modes),
         }
         if self.judgements:
