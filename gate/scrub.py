@@ -124,10 +124,22 @@ class Scrubber:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {self.value(k): self.value(v) for k, v in value.items()}
+            # Keys are strings in JSON: scrubbed as text, without a call through here each.
+            return {
+                self.text(k) if type(k) is str else self.value(k): self._item(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
-            return [self.value(item) for item in value]
+            return [self._item(item) for item in value]
         return value
+
+    def _item(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            return self.text(value)
+        if kind is int or kind is float or kind is bool or value is None:
+            return value
+        return self.value(value)
 
 
 DEFAULT_SCRUBBER = Scrubber()
