@@ -6,7 +6,7 @@ when it succeeded in most of its repeats (its mean ``agent.task_success`` ≥ 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import overload
 
@@ -60,30 +60,34 @@ def aggregate(name: str, rows: Columns, mask: np.ndarray | None = None) -> tuple
 
 
 class RunScores(Mapping[str, float]):
-    """One run's scores (rounded to 6 places), the metrics that measure it only: a view of the
-    run's score columns, so that a run of 100,000 records keeps no dict per record."""
+    """One run's scores (rounded to 6 places), the metrics that measure it only: a row of the
+    run's score table (records × metrics), so that 100,000 records keep no dict each."""
 
-    __slots__ = ("_columns", "_row")
+    __slots__ = ("_names", "_row", "_table")
 
-    def __init__(self, columns: Mapping[str, np.ndarray], row: int) -> None:
-        self._columns = columns
+    def __init__(self, names: Mapping[str, int], table: np.ndarray, row: int) -> None:
+        self._names = names
+        self._table = table
         self._row = row
 
+    def _measured(self) -> dict[str, float]:
+        values = self._table[self._row].tolist()
+        return {name: v for name, v in zip(self._names, values, strict=True) if v == v}
+
     def __getitem__(self, name: str) -> float:
-        value = float(self._columns[name][self._row])
+        value = float(self._table[self._row, self._names[name]])
         if value != value:
             raise KeyError(name)
         return value
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name in self._columns if name in self)
-
-    def __contains__(self, name: object) -> bool:
-        column = self._columns.get(name) if isinstance(name, str) else None
-        return column is not None and column[self._row] == column[self._row]
+        return iter(self._measured())
 
     def __len__(self) -> int:
-        return sum(1 for _ in self)
+        return len(self._measured())
+
+    def items(self) -> ItemsView[str, float]:
+        return self._measured().items()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,9 +115,14 @@ def score_records(cases: list[Case], records: list[Record], names: list[str]) ->
     batch = Batch([by_id[r.case_id] for r in records], records)
     rows = score(batch, names)
     modes = failures.modes(batch)
-    rounded = {n: np.round(rows[n], 6) for n in names}
+    table = np.round(np.column_stack([rows[n] for n in names]), 6) if names else None
+    columns = {name: j for j, name in enumerate(names)}
     scored_records = [
-        replace(record, scores=RunScores(rounded, i), failure_modes=modes[i])
+        replace(
+            record,
+            scores={} if table is None else RunScores(columns, table, i),
+            failure_modes=modes[i],
+        )
         for i, record in enumerate(records)
     ]
     overall = {name: aggregate(name, rows) for name in names}

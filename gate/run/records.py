@@ -181,7 +181,7 @@ class Record:
             "attempts": self.attempts,
             "error": self.error,
             "output": self.raw_output,
-            "scores": dict(self.scores),
+            "scores": dict(self.scores.items()),
             "failure_modes": list(self.failure_modes),
         }
         if self.judgements:
