@@ -10,6 +10,7 @@ from gate.decide.stats import (
     mcnemar_exact,
     minimum_detectable_effect,
     paired_bootstrap,
+    paired_bootstraps,
 )
 from gate.metrics.statistic import mean_statistic, percentile_statistic, ratio_statistic
 
@@ -186,6 +187,30 @@ def test_paired_bootstrap__explicit_mean_statistic_equals_default_fast_path():
     assert (explicit.estimate, explicit.low, explicit.high) == pytest.approx(
         (default.estimate, default.low, default.high)
     )
+
+
+def test_paired_bootstrap__few_distinct_changes_resample_as_a_multinomial_of_them():
+    """Pass/fail scores change by -1, 0 or +1: drawn as counts of those three values, the
+    interval is the one drawing case indices gives, up to Monte Carlo noise."""
+    rng = np.random.default_rng(13)
+    base = (rng.random(400) < 0.8).astype(float)
+    cand = np.where(rng.random(400) < 0.1, 1 - base, base)
+    result = paired_bootstrap(base, cand, resamples=20_000, confidence=0.9)
+    indices = np.random.default_rng(14).integers(0, 400, size=(20_000, 400))
+    low, high = reference_interval(list((cand - base)[indices].mean(axis=1)), 0.9)
+    assert (result.low, result.high) == pytest.approx((low, high), abs=0.003)
+    assert result.estimate == pytest.approx(cand.mean() - base.mean())
+
+
+def test_paired_bootstraps__share_one_draw_and_leave_out_a_statistic_without_a_value():
+    rng = np.random.default_rng(15)
+    base, cand = rng.random(50), rng.random(50)
+    no_success = np.column_stack([np.full(50, 0.002), np.zeros(50)])
+    mean, ratio = paired_bootstraps(
+        [(base, cand, None), (no_success, no_success * 2, ratio_statistic)], resamples=300
+    )
+    assert mean == paired_bootstrap(base, cand, resamples=300)
+    assert ratio is None
 
 
 def test_paired_bootstrap__identical_runs_give_a_zero_interval():
