@@ -18,7 +18,6 @@ from gate.decide.baseline import new_baseline
 from gate.errors import ConfigError, GateError
 from gate.load.baseline import write_baseline
 from gate.load.blessings import append_blessing, log_path
-from gate.load.dataset import fingerprint
 from gate.metrics.scoring import score_records
 from gate.plan import Plan
 from gate.run.records import read_records
@@ -72,7 +71,7 @@ def bless(plan: Plan, report: Mapping[str, Any], records: Path, who: Blessing) -
             "gate bless: no baseline path (fix: set `baseline:` in gate.yml or pass --baseline)"
         )
     dataset, pipeline = report.get("dataset") or {}, report.get("pipeline") or {}
-    if dataset.get("fingerprint") != fingerprint(plan.cases):
+    if dataset.get("fingerprint") != plan.dataset_fingerprint:
         raise GateError(
             f"{records.parent}: the run used another golden set than {plan.config.dataset} now "
             "holds (fix: run the gate again, then bless that run)"

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import ConfigError
-from gate.load.dataset import fingerprint
 from gate.pipeline import Outcome, RunOptions, conclude
 from gate.plan import prepare
 from gate.run.records import Record, read_record
@@ -39,7 +38,7 @@ def merge(folders: list[Path], options: RunOptions) -> Outcome:
     first = shards[0][2]
     mine = {
         "pipeline_fingerprint": plan.fingerprint,
-        "dataset_fingerprint": fingerprint(plan.cases),
+        "dataset_fingerprint": plan.dataset_fingerprint,
     }
     for key, value in mine.items():
         if first[key] != value:

@@ -27,7 +27,6 @@ from gate.judge import Judge, JudgeStats
 from gate.load.bar import BarSource
 from gate.load.baseline import legacy_note, write_baseline
 from gate.load.blessings import last_blessing, log_path
-from gate.load.dataset import fingerprint
 from gate.metrics.scoring import Scored, score_records
 from gate.plan import Plan, prepare
 from gate.render.junit import render_junit
@@ -89,7 +88,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     """Run the gate; exit code 0 when every check passes, 1 when one fails."""
     world = options.world
     plan = prepare(options.config, options.baseline, world.bar)
-    whole = fingerprint(plan.cases)  # of every case, so that merge can tell the shards' sets apart
+    whole = plan.dataset_fingerprint  # of every case, so that merge can tell the shards' sets apart
     if options.shard is not None:
         if options.update_baseline:
             raise ConfigError(
@@ -253,11 +252,13 @@ def conclude(
     out = options.out_dir
     scrub = scrub or plan.config.scrubber(world.env)
     scored, verdict = decided or _decided(plan, records, None)
-    # Scored on what the pipeline said; from here on shown and stored scrubbed.
-    scored = replace(scored, records=[scrubbed(r, scrub) for r in scored.records])
+    # Scored on what the pipeline said; from here on shown and stored scrubbed: each record as
+    # records.jsonl is written, and what the report quotes of a record as it is quoted.
     write_records(out / "records.jsonl", scored.records, scrub)
-    outputs = repeat0_outputs([record.to_json() for record in scored.records])
-    reviewed = coverage(plan, outputs, world.now().date())
+    reviewed = None
+    if plan.thresholds.review is not None:
+        shown = (scrubbed(r, scrub).to_json() for r in scored.records if r.repeat == 0)
+        reviewed = coverage(plan, repeat0_outputs(shown), world.now().date())
     if reviewed is not None:
         verdict = replace(verdict, checks=[*verdict.checks, *reviewed.checks()])
     baseline_status = "found" if plan.baseline else "missing"
@@ -284,6 +285,7 @@ def conclude(
         judge=judge,
         review=reviewed.to_json() if reviewed is not None else None,
         blessing=last_blessing(log_path(plan.baseline_path)) if plan.baseline_path else None,
+        scrub=scrub,
     )
     # The report-building boundary: whatever data a report quotes, it quotes scrubbed.
     report = scrub.value(report)

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -27,11 +28,24 @@ from gate.load.config import (
     load_config,
     read_thresholds,
 )
-from gate.load.dataset import Case, read_dataset
+from gate.load.dataset import Case, fingerprint, read_dataset
 from gate.load.reviews import Review, parse_reviews, read_reviews
 from gate.load.validation import Loc
 from gate.metrics import generation
 from gate.run.adapters.openai import pipeline_prompt
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """How much each metric moved between consecutive nights on unchanged code (an A/A
+    comparison; ``gate.history.noise_floor``): what the paired tests add as run-level drift."""
+
+    nights: tuple[str, ...]
+    """The dates of the nights whose changes were used, oldest first."""
+    runs: int
+    """Runs per case in each of those nights."""
+    changes: Mapping[tuple[str | None, str], tuple[float, int]]
+    """(slice or None, metric) → (mean squared change between consecutive nights, pairs)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,18 +79,10 @@ class Plan:
     noise: NoiseFloor | None = None
     """The noise floor the nightlies measured (``history.noise``), fed to the paired tests."""
 
-
-@dataclass(frozen=True)
-class NoiseFloor:
-    """How much each metric moved between consecutive nights on unchanged code (an A/A
-    comparison; ``gate.history.noise_floor``): what the paired tests add as run-level drift."""
-
-    nights: tuple[str, ...]
-    """The dates of the nights whose changes were used, oldest first."""
-    runs: int
-    """Runs per case in each of those nights."""
-    changes: Mapping[tuple[str | None, str], tuple[float, int]]
-    """(slice or None, metric) → (mean squared change between consecutive nights, pairs)."""
+    @cached_property
+    def dataset_fingerprint(self) -> str:
+        """Of the cases (``gate.load.dataset.fingerprint``), computed once."""
+        return fingerprint(self.cases)
 
 
 def prepare(

@@ -39,6 +39,11 @@ _KIND = {pattern: kind for kind, group in PATTERNS.items() for pattern in group}
 _KIND_REGEX = {kind: re.compile("|".join(group)) for kind, group in PATTERNS.items()}
 """Used when gate.yml has no ``redact:`` list; a ``redact:`` list replaces them."""
 
+_SHORT = 64
+_SEEN_MAX = 2**16
+"""Texts up to ``_SHORT`` characters are scrubbed once and remembered (at most ``_SEEN_MAX``):
+a run's records repeat the same keys and ids hundreds of thousands of times."""
+
 _SECRET_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$")
 MIN_SECRET_LENGTH = 8
 """A shorter value ("true", "1") is too likely to be ordinary text to be scrubbed everywhere."""
@@ -69,6 +74,8 @@ class Scrubber:
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
     labelled: bool = False
     _regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _seen: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Short texts already scrubbed: the keys, ids, tags and statuses every record repeats."""
 
     def __post_init__(self) -> None:
         known = [re.escape(s) for s in sorted(set(self.secrets), key=len, reverse=True) if s]
@@ -85,6 +92,17 @@ class Scrubber:
     def text(self, text: str) -> str:
         if self._regex is None:
             return text
+        if len(text) > _SHORT:
+            return self._scrub(text)
+        clean = self._seen.get(text)
+        if clean is None:
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            clean = self._seen[text] = self._scrub(text)
+        return clean
+
+    def _scrub(self, text: str) -> str:
+        assert self._regex is not None
         if not self.labelled:
             return self._regex.sub(REDACTED, text)
         return self._regex.sub(self._label, text)
@@ -106,10 +124,22 @@ class Scrubber:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {self.value(k): self.value(v) for k, v in value.items()}
+            # Keys are strings in JSON: scrubbed as text, without a call through here each.
+            return {
+                self.text(k) if type(k) is str else self.value(k): self._item(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
-            return [self.value(item) for item in value]
+            return [self._item(item) for item in value]
         return value
+
+    def _item(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            return self.text(value)
+        if kind is int or kind is float or kind is bool or value is None:
+            return value
+        return self.value(value)
 
 
 DEFAULT_SCRUBBER = Scrubber()

@@ -85,6 +85,36 @@ def test_render_summary__lists_every_case_when_it_fits() -> None:
     assert "Showing" not in text
 
 
+def test_render_summary__renders_the_rows_that_fit_not_every_failing_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """50,000 failing cases: the summary lists the first ones that fit in 1 MiB, says how many
+    more there are, and escapes about the rows it shows rather than all 250,000 cells."""
+    from gate.render import markdown
+
+    data = report("fail")
+    case = data["cases"]["failing"][0]
+    data["cases"] = {
+        "failing": [{**case, "id": f"case-{i}", "answer": "a " * 100} for i in range(50_000)],
+        "total": 50_000,
+    }
+    escaped = 0
+
+    def counting(value: object, limit: int | None = None) -> str:
+        nonlocal escaped
+        escaped += 1
+        return escape(value, limit)
+
+    monkeypatch.setattr(markdown, "escape", counting)
+    text = render_summary(data, RUN_URL)
+
+    listed = len(re.findall(r"\*\*case-\d+\*\*", text))
+    assert len(text.encode()) <= markdown.SUMMARY_MAX_BYTES
+    assert 1000 < listed < 50_000
+    assert f"… and {50_000 - listed:,} more failing cases: see report.json." in text
+    assert escaped < 10 * 5 * listed  # rendering all of them once is 250,000
+
+
 def test_render_comment__cuts_details_before_the_verdict() -> None:
     """So many metrics and slices that only the failing rows fit: still under the limit."""
     data = report("fail")

@@ -85,17 +85,14 @@ def test_status__unchecked_pass_fail():
 
 
 def test_paired__percentile_metric_is_judged_with_its_randomisation_not_the_estimate():
-    from gate.decide.compare import paired
+    from gate.decide.compare import Scores, paired
     from gate.decide.family import Hypothesis, max_t
     from gate.load.config import Comparison
 
-    ids = [f"c{i}" for i in range(50)]
-    before = {i: {"ops.latency_p95_ms": 100.0 + n} for n, i in enumerate(ids)}
-    after = {i: {"ops.latency_p95_ms": 130.0 + n} for n, i in enumerate(ids)}
-    found = paired(
-        ("ops.latency_p95_ms",), percentile_statistic(95), before, after, ids, Comparison(), False
-    )
-    assert found is not None and found.aggregate_only
+    base = 100.0 + np.arange(50.0)
+    scores = Scores(np.arange(50), base, base + 30, percentile_statistic(95), False)
+    found = paired({"p95": scores}, Comparison())["p95"]
+    assert found.aggregate_only
     assert found.interval.estimate == 30.0
 
     def judged(rule: Rule, tolerance: float, relative: bool) -> list:
@@ -121,12 +118,28 @@ def test_paired__percentile_metric_is_judged_with_its_randomisation_not_the_esti
     assert (result.value, result.baseline) == (177.0, 147.0)
 
 
-def test_paired__cases_measured_in_only_one_run_are_not_paired():
-    from gate.decide.compare import paired
+def test_paired__comparisons_on_the_same_cases_share_their_resamples():
+    from gate.decide.compare import Scores, paired, two_sided
+    from gate.decide.stats import paired_bootstrap
     from gate.load.config import Comparison
 
-    before = {"a": {"m": 1.0}, "b": {"m": 0.0}, "c": {}}
-    after = {"a": {"m": 1.0}, "b": {}, "c": {"m": 1.0}}
-    found = paired(("m",), None, before, after, ["a", "b", "c"], Comparison())
-    assert found is not None and found.interval.n == 1
-    assert paired(("m",), None, before, after, ["b", "c"], Comparison()) is None
+    rng = np.random.default_rng(3)
+    rows = np.arange(60)
+    first, second = rng.random((2, 60)), rng.random((2, 60))
+    found = paired(
+        {"a": Scores(rows, *first), "b": Scores(rows, *second)}, Comparison(resamples=500)
+    )
+    for key, (base, cand) in (("a", first), ("b", second)):
+        alone = paired_bootstrap(base, cand, resamples=500, confidence=two_sided(0.95))
+        shared = found[key].interval
+        assert (shared.low, shared.high) == pytest.approx((alone.low, alone.high))
+
+
+def test_paired__a_statistic_with_no_value_leaves_the_comparison_out():
+    from gate.decide.compare import Scores, paired
+    from gate.load.config import Comparison
+    from gate.metrics.statistic import ratio_statistic
+
+    no_success = np.column_stack([np.full(10, 0.002), np.zeros(10)])
+    scores = Scores(np.arange(10), no_success, no_success * 2, ratio_statistic, False)
+    assert paired({"cost": scores}, Comparison()) == {}

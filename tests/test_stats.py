@@ -10,6 +10,7 @@ from gate.decide.stats import (
     mcnemar_exact,
     minimum_detectable_effect,
     paired_bootstrap,
+    paired_bootstraps,
 )
 from gate.metrics.statistic import mean_statistic, percentile_statistic, ratio_statistic
 
@@ -188,6 +189,30 @@ def test_paired_bootstrap__explicit_mean_statistic_equals_default_fast_path():
     )
 
 
+def test_paired_bootstrap__few_distinct_changes_resample_as_a_multinomial_of_them():
+    """Pass/fail scores change by -1, 0 or +1: drawn as counts of those three values, the
+    interval is the one drawing case indices gives, up to Monte Carlo noise."""
+    rng = np.random.default_rng(13)
+    base = (rng.random(400) < 0.8).astype(float)
+    cand = np.where(rng.random(400) < 0.1, 1 - base, base)
+    result = paired_bootstrap(base, cand, resamples=20_000, confidence=0.9)
+    indices = np.random.default_rng(14).integers(0, 400, size=(20_000, 400))
+    low, high = reference_interval(list((cand - base)[indices].mean(axis=1)), 0.9)
+    assert (result.low, result.high) == pytest.approx((low, high), abs=0.003)
+    assert result.estimate == pytest.approx(cand.mean() - base.mean())
+
+
+def test_paired_bootstraps__share_one_draw_and_leave_out_a_statistic_without_a_value():
+    rng = np.random.default_rng(15)
+    base, cand = rng.random(50), rng.random(50)
+    no_success = np.column_stack([np.full(50, 0.002), np.zeros(50)])
+    mean, ratio = paired_bootstraps(
+        [(base, cand, None), (no_success, no_success * 2, ratio_statistic)], resamples=300
+    )
+    assert mean == paired_bootstrap(base, cand, resamples=300)
+    assert ratio is None
+
+
 def test_paired_bootstrap__identical_runs_give_a_zero_interval():
     scores = np.random.default_rng(10).random(30)
     result = paired_bootstrap(scores, scores.copy())
@@ -198,6 +223,25 @@ def test_percentile_statistic__is_nearest_rank():
     latencies = np.arange(1.0, 41.0)[np.newaxis]
     assert percentile_statistic(95)(latencies).tolist() == [38.0]  # ceil(0.95 · 40) = 38th
     assert percentile_statistic(50)(latencies).tolist() == [20.0]
+
+
+@pytest.mark.parametrize("q", [0, 1, 50, 95, 99, 100])
+def test_percentile_statistic__long_rows_give_exactly_the_nearest_rank(q: float) -> None:
+    """Rows long enough to be searched between bounds first: the same value as one partition,
+    for shuffled, sorted and tied rows."""
+    rng = np.random.default_rng(12)
+    base = rng.lognormal(6.5, 0.4, 20_000)
+    swaps = rng.random((8, 20_000)) < 0.5
+    shuffled = np.where(swaps, base, base * 1.2)
+    for values in (
+        shuffled,
+        np.sort(shuffled, axis=1),
+        np.round(shuffled / 200),
+        np.ones((2, 20_000)),
+    ):
+        rank = max(0, math.ceil(q / 100 * values.shape[1]) - 1)
+        expected = np.partition(values, rank, axis=1)[:, rank]
+        np.testing.assert_array_equal(percentile_statistic(q)(values), expected)
 
 
 def test_percentile_statistic__rejects_percentile_outside_0_to_100():

@@ -15,7 +15,7 @@ from scipy.stats import binomtest
 from test_main import BASELINE, IDS, answers, check_of, gate, golden
 
 from gate import action, cli
-from gate.decide.compare import paired
+from gate.decide.compare import Scores, paired
 from gate.decide.family import Hypothesis, max_t
 from gate.load.config import Comparison
 from gate.metrics.statistic import percentile_statistic, ratio_statistic
@@ -153,11 +153,10 @@ def test_tested__cases_to_decide_scale_with_the_square_of_the_missing_evidence()
 
 
 def test_paired__mcnemar_counts_an_error_rate_going_up_as_newly_failing():
-    ids = [f"c{i}" for i in range(40)]
-    before = {i: {"ops.error_rate": 0.0} for i in ids}
-    after = {i: {"ops.error_rate": 1.0 if n < 10 else 0.0} for n, i in enumerate(ids)}
-    found = paired(("ops.error_rate",), None, before, after, ids, Comparison(), False)
-    assert found is not None and found.mcnemar is not None
+    before, after = np.zeros(40), np.r_[np.ones(10), np.zeros(30)]
+    scores = Scores(np.arange(40), before, after, higher_is_better=False)
+    found = paired({"ops.error_rate": scores}, Comparison())["ops.error_rate"]
+    assert found.mcnemar is not None
     assert (found.mcnemar.b, found.mcnemar.c) == (10, 0)
     assert found.mcnemar.p_worse == pytest.approx(0.5**10)
 

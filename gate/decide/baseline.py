@@ -11,7 +11,6 @@ import numpy as np
 from gate import __version__
 from gate.decide.verdict import Verdict
 from gate.load.baseline import FIRST_RUN, SCHEMA_VERSION, Baseline, CaseScores
-from gate.load.dataset import fingerprint
 from gate.metrics import parse_metric
 from gate.metrics.scoring import Scored
 from gate.metrics.statistic import depends_on_runs
@@ -43,7 +42,7 @@ def new_baseline(plan: Plan, scored: Scored, *, created_at: str, git_sha: str | 
         gate_version=__version__,
         created_at=created_at,
         git_sha=git_sha,
-        dataset_fingerprint=fingerprint(plan.cases),
+        dataset_fingerprint=plan.dataset_fingerprint,
         pipeline_fingerprint=plan.fingerprint,
         prompt=plan.prompt,
         metrics={name: _round(value) for name, (value, _) in scored.overall.items()},

@@ -6,11 +6,12 @@ and says why it passed or failed, so a reader of the report sees the reasoning.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from gate.decide import stats
 from gate.decide.family import Tested
@@ -21,6 +22,7 @@ EPSILON = 1e-9
 """Slack for float comparisons: 0.1 + 0.2 must not fail a bar of 0.3."""
 
 Kind = Literal["absolute", "regression"]
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +178,22 @@ def status(checks: list[CheckResult]) -> str:
 
 
 @dataclass(frozen=True)
+class Scores:
+    """One metric's per-case scores in both runs, on the cases both measured: what a paired
+    comparison reads."""
+
+    rows: npt.NDArray[np.intp]
+    """Where the cases are in the shared case list (the list the family-wise test swaps)."""
+    base: FloatArray
+    """``(n,)``, or ``(n, c)`` for a statistic of several columns (the metric, then the ones
+    its statistic depends on)."""
+    cand: FloatArray
+    statistic: Statistic | None = None
+    """None for a mean."""
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
 class Paired:
     """One metric compared case by case on the cases both runs measured."""
 
@@ -186,8 +204,10 @@ class Paired:
     """Percentiles and ratios: a statistic of the cases, not a mean of per-case changes."""
     mcnemar: stats.McNemar | None = None
     """For pass/fail scores: the exact test on the cases that flipped, in the bad direction."""
-    ids: tuple[str, ...] = ()
-    """The paired cases, in the order of the scores below."""
+    rows: npt.NDArray[np.intp] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.intp), compare=False, repr=False
+    )
+    """Where the paired cases are in the shared case list, in the order of the scores below."""
     statistic: Statistic | None = None
     base: FloatArray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
     cand: FloatArray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
@@ -228,57 +248,52 @@ def two_sided(one_sided: float) -> float:
     return 2 * one_sided - 1
 
 
-def paired(
-    columns: tuple[str, ...],
-    statistic: Statistic | None,
-    baseline: dict[str, dict[str, float]],
-    current: dict[str, dict[str, float]],
-    ids: list[str],
-    settings: Comparison,
-    higher_is_better: bool = True,
-) -> Paired | None:
-    """Compare the per-case scores of ``columns[0]`` (and the columns its statistic reads).
+def paired(scores: Mapping[K, Scores], settings: Comparison) -> dict[K, Paired]:
+    """Every comparison asked for, case by case; one left out when its statistic has no value
+    on its cases (a ratio with no success).
 
-    Only cases measured in both runs are paired; None when there is none, or when the
-    statistic has no value on them (a ratio with no success). The interval is for the reader;
-    the decision is the family's (``gate.decide.family``), on the scores kept here.
+    Comparisons on the same cases share their bootstrap resamples (``stats.paired_bootstraps``).
+    The intervals are for the reader; the decision is the family's (``gate.decide.family``),
+    on the scores kept here.
     """
-    name = columns[0]
-    both = [i for i in ids if name in baseline.get(i, {}) and name in current.get(i, {})]
-    if not both:
-        return None
-    base = np.array([[baseline[i].get(c, 0.0) for c in columns] for i in both])
-    cand = np.array([[current[i].get(c, 0.0) for c in columns] for i in both])
-    if len(columns) == 1:
-        base, cand = base[:, 0], cand[:, 0]
-    try:
-        interval = stats.paired_bootstrap(
-            base,
-            cand,
-            statistic=statistic,
+    groups: dict[bytes, list[K]] = {}
+    for key, found in scores.items():
+        groups.setdefault(found.rows.tobytes(), []).append(key)
+    intervals: dict[K, stats.Interval] = {}
+    for keys in groups.values():
+        resampled = stats.paired_bootstraps(
+            [(scores[k].base, scores[k].cand, scores[k].statistic) for k in keys],
             resamples=settings.resamples,
             confidence=two_sided(settings.confidence),
             seed=settings.seed,
         )
-    except ValueError:
-        return None
+        intervals |= {k: i for k, i in zip(keys, resampled, strict=True) if i is not None}
+    return {key: _paired(scores[key], intervals[key]) for key in scores if key in intervals}
+
+
+def _paired(scores: Scores, interval: stats.Interval) -> Paired:
+    base, cand, statistic = scores.base, scores.cand, scores.statistic
     whole = (statistic or mean_statistic)(base[np.newaxis, ...])
-    result = Paired(
+    mcnemar = None
+    if statistic is None and _binary(base) and _binary(cand):
+        # A case "passes" when its value is the good one: 1 when higher is better, else 0, so
+        # for ops.error_rate a case newly failing is one whose value went up.
+        good = 1.0 if scores.higher_is_better else 0.0
+        mcnemar = stats.mcnemar_exact(base == good, cand == good)
+    return Paired(
         interval,
         float(whole[0]),
         aggregate_only=statistic is not None,
-        ids=tuple(both),
+        mcnemar=mcnemar,
+        rows=scores.rows,
         statistic=statistic,
         base=base,
         cand=cand,
     )
-    binary = np.isin(base, (0.0, 1.0)).all() and np.isin(cand, (0.0, 1.0)).all()
-    if statistic is None and binary:
-        # A case "passes" when its value is the good one: 1 when higher is better, else 0, so
-        # for ops.error_rate a case newly failing is one whose value went up.
-        good = 1.0 if higher_is_better else 0.0
-        result = replace(result, mcnemar=stats.mcnemar_exact(base == good, cand == good))
-    return result
+
+
+def _binary(values: FloatArray) -> bool:
+    return bool(np.all((values == 0.0) | (values == 1.0)))
 
 
 def regression_check(

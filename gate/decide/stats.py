@@ -21,6 +21,7 @@ cases the percentile interval covers less than it promises: at 10, even 95% fail
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -32,6 +33,10 @@ from gate.metrics.statistic import FloatArray, Statistic, mean_statistic
 # Values gathered per block of resamples (8 MiB of float64 per array): memory stays flat whatever
 # resamples × n is, and blocks of this size gather faster than one huge matrix.
 _BLOCK_ELEMENTS = 2**20
+
+# A mean is resampled from the counts of its distinct per-case changes when there are at most one
+# for this many cases: a multinomial draw costs about as much per value as gathering 10 cases.
+_DISTINCT_PER_CASE = 16
 
 # A binomial tail is summed down to terms this many bits below the running total: far past the
 # 53 bits a float keeps, so the result is the exact tail, correctly rounded or nearly so.
@@ -109,34 +114,95 @@ def paired_bootstrap(
 
     Deterministic for a given seed. Raises ValueError when the arrays differ in shape, are
     empty, hold NaN or infinity (pass only the cases measured in both), or when the statistic is
-    not finite on some resample.
+    not finite on the full sample or on some resample.
     """
-    base, cand = _paired_scores(baseline, candidate)
-    if base.ndim == 2 and statistic is None:
+    [interval] = paired_bootstraps(
+        [(baseline, candidate, statistic)], resamples=resamples, confidence=confidence, seed=seed
+    )
+    if interval is None:
         raise ValueError(
-            "2-D scores need a statistic that combines the columns, e.g. ratio_statistic"
+            "the statistic is not finite on the full sample or on some resample (a ratio whose "
+            "denominator sums to 0?): the change has no interval"
         )
+    return interval
+
+
+Pair = tuple[npt.ArrayLike, npt.ArrayLike, Statistic | None]
+"""Baseline scores, candidate scores (paired by case) and the statistic: one bootstrap."""
+
+
+def paired_bootstraps(
+    pairs: Sequence[Pair], *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> list[Interval | None]:
+    """`paired_bootstrap` of every pair at once, all on the same n cases (a metric and the
+    others measured on the same cases): one set of resampled indices serves them all.
+
+    A mean whose per-case changes take few distinct values (pass/fail scores, or runs that
+    mostly agree) is resampled from the counts of those values instead, a multinomial draw of
+    n: the same bootstrap distribution as drawing n indices, at a cost that grows with the
+    distinct values, not with n. Identical runs change by 0 on every resample. A pair whose
+    statistic is not finite on the full sample or on some resample has no interval (None).
+    Raises ValueError as `paired_bootstrap` does for input that is not paired scores.
+    """
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1; got {resamples}")
     _check_probability("confidence", confidence)
-    n = base.shape[0]
-    estimate = float(_changes(statistic, base, cand, np.arange(n)[np.newaxis])[0])
-
-    rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK_ELEMENTS // base.size)
-    blocks = [min(block, resamples - start) for start in range(0, resamples, block)]
-    changes = np.concatenate(
-        [_changes(statistic, base, cand, rng.integers(0, n, size=(rows, n))) for rows in blocks]
-    )
-    undefined = int(np.count_nonzero(~np.isfinite(changes)))
-    if undefined or not math.isfinite(estimate):
-        raise ValueError(
-            f"the statistic is not finite on the full sample or on {undefined} of {resamples} "
-            "resamples (a ratio whose denominator sums to 0?): the change has no interval"
-        )
+    scores = []
+    for baseline, candidate, statistic in pairs:
+        base, cand = _paired_scores(baseline, candidate)
+        if base.ndim == 2 and statistic is None:
+            raise ValueError(
+                "2-D scores need a statistic that combines the columns, e.g. ratio_statistic"
+            )
+        scores.append((base, cand, statistic))
+    sizes = {base.shape[0] for base, _, _ in scores}
+    if len(sizes) > 1:
+        raise ValueError(f"the pairs must all be on the same cases; got sizes {sorted(sizes)}")
+    changes: list[FloatArray | None] = [None] * len(scores)
+    gathered = []
+    for i, (base, cand, statistic) in enumerate(scores):
+        if np.array_equal(base, cand):
+            changes[i] = np.zeros(resamples)
+        elif statistic in (None, mean_statistic) and base.ndim == 1:
+            changes[i] = _multinomial_means(cand - base, resamples, seed)
+        if changes[i] is None:
+            gathered.append(i)
+    if gathered:
+        n = next(iter(sizes))
+        rng = np.random.default_rng(seed)
+        block = max(1, _BLOCK_ELEMENTS // n)
+        parts: list[list[FloatArray]] = [[] for _ in gathered]
+        for start in range(0, resamples, block):
+            indices = rng.integers(0, n, size=(min(block, resamples - start), n))
+            for part, i in zip(parts, gathered, strict=True):
+                base, cand, statistic = scores[i]
+                part.append(_changes(statistic, base, cand, indices))
+        for part, i in zip(parts, gathered, strict=True):
+            changes[i] = np.concatenate(part)
     tail = (1 - confidence) / 2
-    low, high = np.quantile(changes, [tail, 1 - tail])
-    return Interval(float(estimate), float(low), float(high), confidence, n, resamples)
+    out: list[Interval | None] = []
+    for (base, cand, statistic), resampled in zip(scores, changes, strict=True):
+        assert resampled is not None
+        n = base.shape[0]
+        estimate = float(_changes(statistic, base, cand, np.arange(n)[np.newaxis])[0])
+        if not (math.isfinite(estimate) and np.isfinite(resampled).all()):
+            out.append(None)
+            continue
+        low, high = np.quantile(resampled, [tail, 1 - tail])
+        out.append(Interval(estimate, float(low), float(high), confidence, n, resamples))
+    return out
+
+
+def _multinomial_means(changes: FloatArray, resamples: int, seed: int) -> FloatArray | None:
+    """The mean of n per-case changes over ``resamples`` bootstrap resamples, drawn as counts of
+    their distinct values; None when they are too many for that to be cheaper than indices."""
+    values, counts = np.unique(changes, return_counts=True)
+    n = changes.size
+    if values.size * _DISTINCT_PER_CASE > n:
+        return None
+    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=resamples)
+    means: FloatArray = draws @ values / n
+    return means
 
 
 def mcnemar_exact(baseline_pass: npt.ArrayLike, candidate_pass: npt.ArrayLike) -> McNemar:
@@ -277,7 +343,8 @@ def _changes(
     """statistic(candidate) − statistic(baseline) on each row of case indices."""
     if statistic is None:
         return mean_statistic((cand - base)[indices])
-    return _evaluate(statistic, cand[indices]) - _evaluate(statistic, base[indices])
+    with np.errstate(invalid="ignore"):  # inf − inf: a ratio with no success, rejected later
+        return _evaluate(statistic, cand[indices]) - _evaluate(statistic, base[indices])
 
 
 def _evaluate(statistic: Statistic, values: FloatArray) -> FloatArray:

@@ -6,15 +6,16 @@ file, the environment or the clock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from gate.decide.budget import error_budget
-from gate.decide.compare import CheckResult, Paired, apply_rule, paired
+from gate.decide.compare import CheckResult, Paired, Scores, apply_rule, paired
 from gate.decide.drift import Drift, drift
 from gate.decide.family import PRIMARY_SHARE, Hypothesis, Nightly, Tested, max_t
-from gate.load.baseline import FIRST_RUN
+from gate.load.baseline import FIRST_RUN, CaseScores
 from gate.load.config import DROP_RULES, INCREASE_RULES, Rule
 from gate.metrics import parse_metric
 from gate.metrics.scoring import SUCCESS, Scored, case_passed, run_passed
@@ -134,41 +135,51 @@ def comparisons(
 ) -> dict[Key, Paired]:
     """Paired comparisons with the baseline: every overall metric, and every slice rule.
 
-    A run of one run per case against a baseline of more compares percentiles with the
-    baseline's first runs (``FIRST_RUN`` columns): one run against one run, like with like."""
+    Column by column: each metric's per-case scores in both runs, on the shared cases (rows of
+    ``moved.shared``, quarantined cases left out) that both measured. A run of one run per case
+    against a baseline of more compares percentiles with the baseline's first runs
+    (``FIRST_RUN`` columns): one run against one run, like with like."""
     if plan.baseline is None or moved is None:
         return {}
-    before = {i: entry.scores for i, entry in plan.baseline.cases.items()}
+    stored = plan.baseline.case_scores
+    columns = dict(stored.columns)
     if runs == 1 and plan.baseline.repeats > 1:
-        before = {
-            i: scores
-            | {k.removesuffix(FIRST_RUN): v for k, v in scores.items() if k.endswith(FIRST_RUN)}
-            for i, scores in before.items()
+        columns |= {
+            k.removesuffix(FIRST_RUN): v for k, v in stored.columns.items() if k.endswith(FIRST_RUN)
         }
-    settings = plan.config.comparison
-    shared = [i for i in moved.shared if i not in plan.quarantined]
-    wanted: list[tuple[str | None, str, list[str]]] = [
-        (None, name, shared) for name in scored.names
+    shared = moved.shared
+    before_rows, now_rows = _aligned(stored, scored, shared)
+    compared = np.array([i not in plan.quarantined for i in shared], dtype=bool)
+    wanted: list[tuple[str | None, str, np.ndarray]] = [
+        (None, name, compared) for name in scored.names
     ]
     tags = {case.id: case.tags for case in plan.cases}
     for slice_name, rules in plan.thresholds.slices.items():
-        ids = [i for i in shared if slice_name in tags[i]]
-        wanted += [(slice_name, name, ids) for name in rules]
-    out: dict[Key, Paired] = {}
-    for tag, name, ids in wanted:
-        spec = parse_metric(name).spec
-        found = paired(
-            (name, *spec.depends_on),
-            spec.statistic,
-            before,
-            scored.per_case,
-            ids,
-            settings,
-            parse_metric(name).higher_is_better,
+        inside = compared & np.array([slice_name in tags[i] for i in shared], dtype=bool)
+        wanted += [(slice_name, name, inside) for name in rules]
+    unmeasured = np.full(len(shared), np.nan)
+
+    def column(columns: Mapping[str, np.ndarray], rows: np.ndarray, name: str) -> np.ndarray:
+        return columns[name][rows] if name in columns else unmeasured
+
+    scores: dict[Key, Scores] = {}
+    for tag, name, inside in wanted:
+        metric = parse_metric(name)
+        names = (name, *metric.spec.depends_on)
+        before = [column(columns, before_rows, n) for n in names]
+        after = [column(scored.case_scores, now_rows, n) for n in names]
+        rows = np.flatnonzero(inside & ~np.isnan(before[0]) & ~np.isnan(after[0]))
+        if not rows.size:
+            continue
+        # A column the statistic depends on counts 0 where a case does not measure it.
+        base, cand = (
+            np.nan_to_num(np.column_stack(values)[rows]) if len(values) > 1 else values[0][rows]
+            for values in (before, after)
         )
-        if found is not None:
-            out[(tag, name)] = found
-    return out
+        scores[(tag, name)] = Scores(
+            rows, base, cand, metric.spec.statistic, metric.higher_is_better
+        )
+    return paired(scores, plan.config.comparison)
 
 
 def family(
@@ -190,7 +201,6 @@ def family(
     its metric, and ``runs`` (this run's runs per case) with the baseline's."""
     noise = plan.noise
     base_runs = plan.baseline.repeats if plan.baseline is not None else 1
-    position = {case_id: i for i, case_id in enumerate(shared)}
     groups: list[tuple[str | None, dict[str, Rule]]] = [(None, plan.thresholds.metrics)]
     groups += list(plan.thresholds.slices.items())
     primary = plan.thresholds.primary
@@ -211,7 +221,7 @@ def family(
                     else None
                 )
                 hypothesis = Hypothesis(
-                    rows=np.array([position[i] for i in found.ids], dtype=np.intp),
+                    rows=found.rows,
                     baseline=found.base,
                     candidate=found.cand,
                     statistic=found.statistic,
@@ -285,12 +295,15 @@ def must_pass(plan: Plan, scored: Scored) -> list[CheckResult]:
     ]
     if must.cases:
         groups.append((None, set(must.cases)))
+    if not groups:
+        return []
+    success = scored.measured(SUCCESS)
     out = []
     for tag, ids in groups:
         failing: dict[str, list[str]] = {}
         for record in scored.records:
-            success = scored.per_case.get(record.case_id, {}).get(SUCCESS)
-            if record.case_id not in ids or (success is not None and case_passed(success)):
+            mean = success.get(record.case_id)
+            if record.case_id not in ids or (mean is not None and case_passed(mean)):
                 continue
             modes = failing.setdefault(record.case_id, [])
             if not run_passed(record):
@@ -325,29 +338,40 @@ def flips(plan: Plan, scored: Scored, moved: Drift | None) -> dict[str, list[str
 
     Regressed cases come worst first: lowest success now, then most failure modes.
     """
-    if plan.baseline is None or moved is None:
+    stored = plan.baseline.case_scores if plan.baseline is not None else None
+    if stored is None or moved is None or SUCCESS not in stored.columns:
         return {"regressed": [], "fixed": []}
-    regressed, fixed = [], []
-    for case_id in moved.shared:
-        before = plan.baseline.cases[case_id].scores.get(SUCCESS)
-        now = scored.per_case[case_id].get(SUCCESS)
-        if before is None or now is None:
-            continue
-        if case_passed(before) and not case_passed(now):
-            regressed.append((now, case_id))
-        elif case_passed(now) and not case_passed(before):
-            fixed.append((-now, case_id))
-    modes = _modes_by_case(scored.records)
+    before_rows, now_rows = _aligned(stored, scored, moved.shared)
+    before = stored.columns[SUCCESS][before_rows]
+    now = scored.case_scores[SUCCESS][now_rows]
+    both = ~np.isnan(before) & ~np.isnan(now)
+    passed_before, passed_now = case_passed(before), case_passed(now)
+    worse = np.flatnonzero(both & passed_before & ~passed_now)
+    better = np.flatnonzero(both & passed_now & ~passed_before)
+    ids = moved.shared
+    regressed = [(float(now[i]), ids[i]) for i in worse]
+    modes = _modes_by_case(scored.records, {case_id for _, case_id in regressed})
     regressed.sort(key=lambda item: (item[0], -len(modes.get(item[1], ()))))
-    return {"regressed": [i for _, i in regressed], "fixed": [i for _, i in sorted(fixed)]}
+    fixed = sorted((-float(now[i]), ids[i]) for i in better)
+    return {"regressed": [i for _, i in regressed], "fixed": [i for _, i in fixed]}
 
 
-def _modes_by_case(records: list[Record]) -> dict[str, tuple[str, ...]]:
+def _aligned(
+    stored: CaseScores, scored: Scored, shared: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each shared case is in the baseline's columns and in this run's."""
+    now = {case_id: i for i, case_id in enumerate(scored.case_ids)}
+    before_rows = np.array([stored.position[i] for i in shared], dtype=np.intp)
+    return before_rows, np.array([now[i] for i in shared], dtype=np.intp)
+
+
+def _modes_by_case(records: list[Record], ids: set[str]) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for record in records:
-        out[record.case_id] = tuple(
-            dict.fromkeys(out.get(record.case_id, ()) + record.failure_modes)
-        )
+        if record.case_id in ids:
+            out[record.case_id] = tuple(
+                dict.fromkeys(out.get(record.case_id, ()) + record.failure_modes)
+            )
     return out
 
 

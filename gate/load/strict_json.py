@@ -25,6 +25,9 @@ _TOKENS = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[{]|[\]}]|NaN|-?Infinity|[-+0-9.eE]
 _STRING = re.compile(r'"(?:[^"\\]+|\\.)*"?')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_LONG_NUMBER = re.compile(rf"\d{{{MAX_DIGITS + 1}}}|[eE][-+]?\d{{3}}")
+"""What an integer over ``MAX_DIGITS`` digits or an infinite float must contain somewhere (in a
+string too, which only costs the careful parse): ``MAX_DIGITS`` digits are far below 1e308."""
 
 
 class _Refused(ValueError):
@@ -41,8 +44,13 @@ def loads(text: str | bytes) -> Any:
     # A document with fewer brackets than the cap cannot nest deeper: most lines cost a count.
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
         raise json.JSONDecodeError(_too_deep(), text, _too_deep_at(text))
+    if text.startswith("\ufeff"):  # as json.loads says it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     try:
-        return json.loads(text, parse_constant=_constant, parse_int=_integer, parse_float=_float)
+        if _LONG_NUMBER.search(text) is None:
+            # No literal can be out of range: numbers parsed in C, without a call for each.
+            return _PLAIN.decode(text)
+        return _CAREFUL.decode(text)
     except _Refused as exc:
         raise json.JSONDecodeError(exc.problem, text, _position(text, exc.literal)) from None
 
@@ -66,6 +74,12 @@ def _float(literal: str) -> float:
     if not math.isfinite(value):
         raise _Refused(f"{literal} is too large for a number (fix: write a finite number)", literal)
     return value
+
+
+_PLAIN = json.JSONDecoder(parse_constant=_constant)
+_CAREFUL = json.JSONDecoder(parse_constant=_constant, parse_int=_integer, parse_float=_float)
+"""Made once: ``json.loads`` with options makes a decoder per call, a third of a short line's
+parse."""
 
 
 def _depth(text: str) -> int:

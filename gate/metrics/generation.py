@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,9 +24,14 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", " ", text.casefold()).strip()
 
 
-def _phrases_present(answer: str, phrases: tuple[str, ...]) -> np.ndarray:
+def _phrases_present(answer: str, phrases: tuple[str, ...]) -> int:
+    """How many of ``phrases`` are in the answer."""
     text = normalize(answer)
-    return np.array([normalize(p) in text for p in phrases], dtype=bool)
+    return sum(_normalized_phrase(p) in text for p in phrases)
+
+
+_normalized_phrase = lru_cache(maxsize=2**14)(normalize)
+"""The golden set's phrases recur across cases (and every repeat): normalised once each."""
 
 
 def must_include(batch: Batch) -> np.ndarray:
@@ -39,7 +45,7 @@ def must_include(batch: Batch) -> np.ndarray:
     for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
         phrases = case.expected.must_include
         if phrases:
-            out[i] = _phrases_present(answer, phrases).mean()
+            out[i] = _phrases_present(answer, phrases) / len(phrases)
     return batch.unless_failed(out)
 
 
@@ -53,7 +59,7 @@ def must_not_include(batch: Batch) -> np.ndarray:
     for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
         phrases = case.expected.must_not_include
         if phrases:
-            out[i] = float(not _phrases_present(answer, phrases).any())
+            out[i] = float(not _phrases_present(answer, phrases))
     return batch.unless_failed(out)
 
 
@@ -117,10 +123,10 @@ def exact_match(batch: Batch) -> np.ndarray:
     without normalising.
     """
     out = np.full(len(batch.cases), np.nan)
-    for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
-        golds = gold_answers(case.expected.answer or ())
-        if case.expected.answer is not None and golds:
-            out[i] = float(squad_tokens(answer) in golds)
+    answers, golden = batch.computed(_answer_tokens), batch.computed(_gold_tokens)
+    for i, (tokens, golds) in enumerate(zip(answers, golden, strict=True)):
+        if golds:
+            out[i] = float(tokens in golds)
     return batch.unless_failed(out)
 
 
@@ -136,12 +142,22 @@ def token_f1(batch: Batch) -> np.ndarray:
     character-based).
     """
     out = np.full(len(batch.cases), np.nan)
-    for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
-        golds = gold_answers(case.expected.answer or ())
-        if case.expected.answer is not None and golds:
-            tokens = squad_tokens(answer)
+    answers, golden = batch.computed(_answer_tokens), batch.computed(_gold_tokens)
+    for i, (tokens, golds) in enumerate(zip(answers, golden, strict=True)):
+        if golds:
             out[i] = max(_f1(tokens, gold) for gold in golds)
     return batch.unless_failed(out)
+
+
+def _answer_tokens(batch: Batch) -> list[list[str]]:
+    """Each run's answer as ``squad_tokens`` (where its case has an ``expected.answer``)."""
+    golden = batch.computed(_gold_tokens)
+    return [squad_tokens(a) if g else [] for a, g in zip(batch.answers, golden, strict=True)]
+
+
+def _gold_tokens(batch: Batch) -> list[list[list[str]]]:
+    """Each run's case's ``gold_answers`` (empty without ``expected.answer``)."""
+    return [gold_answers(case.expected.answer or ()) for case in batch.cases]
 
 
 # --- faithfulness --------------------------------------------------------------------------------
@@ -210,8 +226,10 @@ def faithfulness(batch: Batch) -> np.ndarray:
         if abstained[i]:
             continue
         context = _retrieved_words(record.output)
+        if context is None:
+            continue
         claims = [w for s in _SENTENCE_BREAK.split(answer) if (w := content_words(s))]
-        if context is None or not claims:
+        if not claims:
             continue
         out[i] = np.mean([len(w & context) / len(w) >= SUPPORT_THRESHOLD for w in claims])
     return out

@@ -6,8 +6,9 @@ when it succeeded in most of its repeats (its mean ``agent.task_success`` ≥ 0.
 
 from __future__ import annotations
 
+from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass, replace
-from functools import cached_property
+from typing import overload
 
 import numpy as np
 
@@ -25,8 +26,13 @@ def run_passed(record: Record) -> bool:
     return record.scores.get(SUCCESS) == 1.0
 
 
-def case_passed(success: float) -> bool:
-    """A case passed when it succeeded in most of its repeats (mean task success ≥ 0.5)."""
+@overload
+def case_passed(success: float) -> bool: ...
+@overload
+def case_passed(success: np.ndarray) -> np.ndarray: ...
+def case_passed(success: float | np.ndarray) -> bool | np.ndarray:
+    """A case passed when it succeeded in most of its repeats (mean task success ≥ 0.5); for
+    an array of cases, whether each did."""
     return success >= 0.5
 
 
@@ -53,6 +59,37 @@ def aggregate(name: str, rows: Columns, mask: np.ndarray | None = None) -> tuple
     return (spec.aggregate(values, columns) if n else None), n
 
 
+class RunScores(Mapping[str, float]):
+    """One run's scores (rounded to 6 places), the metrics that measure it only: a row of the
+    run's score table (records × metrics), so that 100,000 records keep no dict each."""
+
+    __slots__ = ("_names", "_row", "_table")
+
+    def __init__(self, names: Mapping[str, int], table: np.ndarray, row: int) -> None:
+        self._names = names
+        self._table = table
+        self._row = row
+
+    def _measured(self) -> dict[str, float]:
+        values = self._table[self._row].tolist()
+        return {name: v for name, v in zip(self._names, values, strict=True) if v == v}
+
+    def __getitem__(self, name: str) -> float:
+        value = float(self._table[self._row, self._names[name]])
+        if value != value:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._measured())
+
+    def __len__(self) -> int:
+        return len(self._measured())
+
+    def items(self) -> ItemsView[str, float]:
+        return self._measured().items()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scored:
     """Metric values overall, per slice, and per case (the mean over repeats)."""
@@ -66,14 +103,10 @@ class Scored:
     places; NaN where no run of the case measures ``name``."""
     records: list[Record]
 
-    @cached_property
-    def per_case(self) -> dict[str, dict[str, float]]:
-        """The per-case scores by case id (built on first use from ``case_scores``)."""
-        lists = {name: column.tolist() for name, column in self.case_scores.items()}
-        return {
-            case_id: {n: v[i] for n, v in lists.items() if v[i] == v[i]}
-            for i, case_id in enumerate(self.case_ids)
-        }
+    def measured(self, name: str) -> dict[str, float]:
+        """Case id → its score on ``name``, for the cases that measure it."""
+        column = self.case_scores[name].tolist()
+        return {case_id: v for case_id, v in zip(self.case_ids, column, strict=True) if v == v}
 
 
 def score_records(cases: list[Case], records: list[Record], names: list[str]) -> Scored:
@@ -82,21 +115,23 @@ def score_records(cases: list[Case], records: list[Record], names: list[str]) ->
     batch = Batch([by_id[r.case_id] for r in records], records)
     rows = score(batch, names)
     modes = failures.modes(batch)
-    rounded = {n: np.round(rows[n], 6).tolist() for n in names}
+    table = np.round(np.column_stack([rows[n] for n in names]), 6) if names else None
+    columns = {name: j for j, name in enumerate(names)}
     scored_records = [
         replace(
             record,
-            scores={n: v[i] for n, v in rounded.items() if v[i] == v[i]},
+            scores={} if table is None else RunScores(columns, table, i),
             failure_modes=modes[i],
         )
         for i, record in enumerate(records)
     ]
     overall = {name: aggregate(name, rows) for name in names}
     tags = sorted({tag for case in cases for tag in case.tags})
-    slices = {}
-    for tag in tags:
-        mask = np.array([tag in case.tags for case in batch.cases], dtype=bool)
-        slices[tag] = {name: aggregate(name, rows, mask) for name in names}
+    masks = {tag: np.zeros(len(records), dtype=bool) for tag in tags}
+    for i, case in enumerate(batch.cases):
+        for tag in case.tags:
+            masks[tag][i] = True
+    slices = {tag: {name: aggregate(name, rows, masks[tag]) for name in names} for tag in tags}
     # Each case's mean over its repeats, for every metric at once: sums and counts per case.
     position = {case.id: i for i, case in enumerate(cases)}
     index = np.array([position[r.case_id] for r in records], dtype=np.intp)

@@ -110,18 +110,53 @@ def render_summary(report: Mapping[str, Any], run_url: str | None) -> str:
     every section still, each table cut to the most rows that fit (found by bisection on the
     byte size), with a line saying how many rows it left out and where they are."""
     full = SUMMARY_DETAIL[0]
-    text = _render(report, run_url, None, full, shortened=False)
-    if len(text.encode()) <= SUMMARY_MAX_BYTES:
-        return text
-    fitting, low, high = None, 0, _most_rows(report)
-    while low <= high:
+    most = _most_rows(report)
+
+    def cut(rows: int) -> tuple[str, int]:
+        text = _render(report, run_url, None, replace(full, rows=rows), shortened=True)
+        return text, len(text.encode())
+
+    # Rows per table doubled while the summary fits, then the most that fit found between the
+    # last that fit and the first that did not, guessed from their sizes: each rendering costs
+    # the rows it shows, never the thousands of failing cases a summary has no room for.
+    fitting, low, low_size = None, 0, 0
+    high, high_size = most, 0
+    rows = _FIRST_ROWS
+    while True:
+        if rows >= most:
+            text = _render(report, run_url, None, full, shortened=False)
+            size = len(text.encode())
+            if size <= SUMMARY_MAX_BYTES:
+                return text
+            high, high_size = most, size
+            break
+        text, size = cut(rows)
+        if size > SUMMARY_MAX_BYTES:
+            high, high_size = rows, size
+            break
+        fitting, low, low_size, rows = text, rows, size, 2 * rows
+    if fitting is None:
+        text, low_size = cut(0)
+        fitting = text if low_size <= SUMMARY_MAX_BYTES else None
+    guesses = 0
+    while fitting is not None and high - low > 1:
         rows = (low + high) // 2
-        candidate = _render(report, run_url, None, replace(full, rows=rows), shortened=True)
-        if len(candidate.encode()) <= SUMMARY_MAX_BYTES:
-            fitting, low = candidate, rows + 1
+        if guesses < _GUESSES:
+            share = (SUMMARY_MAX_BYTES - low_size) / max(high_size - low_size, 1)
+            rows = min(max(low + int(share * (high - low)), low + 1), high - 1)
+        guesses += 1
+        text, size = cut(rows)
+        if size <= SUMMARY_MAX_BYTES:
+            fitting, low, low_size = text, rows, size
         else:
-            high = rows - 1
+            high, high_size = rows, size
     return fitting or _fit(report, run_url, None, SUMMARY_DETAIL[1:], SUMMARY_MAX_CHARS)
+
+
+_FIRST_ROWS = 64
+"""Rows per table the job summary tries first when a table is longer."""
+_GUESSES = 4
+"""Guesses from the sizes before halving: rows are about the same size, so a guess is close."""
 
 
 def _most_rows(report: Mapping[str, Any]) -> int:

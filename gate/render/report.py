@@ -14,11 +14,12 @@ from gate.decide.compare import CheckResult, status
 from gate.decide.staleness import age_days, stale_reasons
 from gate.decide.verdict import Verdict
 from gate.load.config import OpenAIPipeline, must_pass_line, rule_line
-from gate.load.dataset import Case, fingerprint
+from gate.load.dataset import Case
 from gate.metrics import parse_metric
 from gate.metrics.scoring import Scored, run_passed
 from gate.plan import Plan
 from gate.run.records import Record
+from gate.scrub import DEFAULT_SCRUBBER, Scrubber
 
 SCHEMA_VERSION = 1
 EXCERPT = 300
@@ -73,11 +74,13 @@ def build_report(
     judge: dict[str, Any] | None = None,
     review: dict[str, Any] | None = None,
     blessing: dict[str, Any] | None = None,
+    scrub: Scrubber = DEFAULT_SCRUBBER,
 ) -> dict[str, Any]:
     """The report.json document (its shape is described in docs/formats.md).
 
     ``judge`` is the judge's own usage and cost, kept apart from the pipeline's; ``blessing``
-    the regression log's last entry.
+    the regression log's last entry; ``scrub`` the run's scrubber, applied to what the pipeline
+    said before an excerpt of it is cut.
     """
     baseline = plan.baseline
     thresholds = plan.thresholds
@@ -117,10 +120,10 @@ def build_report(
         for mode in record.failure_modes:
             mode_counts[mode] = mode_counts.get(mode, 0) + 1
         if not run_passed(record) and record.case_id not in failing:
-            failing[record.case_id] = _case_entry(by_id[record.case_id], record)
+            failing[record.case_id] = _case_entry(by_id[record.case_id], record, scrub)
     first_record = {r.case_id: r for r in reversed(scored.records)}
     flipped = {
-        direction: [_case_entry(by_id[i], first_record[i]) for i in ids]
+        direction: [_case_entry(by_id[i], first_record[i], scrub) for i in ids]
         for direction, ids in verdict.flips.items()
     }
     pipeline: dict[str, Any] = {
@@ -142,7 +145,7 @@ def build_report(
         "dataset": {
             "path": str(plan.config.dataset),
             "cases": len(plan.cases),
-            "fingerprint": fingerprint(plan.cases),
+            "fingerprint": plan.dataset_fingerprint,
         },
         "pipeline": pipeline,
         "run": run_info,
@@ -197,7 +200,7 @@ def _provenance(plan: Plan, now: object, blessing: dict[str, Any] | None) -> dic
         max_age_days=plan.config.comparison.baseline_max_age_days,
         gate_version=__version__,
         pipeline_fingerprint=plan.fingerprint,
-        dataset_fingerprint=fingerprint(plan.cases),
+        dataset_fingerprint=plan.dataset_fingerprint,
     )
     out: dict[str, Any] = {"age_days": age_days(baseline.created_at, now), "stale": stale}
     if blessing is not None:
@@ -226,14 +229,14 @@ def cite_sources(report: dict[str, Any], plan: Plan) -> None:
             case["source"] = {"file": dataset, "line": plan.case_lines[case["id"]]}
 
 
-def _case_entry(case: Case, record: Record) -> dict[str, Any]:
+def _case_entry(case: Case, record: Record, scrub: Scrubber) -> dict[str, Any]:
     return {
         "id": case.id,
         "tags": list(case.tags),
         "failure_modes": list(record.failure_modes),
-        "error": record.error,
+        "error": None if record.error is None else scrub.text(record.error),
         "input": excerpt(case.input),
-        "answer": excerpt(record.output.answer or ""),
+        "answer": excerpt(scrub.text(record.output.answer or "")),
     }
 
 

@@ -10,7 +10,7 @@ import json
 import math
 import numbers
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
@@ -161,7 +161,7 @@ class Record:
     output: Output = EMPTY
     raw_output: Any = None
     error: str | None = None
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: Mapping[str, float] = field(default_factory=dict)
     failure_modes: tuple[str, ...] = ()
     judgements: dict[str, Judgement] = field(default_factory=dict)
     """Judged metric name → the judge's verdict; empty when no judge is configured."""
@@ -181,7 +181,7 @@ class Record:
             "attempts": self.attempts,
             "error": self.error,
             "output": self.raw_output,
-            "scores": self.scores,
+            "scores": dict(self.scores.items()),
             "failure_modes": list(self.failure_modes),
         }
         if self.judgements:
@@ -196,19 +196,23 @@ class Record:
 def scrubbed(record: Record, scrub: Scrubber) -> Record:
     """The record as it may be stored or shown: what the pipeline said (its output, errors and
     log) and the judge's reasons scrubbed, before anything cuts them."""
-    output = scrub.value(record.raw_output)
+    said = _said_scrubbed(record, scrub)
     try:
-        parsed = parse_output(output) if record.output is not EMPTY else EMPTY
+        parsed = parse_output(said.raw_output) if record.output is not EMPTY else EMPTY
     except ValueError:
         parsed = EMPTY
+    return replace(said, output=parsed)
+
+
+def _said_scrubbed(record: Record, scrub: Scrubber) -> Record:
+    """``scrubbed`` but for the parsed output, which a stored line does not hold."""
     judgements = {
         name: replace(j, verdict=scrub.value(j.verdict), error=scrub.value(j.error))
         for name, j in record.judgements.items()
     }
     return replace(
         record,
-        raw_output=output,
-        output=parsed,
+        raw_output=scrub.value(record.raw_output),
         error=scrub.value(record.error),
         log=scrub.value(record.log),
         judgements=judgements,
@@ -221,17 +225,9 @@ one per call)."""
 
 
 def stored(record: Record, scrub: Scrubber) -> str:
-    """A record's JSON line as it is written: ``scrubbed(record, scrub).to_json()``, the same
-    fields scrubbed, but without validating the output again (the line holds the raw output)."""
-    line = record.to_json()
-    line["output"] = scrub.value(record.raw_output)
-    line["error"] = scrub.value(record.error)
-    if "log" in line:
-        line["log"] = scrub.value(record.log)
-    for judged in line.get("judge", {}).values():
-        judged["verdict"] = scrub.value(judged["verdict"])
-        judged["error"] = scrub.value(judged["error"])
-    return _LINE.encode(line)
+    """A record's JSON line as it is written, scrubbed (without validating the output again:
+    the line holds the raw output)."""
+    return _LINE.encode(_said_scrubbed(record, scrub).to_json())
 
 
 def read_record(row: dict[str, Any]) -> Record:
