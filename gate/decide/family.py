@@ -25,14 +25,13 @@ Monte Carlo error); ties and identical runs are never significant. Pure numpy, s
 The noise floor measured by the nightlies (``Nightly``) adds what a paired test cannot see: the
 randomisation covers the noise of each case, not a shift of the whole run (an endpoint slower
 or worse on some days, whatever the change). When consecutive nights on unchanged code moved a
-check's statistic significantly more than its case noise explains, the excess (the run-level
-drift) is added to the check's randomisation distribution (``drift_variance``).
+check's statistic more than its case noise explains, the excess (the run-level drift) is added
+to the check's randomisation distribution (``drift_variance``).
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,35 +66,21 @@ class Nightly:
 
 MIN_PAIRS = 3
 """Fewer pairs of nights measure no drift."""
-DRIFT_CONFIDENCE = 0.95
-"""Drift is added only when the nights' changes exceed case noise at this confidence: with a
-dozen pairs, a variance estimate is uncertain by about ±40%, and adding noise that is not there
-would cost power on every pull request."""
 
 
 def drift_variance(nightly: Nightly, case_variance: float, runs: tuple[int, int]) -> float:
     """The run-level drift's share of the variance of a change between the baseline and the
-    candidate (0 when the nights do not show any beyond case noise).
+    candidate (0 when the nights moved no more than case noise explains).
 
     ``case_variance`` is the case noise of this check's statistic at the pull request (the mean
     square of its randomisation distribution), for (baseline, candidate) ``runs`` per case. The
     same case noise, for two nights of ``nightly.runs`` runs each, is ``case_variance ·
-    (2 / nightly.runs) / (1 / runs[0] + 1 / runs[1])``; the nights' mean square beyond that, when
-    significant (a chi-square test on ``pairs`` degrees of freedom), is the drift's."""
+    (2 / nightly.runs) / (1 / runs[0] + 1 / runs[1])``; the nights' mean square beyond that is
+    the drift's (an unbiased estimate; its uncertainty is in the draws, see ``max_t``)."""
     if nightly.pairs < MIN_PAIRS or case_variance <= 0 or not math.isfinite(nightly.mean_square):
         return 0.0
     expected = case_variance * (2 / nightly.runs) / (1 / runs[0] + 1 / runs[1])
-    if nightly.mean_square <= expected * _chi2_upper(nightly.pairs, DRIFT_CONFIDENCE):
-        return 0.0
-    return nightly.mean_square - expected
-
-
-def _chi2_upper(df: int, confidence: float) -> float:
-    """The ``confidence`` quantile of chi-square(df) / df (Wilson-Hilferty: within 1% for
-    df ≥ 3)."""
-    z = statistics.NormalDist().inv_cdf(confidence)
-    k = 2 / (9 * df)
-    return float((1 - k + z * math.sqrt(k)) ** 3)
+    return max(0.0, nightly.mean_square - expected)
 
 
 @dataclass(frozen=True)
@@ -224,8 +209,11 @@ def max_t(
     for i in others:
         finite = randomised[:, i][np.isfinite(randomised[:, i])]
         scale[i] = math.sqrt(float(np.mean(finite**2))) if finite.size else 0.0
+    # Run-level drift: one draw per resample for a metric's checks (overall and in slices),
+    # Student's t on the pairs of nights rather than normal, as the drift's size is estimated
+    # from those few pairs (the predictive distribution of a new change).
     drift = np.zeros(len(hypotheses))
-    draws: dict[str, FloatArray] = {}
+    draws: dict[tuple[str, int], FloatArray] = {}
     drift_rng = np.random.default_rng([seed, 1])  # the swaps stay those of a run without
     for i, h in enumerate(hypotheses):
         if h.nightly is None:
@@ -234,9 +222,10 @@ def max_t(
         if added <= 0:
             continue
         drift[i] = math.sqrt(added)
-        if h.nightly.group not in draws:
-            draws[h.nightly.group] = drift_rng.standard_normal(resamples)
-        randomised[:, i] += drift[i] * draws[h.nightly.group]
+        key = (h.nightly.group, h.nightly.pairs)
+        if key not in draws:
+            draws[key] = drift_rng.standard_t(h.nightly.pairs, resamples)
+        randomised[:, i] += drift[i] * draws[key]
         scale[i] = math.sqrt(float(scale[i]) ** 2 + added)
 
     with np.errstate(divide="ignore", invalid="ignore"):
