@@ -141,7 +141,7 @@ def test_history__grows_one_entry_per_main_run_and_none_per_pull_request(repo: S
     assert entries[0]["pipeline"].startswith("sha256:")
     (comment,) = repo.github.comments_on(2)
     assert "#### Trend: the last 4 runs on the default branch" in comment["body"]
-    assert "| `generation.must\\_include` | █▆▃▁ | 0.5 |" in comment["body"]
+    assert "| generation.must\\_include | █▆▃▁ | 0.5 |" in comment["body"]
     summary = repo.summary()
     assert "```mermaid\nxychart-beta" in summary
     assert "    line [1, 0.9, 0.8, 0.7]" in summary
@@ -153,7 +153,7 @@ def test_history__a_main_run_shows_itself_in_the_trend(repo: Sequence) -> None:
     repo.act("push", push(), 10)
     repo.act("push", push(), 5)
 
-    assert "| `generation.must\\_include` | █▁ | 0.5 |" in repo.summary()
+    assert "| generation.must\\_include | █▁ | 0.5 |" in repo.summary()
 
 
 def test_history__an_unreachable_remote_is_a_warning(
@@ -183,7 +183,7 @@ def test_history__the_nightly_issue_carries_the_sequence_as_charts(
 
     (issue,) = repo.github.issues.values()
     assert "#### Trend: the last 3 runs on the default branch" in issue["body"]
-    assert "| `generation.must\\_include` | █▆▁ | 0.6 |" in issue["body"]
+    assert "| generation.must\\_include | █▆▁ | 0.6 |" in issue["body"]
     assert "```mermaid\nxychart-beta" in issue["body"]
     assert "    line [1, 0.9, 0.6]" in issue["body"]
     assert len(repo.entries()) == 3  # the issue step appends nothing
@@ -214,7 +214,7 @@ def test_quarantine__a_case_flaky_on_k_of_m_nights_is_left_out_then_released(
     assert report["verdict"] == "fail"
     body = repo.github.comments_on(2)[-1]["body"]
     assert "#### Quarantined: 1 flaky case" in body
-    assert "| `c0` | ✗✗ |" in body
+    assert "| c0 | ✗✗ |" in body
     assert "1 quarantined case out of the regression tests" in body
 
     repo.act("schedule", NIGHT, 10)  # a run sees the nights before it: "11"

@@ -376,7 +376,7 @@ def _trends(report: Mapping[str, Any], charts: bool) -> list[str]:
     runs = _num(_float(trends.get("runs")) or 0)
     rows = [
         [
-            f"`{escape(name, 80)}`",
+            escape(name, 80),
             sparkline(values),
             _current(_dict(metrics.get(name))),
             _delta(_dict(metrics.get(name))),
@@ -440,7 +440,7 @@ def _quarantine(report: Mapping[str, Any], detail: Detail) -> list[str]:
     if not cases:
         return []
     shown, more = _capped(cases, detail, "quarantined cases")
-    rows = [[f"`{escape(c.get('id'), 80)}`", _flip_marks(c.get("flips"))] for c in shown]
+    rows = [[escape(c.get("id"), 80), _flip_marks(c.get("flips"))] for c in shown]
     lines = ["", f"#### Quarantined: {_count(len(cases), 'flaky case')}", ""]
     lines += [
         "Flipped on unchanged code in recent nightly runs: still run and reported, left out of "
