@@ -121,6 +121,14 @@ ROWS = (
     Row("5-pt drop, primary phrase", 200, True, goal="≥ 80%", primary=PHRASE_METRIC),
     Row("5-pt drop, repeats 3, primary phrase", 200, True, 3, goal="≥ 80%", primary=PHRASE_METRIC),
     Row(
+        "unchanged, second stage, primary phrase",
+        200,
+        False,
+        second_stage=True,
+        goal="≤ 5%",
+        primary=PHRASE_METRIC,
+    ),
+    Row(
         "5-pt drop, second stage, primary phrase",
         200,
         True,
