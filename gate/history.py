@@ -170,8 +170,9 @@ def noise_floor(entries: Sequence[Mapping[str, Any]], nights: int) -> NoiseFloor
         if not _same_code(before, after) or _runs(before) != runs or _runs(after) != runs:
             continue
         used |= {k - 1, k}
+        then = _keyed(before)
         for key, value in _keyed(after).items():
-            old = _keyed(before).get(key)
+            old = then.get(key)
             if value is not None and old is not None:
                 squares.setdefault(key, []).append((value - old) ** 2)
     if not squares:

@@ -6,14 +6,10 @@ pipeline was down would make the next broken run look unchanged.
 
 from __future__ import annotations
 
-import numpy as np
-
 from gate import __version__
 from gate.decide.verdict import Verdict
 from gate.load.baseline import FIRST_RUN, SCHEMA_VERSION, Baseline, CaseScores
-from gate.metrics import parse_metric
 from gate.metrics.scoring import Scored
-from gate.metrics.statistic import depends_on_runs
 from gate.plan import Plan
 
 
@@ -53,26 +49,11 @@ def new_baseline(plan: Plan, scored: Scored, *, created_at: str, git_sha: str | 
         case_scores=CaseScores(
             ids=tuple(scored.case_ids),
             fingerprints=tuple(case.fingerprint() for case in plan.cases),
-            columns=scored.case_scores | first_runs(scored),
+            columns=scored.case_scores
+            | {f"{name}{FIRST_RUN}": column for name, column in scored.first_run.items()},
         ),
-        repeats=max((r.repeat + 1 for r in scored.records), default=1),
+        repeats=scored.runs,
     )
-
-
-def first_runs(scored: Scored) -> dict[str, np.ndarray]:
-    """The first run's per-case values of every metric whose statistic depends on runs per
-    case (``FIRST_RUN``), when there is more than one run per case; else nothing."""
-    if not any(r.repeat > 0 for r in scored.records):
-        return {}
-    names = [n for n in scored.names if depends_on_runs(parse_metric(n).spec.statistic)]
-    position = {case_id: i for i, case_id in enumerate(scored.case_ids)}
-    columns = {name: np.full(len(scored.case_ids), np.nan) for name in names}
-    for record in scored.records:
-        if record.repeat == 0:
-            for name in names:
-                if name in record.scores:
-                    columns[name][position[record.case_id]] = record.scores[name]
-    return {f"{name}{FIRST_RUN}": column for name, column in columns.items()}
 
 
 def _round(value: float | None) -> float | None:

@@ -15,7 +15,7 @@ from gate.decide.budget import error_budget
 from gate.decide.compare import CheckResult, Paired, Scores, apply_rule, paired
 from gate.decide.drift import Drift, drift
 from gate.decide.family import PRIMARY_SHARE, Hypothesis, Nightly, Tested, max_t
-from gate.load.baseline import FIRST_RUN, CaseScores
+from gate.load.baseline import FIRST_RUN, Baseline, CaseScores
 from gate.load.config import DROP_RULES, INCREASE_RULES, Rule
 from gate.metrics import parse_metric
 from gate.metrics.scoring import SUCCESS, Scored, case_passed, run_passed
@@ -60,25 +60,26 @@ def decide(plan: Plan, scored: Scored, confidence: float | None = None) -> Verdi
     """Thresholds, regressions against the baseline, must-pass cases, flips and flaky cases.
 
     ``confidence`` overrides ``comparison.confidence`` (a stage of a two-stage decision)."""
-    moved = drift(plan.cases, plan.baseline) if plan.baseline is not None else None
-    runs = runs_per_case(scored)
-    compared = comparisons(plan, scored, moved, runs)
-    first = set(plan.baseline.case_scores.columns) if plan.baseline is not None else set()
+    baseline = plan.baseline
+    moved = drift(plan.cases, baseline) if baseline is not None else None
+    runs = scored.runs
+    first = first_runs(baseline, runs) if baseline is not None else {}
+    compared = comparisons(plan, scored, moved, first)
     unlike = {
         key
         for key, found in compared.items()
-        if plan.baseline is not None
-        and plan.baseline.repeats != runs
+        if baseline is not None
+        and baseline.repeats != runs
         and depends_on_runs(found.statistic)
-        and not (runs == 1 and f"{key[1]}{FIRST_RUN}" in first)
+        and key[1] not in first
     }
     judged = {key: found for key, found in compared.items() if key not in unlike}
     shared = moved.shared if moved is not None else []
     tests = family(plan, judged, shared, confidence, runs)
     checks = check(plan, scored, compared, tests)
-    if unlike and plan.baseline is not None:
+    if unlike and baseline is not None:
         checks = [
-            _not_comparable(c, plan.baseline.repeats, runs)
+            _not_comparable(c, baseline.repeats, runs)
             if c.kind == "regression" and (c.slice, c.metric) in unlike
             else c
             for c in checks
@@ -92,11 +93,11 @@ def decide(plan: Plan, scored: Scored, confidence: float | None = None) -> Verdi
         flips=flips(plan, scored, moved),
         flaky=flaky(scored, plan.config.runner.repeats),
         tested=tests,
-        warnings=_stage_warnings(plan, runs),
+        warnings=_stage_warnings(plan),
     )
 
 
-def _stage_warnings(plan: Plan, runs: int) -> list[str]:
+def _stage_warnings(plan: Plan) -> list[str]:
     if not plan.config.comparison.second_stage or plan.baseline is None:
         return []
     if plan.baseline.repeats > plan.config.runner.repeats:
@@ -109,9 +110,16 @@ def _stage_warnings(plan: Plan, runs: int) -> list[str]:
     ]
 
 
-def runs_per_case(scored: Scored) -> int:
-    """How many runs of each case the per-case scores are the mean of."""
-    return max((r.repeat + 1 for r in scored.records), default=1)
+def first_runs(baseline: Baseline, runs: int) -> dict[str, np.ndarray]:
+    """The baseline's first-run columns by metric (``FIRST_RUN``) when this run has one run per
+    case and the baseline more: what its percentiles are compared with, like with like."""
+    if runs != 1 or baseline.repeats <= 1:
+        return {}
+    return {
+        name.removesuffix(FIRST_RUN): column
+        for name, column in baseline.case_scores.columns.items()
+        if name.endswith(FIRST_RUN)
+    }
 
 
 def _not_comparable(result: CheckResult, baseline_runs: int, runs: int) -> CheckResult:
@@ -131,22 +139,20 @@ def _not_comparable(result: CheckResult, baseline_runs: int, runs: int) -> Check
 
 
 def comparisons(
-    plan: Plan, scored: Scored, moved: Drift | None, runs: int = 1
+    plan: Plan,
+    scored: Scored,
+    moved: Drift | None,
+    first: Mapping[str, np.ndarray] | None = None,
 ) -> dict[Key, Paired]:
     """Paired comparisons with the baseline: every overall metric, and every slice rule.
 
     Column by column: each metric's per-case scores in both runs, on the shared cases (rows of
-    ``moved.shared``, quarantined cases left out) that both measured. A run of one run per case
-    against a baseline of more compares percentiles with the baseline's first runs
-    (``FIRST_RUN`` columns): one run against one run, like with like."""
+    ``moved.shared``, quarantined cases left out) that both measured. ``first`` (``first_runs``)
+    replaces the baseline's columns of those metrics: one run against one run."""
     if plan.baseline is None or moved is None:
         return {}
     stored = plan.baseline.case_scores
-    columns = dict(stored.columns)
-    if runs == 1 and plan.baseline.repeats > 1:
-        columns |= {
-            k.removesuffix(FIRST_RUN): v for k, v in stored.columns.items() if k.endswith(FIRST_RUN)
-        }
+    columns = {**stored.columns, **(first or {})}
     shared = moved.shared
     before_rows, now_rows = _aligned(stored, scored, shared)
     compared = np.array([i not in plan.quarantined for i in shared], dtype=bool)

@@ -7,7 +7,7 @@ when it succeeded in most of its repeats (its mean ``agent.task_success`` ≥ 0.
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import overload
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from gate.load.dataset import Case
 from gate.metrics import Columns, failures, parse_metric
 from gate.metrics.batch import Batch
+from gate.metrics.statistic import depends_on_runs
 from gate.run.records import Record
 
 SUCCESS = "agent.task_success"
@@ -102,6 +103,11 @@ class Scored:
     """``case_scores[name][i]``: case ``case_ids[i]``'s mean over its repeats, rounded to 6
     places; NaN where no run of the case measures ``name``."""
     records: list[Record]
+    runs: int = 1
+    """Runs per case: the per-case scores are means of this many."""
+    first_run: dict[str, np.ndarray] = field(default_factory=dict)
+    """With more than one run per case, the first run's per-case values of each metric whose
+    statistic depends on runs per case (a percentile), aligned like ``case_scores``."""
 
     def measured(self, name: str) -> dict[str, float]:
         """Case id → its score on ``name``, for the cases that measure it."""
@@ -144,6 +150,16 @@ def score_records(cases: list[Case], records: list[Record], names: list[str]) ->
         sums = np.bincount(index[measured], weights=values[measured], minlength=size)
         with np.errstate(invalid="ignore", divide="ignore"):
             case_scores[name] = np.round(np.where(counts > 0, sums / counts, np.nan), 6)
+    repeat = np.array([r.repeat for r in records], dtype=np.intp)
+    runs = int(repeat.max()) + 1 if repeat.size else 1
+    first_run = {}
+    if runs > 1:
+        first = repeat == 0
+        for name in names:
+            if depends_on_runs(parse_metric(name).spec.statistic):
+                column = np.full(size, np.nan)
+                column[index[first]] = np.round(rows[name][first], 6)
+                first_run[name] = column
     return Scored(
         names=names,
         overall=overall,
@@ -151,4 +167,6 @@ def score_records(cases: list[Case], records: list[Record], names: list[str]) ->
         case_ids=[case.id for case in cases],
         case_scores=case_scores,
         records=scored_records,
+        runs=runs,
+        first_run=first_run,
     )
