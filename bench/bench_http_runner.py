@@ -35,7 +35,7 @@ from http_pipeline import Answer, PipelineServer  # noqa: E402
 from gate.load.config import HttpPipeline, Runner  # noqa: E402
 from gate.load.dataset import Case  # noqa: E402
 from gate.run.adapters.http import HttpAdapter  # noqa: E402
-from gate.run.records import RecordWriter  # noqa: E402
+from gate.run.records import Record, RecordWriter  # noqa: E402
 from gate.run.runner import Progress, run_cases  # noqa: E402
 
 GOAL = 1.15
@@ -52,12 +52,18 @@ def gate_run(url: str, cases: list[Case], concurrency: int, folder: Path) -> flo
     adapter = HttpAdapter(HttpPipeline(adapter="http", url=url), concurrency, {})
     writer = RecordWriter(folder / "records.jsonl")
     settings = Runner(concurrency=concurrency, timeout_s=30, retries=0)
+    records: list[Record] = []
+
+    def written(batch: list[Record]) -> None:
+        writer.write(batch)
+        records.extend(batch)
+
     begin = time.perf_counter()
-    records = run_cases(
+    run_cases(
         cases,
         adapter,
         settings,
-        writer.write,
+        written,
         Progress(len(cases), io.StringIO()),
         now=lambda: datetime.now(UTC),
     )

@@ -29,6 +29,7 @@ from rate_limited_server import RateLimitedServer  # noqa: E402
 from gate.load.config import HttpPipeline, Runner  # noqa: E402
 from gate.load.dataset import Case  # noqa: E402
 from gate.run.adapters.http import HttpAdapter  # noqa: E402
+from gate.run.records import Record  # noqa: E402
 from gate.run.runner import Progress, run_cases  # noqa: E402
 from gate.run.throttle import Throttle  # noqa: E402
 
@@ -64,10 +65,12 @@ def main() -> int:
         url = f"http://127.0.0.1:{mine.recv()}/answer"
         adapter = HttpAdapter(HttpPipeline(adapter="http", url=url), args.concurrency, {})
         begin = time.perf_counter()
-        records = run_cases(
+        records: list[Record] = []
+        run_cases(
             cases,
             adapter,
             settings,
+            records.extend,
             progress=Progress(n, None),
             now=lambda: datetime.now(UTC),
             throttle=throttle,

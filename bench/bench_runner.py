@@ -51,6 +51,7 @@ from gate.load.config import PythonPipeline, Runner  # noqa: E402
 from gate.load.dataset import Case  # noqa: E402
 from gate.run.adapters.base import Adapter  # noqa: E402
 from gate.run.adapters.python import PythonAdapter  # noqa: E402
+from gate.run.records import Record  # noqa: E402
 from gate.run.runner import Progress, run_cases  # noqa: E402
 
 GOAL = 1.3
@@ -164,10 +165,12 @@ def main() -> int:
         with adapter_for(name) as adapter:
             for _ in range(args.rounds):
                 begin = time.perf_counter()
-                records = run_cases(
+                records: list[Record] = []
+                run_cases(
                     cases,
                     adapter,
                     settings,
+                    records.extend,
                     progress=Progress(len(cases), io.StringIO()),
                     now=lambda: datetime.now(UTC),
                 )

@@ -284,21 +284,25 @@ class Judge:
         self._cache = JudgeCache(folder)
         self._sleep = sleep
         self._rng = random.Random()
+        self.stats = JudgeStats(options.model)
 
-    def judge(self, cases: list[Case], records: list[Record]) -> tuple[list[Record], JudgeStats]:
-        """The records with their verdicts, and what judging them cost. Never raises for a
-        judge's failure: that is the verdict's ``error``."""
-        by_id = {case.id: case for case in cases}
+    def judge(
+        self, cases: Mapping[str, Case], records: list[Record]
+    ) -> tuple[list[Record], JudgeStats]:
+        """The records (runs of ``cases``, by id) with their verdicts, and what judging them
+        cost, this call and every call before added up (a run is judged a chunk at a time).
+        Never raises for a judge's failure: that is the verdict's ``error``."""
         jobs = [(i, name) for i in range(len(records)) for name in self._rubrics]
         begin = time.monotonic()
         with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="gate-judge") as pool:
             outcomes = list(
                 pool.map(
-                    lambda job: self._one(by_id[records[job[0]].case_id], records[job[0]], job[1]),
+                    lambda job: self._one(cases[records[job[0]].case_id], records[job[0]], job[1]),
                     jobs,
                 )
             )
-        stats = JudgeStats(self._options.model, duration_s=time.monotonic() - begin)
+        stats = self.stats
+        stats.duration_s += time.monotonic() - begin
         verdicts: list[dict[str, Judgement]] = [{} for _ in records]
         for (i, name), outcome in zip(jobs, outcomes, strict=True):
             if outcome is not None:

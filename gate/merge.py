@@ -2,22 +2,27 @@
 
 The shards must be the slices 1..N of one run: the same config (pipeline fingerprint), the same
 dataset, the same commit, each slice once; the merge job's own config must be that config too.
-Their records are put back in the order one process would have produced them, then scored and
-judged by the same code as ``gate run`` (``pipeline.conclude``), so the report, the verdict and
-the exit code are those of an unsharded run of the same outputs.
+Their records (judged in the shards) are scored and written by the same code as ``gate run``
+(``pipeline.Recorder``, ``pipeline.conclude``), which puts them in dataset order, so the report,
+the verdict and the exit code are those of an unsharded run of the same outputs.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from gate.errors import ConfigError
-from gate.pipeline import Outcome, RunOptions, conclude
+from gate.pipeline import Outcome, Recorder, RunOptions, conclude
 from gate.plan import prepare
 from gate.run.records import Record, read_record
 from gate.run.shards import Shard, read_manifest
+
+CHUNK = 4096
+"""Records scored at a time: the shards' records are never all held at once."""
 
 AGREE = ("pipeline_fingerprint", "dataset_fingerprint", "git_sha", "gate_version")
 """What every shard must share: the same run of the same code on the same cases."""
@@ -47,44 +52,41 @@ def merge(folders: list[Path], options: RunOptions) -> Outcome:
                 f"{options.config} describes (fix: merge with the config and dataset of the "
                 "commit the shards ran)"
             )
-    records = [
-        record
-        for folder, shard, _ in shards
-        for record in read_shard_records(folder / "records.jsonl", shard)
-    ]
     settings = plan.config.runner
+    size = len(plan.cases)
     position = {case.id: i for i, case in enumerate(plan.cases)}
-    slots: list[Record | None] = [None] * (len(plan.cases) * settings.repeats)
-    for record in records:
-        index = position.get(record.case_id)
-        if index is None or not 0 <= record.repeat < settings.repeats:
-            raise ConfigError(
-                f"records of shard for case {record.case_id!r} repeat {record.repeat}: not a "
-                "case and repeat of this run (fix: rerun the shards)"
-            )
-        slot = record.repeat * len(plan.cases) + index
-        if slots[slot] is not None:
-            raise ConfigError(
-                f"case {record.case_id!r} repeat {record.repeat} is in two shards' records "
-                "(fix: rerun the shards)"
-            )
-        slots[slot] = record
-    missing = [i for i, record in enumerate(slots) if record is None]
-    if missing:
-        case = plan.cases[missing[0] % len(plan.cases)]
+    # Every run of every case once, checked before anything is written.
+    seen = bytearray(size * settings.repeats)
+    for folder, shard, _ in shards:
+        for record in read_shard_records(folder / "records.jsonl", shard):
+            index = position.get(record.case_id)
+            if index is None or not 0 <= record.repeat < settings.repeats:
+                raise ConfigError(
+                    f"records of shard for case {record.case_id!r} repeat {record.repeat}: not "
+                    "a case and repeat of this run (fix: rerun the shards)"
+                )
+            slot = record.repeat * size + index
+            if seen[slot]:
+                raise ConfigError(
+                    f"case {record.case_id!r} repeat {record.repeat} is in two shards' records "
+                    "(fix: rerun the shards)"
+                )
+            seen[slot] = 1
+    missing = seen.find(0)
+    if missing >= 0:
+        case = plan.cases[missing % size]
         raise ConfigError(
-            f"{len(missing)} runs missing from the shards' records, e.g. case {case.id!r} "
+            f"{seen.count(0)} runs missing from the shards' records, e.g. case {case.id!r} "
             "(fix: rerun the shard that holds it, or all of them)"
         )
-    ordered = [record for record in slots if record is not None]
     runs = [manifest["run"] for _, _, manifest in shards]
     run_info = {
         "started_at": min(run["started_at"] for run in runs),
         # The shards ran side by side: the run took as long as the slowest.
         "duration_s": max(run["duration_s"] for run in runs),
-        "records": len(ordered),
-        "errors": sum(r.status == "error" for r in ordered),
-        "timeouts": sum(r.status == "timeout" for r in ordered),
+        "records": len(seen),
+        "errors": sum(run["errors"] for run in runs),
+        "timeouts": sum(run["timeouts"] for run in runs),
         "repeats": settings.repeats,
         "concurrency": settings.concurrency,
         "shards": len(shards),
@@ -92,7 +94,17 @@ def merge(folders: list[Path], options: RunOptions) -> Outcome:
     if any("cached" in run for run in runs):
         run_info["cached"] = sum(run.get("cached", 0) for run in runs)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    return conclude(plan, ordered, options, run_info, merged_judge(shards))
+    scrub = plan.config.scrubber(options.world.env)
+    # Scored and written as one run's records are (already judged, in the shards).
+    recorder = Recorder(plan, options.out_dir / "records.jsonl", scrub)
+    try:
+        for folder, shard, _ in shards:
+            records = read_shard_records(folder / "records.jsonl", shard)
+            while chunk := list(islice(records, CHUNK)):
+                recorder(chunk)
+    finally:
+        recorder.close()
+    return conclude(plan, recorder, options, run_info, merged_judge(shards), scrub)
 
 
 def check_shards(shards: list[tuple[Path, Shard, dict[str, Any]]]) -> None:
@@ -124,8 +136,9 @@ def check_shards(shards: list[tuple[Path, Shard, dict[str, Any]]]) -> None:
         raise ConfigError(f"shard {names} missing (fix: pass all {shard0.count} shard folders)")
 
 
-def read_shard_records(path: Path, shard: Shard) -> list[Record]:
-    records = []
+def read_shard_records(path: Path, shard: Shard) -> Iterator[Record]:
+    """The shard's records, one line at a time; a line that is not one of its records is an
+    input error naming the line."""
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
@@ -146,8 +159,7 @@ def read_shard_records(path: Path, shard: Shard) -> list[Record]:
                     f"{path}:{number}: case {record.case_id!r} is not in shard {shard} "
                     "(fix: rerun the shard)"
                 )
-            records.append(record)
-    return records
+            yield record
 
 
 def merged_judge(shards: list[tuple[Path, Shard, dict[str, Any]]]) -> dict[str, Any] | None:

@@ -17,24 +17,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gate.decide.baseline import new_baseline, refusal
-from gate.decide.review import coverage, repeat0_outputs
+from gate.decide.review import NO_OUTPUT, coverage
 from gate.decide.stages import extra_runs, stage_confidences, wants_second_stage
 from gate.decide.verdict import Verdict, decide
 from gate.errors import ConfigError
 from gate.files import unwritable, write_atomic
 from gate.history import noise_floor, quarantined
-from gate.judge import Judge, JudgeStats
+from gate.judge import Judge
 from gate.load.bar import BarSource
 from gate.load.baseline import legacy_note, write_baseline
 from gate.load.blessings import last_blessing, log_path
-from gate.metrics.scoring import Scored, score_records
+from gate.metrics.scoring import Scored, Tally
 from gate.plan import Plan, prepare
 from gate.render.junit import render_junit
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
 from gate.run.cache import OutputCache
-from gate.run.records import Record, RecordWriter, scrubbed, write_records
+from gate.run.records import Record, RecordWriter
 from gate.run.runner import Progress, run_cases
 from gate.run.shards import Shard, shard_manifest, write_manifest
 from gate.scrub import Scrubber
@@ -139,7 +139,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             file=options.progress,
             flush=True,
         )
-    writer = RecordWriter(out / "records.jsonl", scrub)
+    recorder = Recorder(plan, out / "records.jsonl", scrub, judge, options.progress)
     cache = (
         OutputCache(
             plan.config.resolve(settings.cache),
@@ -159,20 +159,19 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     repeats = settings.repeats
     decided: tuple[Scored, Verdict] | None = None
     try:
-        records = run_cases(
+        run_cases(
             plan.cases,
             adapter,
             settings,
-            writer.write,
+            recorder,
             Progress(total, options.progress),
             now=world.now,
             cache=cache,
             scrub=scrub,
         )
         duration = time.monotonic() - begin
-        records, judge_stats = _judged(judge, plan, records, options.progress)
         if options.shard is None:
-            decided = _decided(plan, records, first if staged else None)
+            decided = _decided(plan, recorder.tally, first if staged else None)
         if decided is not None and staged and wants_second_stage(decided[1]):
             # Stage 1 could not tell: every case runs again up to the baseline's runs per case,
             # and the per-case means decide, with the rest of the false-alarm budget
@@ -180,22 +179,21 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             if options.progress:
                 print("gate: inconclusive: second stage", file=options.progress, flush=True)
             again = time.monotonic()
-            more = run_cases(
+            offset = settings.repeats
+            run_cases(
                 plan.cases,
                 adapter,
                 settings.model_copy(update={"repeats": extra}),
-                writer.write,
+                lambda more: recorder([replace(r, repeat=r.repeat + offset) for r in more]),
                 Progress(len(plan.cases) * extra, options.progress),
                 now=world.now,
                 scrub=scrub,
             )
             duration += time.monotonic() - again
-            records += [replace(r, repeat=r.repeat + settings.repeats) for r in more]
             repeats += extra
-            records, judge_stats = _judged(judge, plan, records, options.progress)
-            decided = _decided(plan, records, second)
+            decided = _decided(plan, recorder.tally, second)
     finally:
-        writer.close()
+        recorder.close()
         adapter.close()
         if cache is not None:
             cache.close()
@@ -205,18 +203,15 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     run_info: dict[str, Any] = {
         "started_at": started_at,
         "duration_s": round(duration, 3),
-        "records": len(records),
-        "errors": sum(r.status == "error" for r in records),
-        "timeouts": sum(r.status == "timeout" for r in records),
+        **recorder.counts(),
         "repeats": repeats,
         "concurrency": settings.concurrency,
         "git_sha": world.git_sha,
     }
     if cache is not None:
         run_info["cached"] = cache.hits
-    judged = judge_stats.to_json() if judge_stats is not None else None
+    judged = recorder.judge_stats()
     if options.shard is not None:
-        write_records(out / "records.jsonl", records, scrub)
         manifest = shard_manifest(
             options.shard,
             pipeline_fingerprint=plan.fingerprint,
@@ -228,37 +223,89 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
         )
         path = write_manifest(out, manifest)
         return Outcome(0, manifest, path, out / "records.jsonl")
-    return conclude(plan, records, options, run_info, judged, decided, scrub)
+    return conclude(plan, recorder, options, run_info, judged, scrub, decided)
 
 
-def _decided(plan: Plan, records: list[Record], confidence: float | None) -> tuple[Scored, Verdict]:
-    scored = score_records(plan.cases, records, list(plan.names))
+class Recorder:
+    """Where a run's records go as they come (``gate.run.runner.run_cases``' ``on_records``):
+    judged when a judge is configured, scored (``Tally``), written to records.jsonl with their
+    scores, and let go. What is kept: each run's ``Run``, and the repeat-0 outputs (scrubbed) of
+    the cases the thresholds' ``review:`` covers."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        path: Path,
+        scrub: Scrubber,
+        judge: Judge | None = None,
+        progress: TextIO | None = None,
+    ) -> None:
+        self.tally = Tally(plan.cases, list(plan.names), scrub)
+        self.outputs: dict[str, Any] = {}
+        """Case id → its repeat-0 output as stored, or ``NO_OUTPUT``: what review coverage reads."""
+        self._writer = RecordWriter(path, scrub)
+        self._scrub = scrub
+        self._judge = judge
+        self._progress = progress
+        self._cases = {case.id: case for case in plan.cases} if judge is not None else {}
+        review = plan.thresholds.review
+        tags = set(review.tags) if review is not None else set()
+        self._reviewed = {case.id for case in plan.cases if tags.intersection(case.tags)}
+        self._statuses: dict[str, int] = {"ok": 0, "error": 0, "timeout": 0}
+
+    def __call__(self, records: list[Record]) -> None:
+        if self._judge is not None:
+            records, _ = self._judge.judge(self._cases, records)
+        runs = self.tally.add(records)
+        self._writer.write(
+            replace(record, scores=run.scores, failure_modes=run.failure_modes)
+            for record, run in zip(records, runs, strict=True)
+        )
+        for record in records:
+            self._statuses[record.status] += 1
+            if record.repeat == 0 and record.case_id in self._reviewed:
+                ok = record.status == "ok"
+                self.outputs[record.case_id] = (
+                    self._scrub.value(record.raw_output) if ok else NO_OUTPUT
+                )
+
+    def counts(self) -> dict[str, int]:
+        """The report's run counts: records, errors, timeouts."""
+        statuses = self._statuses
+        return {
+            "records": sum(statuses.values()),
+            "errors": statuses["error"],
+            "timeouts": statuses["timeout"],
+        }
+
+    def judge_stats(self) -> dict[str, Any] | None:
+        return self._judge.stats.to_json() if self._judge is not None else None
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _decided(plan: Plan, tally: Tally, confidence: float | None) -> tuple[Scored, Verdict]:
+    scored = tally.scored()
     return scored, decide(plan, scored, confidence)
 
 
 def conclude(
     plan: Plan,
-    records: list[Record],
+    recorder: Recorder,
     options: RunOptions,
     run_info: dict[str, Any],
     judge: dict[str, Any] | None,
+    scrub: Scrubber,
     decided: tuple[Scored, Verdict] | None = None,
-    scrub: Scrubber | None = None,
 ) -> Outcome:
-    """Score the run's records (unless ``decided`` already), decide, write the baseline if
-    asked, and the report: the same for one process and for merged shards. ``scrub`` is the
-    run's scrubber (made from the config and the world when not given)."""
+    """From a run's recorded records (in records.jsonl already): the verdict (unless
+    ``decided``), the review's coverage, the baseline if asked, and the report. The same for one
+    process and for merged shards."""
     world = options.world
     out = options.out_dir
-    scrub = scrub or plan.config.scrubber(world.env)
-    scored, verdict = decided or _decided(plan, records, None)
-    # Scored on what the pipeline said; from here on shown and stored scrubbed: each record as
-    # records.jsonl is written, and what the report quotes of a record as it is quoted.
-    write_records(out / "records.jsonl", scored.records, scrub)
-    reviewed = None
-    if plan.thresholds.review is not None:
-        shown = (scrubbed(r, scrub).to_json() for r in scored.records if r.repeat == 0)
-        reviewed = coverage(plan, repeat0_outputs(shown), world.now().date())
+    scored, verdict = decided or _decided(plan, recorder.tally, None)
+    reviewed = coverage(plan, recorder.outputs, world.now().date())
     if reviewed is not None:
         verdict = replace(verdict, checks=[*verdict.checks, *reviewed.checks()])
     baseline_status = "found" if plan.baseline else "missing"
@@ -300,14 +347,3 @@ def conclude(
     write_atomic(markdown_path, render_summary(report, None))
     write_atomic(out / "report.junit.xml", render_junit(report, [case.id for case in plan.cases]))
     return Outcome(0 if verdict.passed else 1, report, report_path, markdown_path)
-
-
-def _judged(
-    judge: Judge | None, plan: Plan, records: list[Record], progress: TextIO | None
-) -> tuple[list[Record], JudgeStats | None]:
-    """The records with the judge's verdicts (cached ones cost nothing on a second stage)."""
-    if judge is None:
-        return records, None
-    if progress:
-        print(f"gate: judging {len(records)} runs", file=progress, flush=True)
-    return judge.judge(plan.cases, records)

@@ -96,9 +96,11 @@ class Scrubber:
             return self._scrub(text)
         clean = self._seen.get(text)
         if clean is None:
-            if len(self._seen) >= _SEEN_MAX:
-                self._seen.clear()
-            clean = self._seen[text] = self._scrub(text)
+            clean = self._scrub(text)
+            # Once full, nothing more is kept (never cleared): the texts seen first, the keys
+            # every record has, stay, while one-off answers pass through.
+            if len(self._seen) < _SEEN_MAX:
+                self._seen[text] = clean
         return clean
 
     def _scrub(self, text: str) -> str:

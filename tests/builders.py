@@ -103,10 +103,21 @@ def utc_now() -> datetime:
 
 
 def run_all(adapter: Adapter, cases: list[Case], **settings: Any) -> list[Record]:
-    """Every case through the runner with ``runner(**settings)``, printing no progress."""
-    return run_cases(
-        cases, adapter, runner(**settings), progress=Progress(len(cases), None), now=utc_now
-    )
+    """Every case through the runner with ``runner(**settings)``, printing no progress; the
+    records in dataset order, repeat after repeat (the runner hands them on as they finish)."""
+    return ran(cases, adapter, runner(**settings), progress=Progress(len(cases), None), now=utc_now)
+
+
+def ran(cases: list[Case], adapter: Adapter, settings: Runner, **options: Any) -> list[Record]:
+    """``run_cases``' records, in dataset order, repeat after repeat."""
+    records: list[Record] = []
+    run_cases(cases, adapter, settings, records.extend, **options)
+    return in_dataset_order(records, cases)
+
+
+def in_dataset_order(records: list[Record], cases: list[Case]) -> list[Record]:
+    position = {case.id: i for i, case in enumerate(cases)}
+    return sorted(records, key=lambda r: (r.repeat, position[r.case_id]))
 
 
 MakeProject = Callable[..., Path]

@@ -121,7 +121,7 @@ def test_a_bug_in_the_gate_exits_3_with_a_traceback(example, monkeypatch, capsys
     def broken(*args, **kwargs):
         raise ZeroDivisionError("oops")
 
-    monkeypatch.setattr("gate.pipeline.score_records", broken)
+    monkeypatch.setattr("gate.pipeline.decide", broken)
     assert gate(example, "run", "-q", "--out", str(example / "out")) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "bug in the gate" in err

@@ -86,7 +86,7 @@ def test_run__a_killed_run_leaves_no_stale_report(project, monkeypatch):
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gate.pipeline, "score_records", killed)
+    monkeypatch.setattr(gate.pipeline, "decide", killed)
     assert run(project, out) == 130
 
     assert not (out / "report.json").exists()

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from builders import ran
 from fake_openai import Canned, FakeOpenAI, completion
 from local_server import LocalServer
 
@@ -32,7 +33,7 @@ from gate.run.adapters.command import CommandAdapter
 from gate.run.adapters.http import HttpAdapter
 from gate.run.adapters.python import PythonAdapter
 from gate.run.records import Record
-from gate.run.runner import run_cases, run_one
+from gate.run.runner import run_one
 from gate.scrub import Scrubber, secret_values
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
@@ -161,7 +162,7 @@ def test_python__a_gil_holding_loop_is_killed_at_the_deadline(hostile: Any) -> N
 
 def test_python__os_exit_is_the_case_error_not_the_gate_exit(hostile: Any) -> None:
     adapter = hostile("exit_process")
-    records = run_cases(
+    records = ran(
         [case("a", "before"), case("b", "exit"), case("c", "after")],
         adapter,
         settings(concurrency=1),
@@ -195,7 +196,7 @@ def test_unserialisable_output__is_that_case_s_error(isolation: str) -> None:
     adapter = PythonAdapter(spec, PIPELINES)
     cases = [case(question, question) for question in PROBLEMS] + [case("fine", "q")]
     try:
-        records = run_cases(cases, adapter, settings(), now=utc_now)
+        records = ran(cases, adapter, settings(), now=utc_now)
     finally:
         adapter.close()
     assert [r.status for r in records] == ["error"] * len(PROBLEMS) + ["ok"]
@@ -232,7 +233,7 @@ def test_command__banner_and_log_lines_are_the_case_s_log_not_its_output(
     chatty: CommandAdapter,
 ) -> None:
     cases = [case(f"c{i}", f"question {i}") for i in range(5)]
-    records = run_cases(cases, chatty, settings(concurrency=1), now=utc_now)
+    records = ran(cases, chatty, settings(concurrency=1), now=utc_now)
     assert [r.output.answer for r in records] == [f"echo: question {i}" for i in range(5)]
     assert records[0].log == (
         "chatty 1.0 — loading model...\n"
@@ -246,7 +247,7 @@ def test_command__banner_and_log_lines_are_the_case_s_log_not_its_output(
 def test_command__a_reply_for_another_case_is_an_error_and_the_process_is_replaced(
     chatty: CommandAdapter,
 ) -> None:
-    records = run_cases(
+    records = ran(
         [case("a", "before"), case("b", "other-id"), case("c", "after")],
         chatty,
         settings(concurrency=1),

@@ -118,7 +118,7 @@ def judge_all(
     waits: list[float] = []
     judge = Judge(options(fake_openai, tmp_path, **more), tmp_path, os.environ, sleep=waits.append)
     try:
-        records, stats = judge.judge([c for c, _ in pairs], [r for _, r in pairs])
+        records, stats = judge.judge({c.id: c for c, _ in pairs}, [r for _, r in pairs])
     finally:
         judge.close()
     return records, stats, waits

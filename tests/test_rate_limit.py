@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from builders import ran
 from rate_limited_server import RateLimitedServer
 
 from gate.load.config import HttpPipeline, Runner
@@ -14,7 +15,7 @@ from gate.load.dataset import Case
 from gate.retry import Transient
 from gate.run.adapters.base import Reply
 from gate.run.adapters.http import HttpAdapter
-from gate.run.runner import RATE_LIMITED_ATTEMPTS, Progress, run_cases
+from gate.run.runner import RATE_LIMITED_ATTEMPTS, Progress
 from gate.run.throttle import Throttle
 
 
@@ -53,7 +54,7 @@ def test_run_cases__a_rate_limited_endpoint_lowers_concurrency_and_no_case_fails
     with RateLimitedServer(rate=300, retry_after=retry_after) as server:
         adapter = HttpAdapter(HttpPipeline(adapter="http", url=server.url), 16, {})
         try:
-            records = run_cases(
+            records = ran(
                 cases,
                 adapter,
                 settings,
@@ -85,7 +86,7 @@ class AlwaysRefused:
 def test_run_cases__an_endpoint_that_always_refuses_still_ends_the_run() -> None:
     adapter = AlwaysRefused()
     settings = Runner(concurrency=2, timeout_s=5, retries=1)
-    (record,) = run_cases(
+    (record,) = ran(
         [Case(id="c", input="q")], adapter, settings, progress=Progress(1, None), now=utc_now
     )
     assert record.status == "error" and record.error == "Transient: HTTP 429"
@@ -104,7 +105,7 @@ def test_run_cases__refusals_do_not_use_up_the_retries() -> None:
 
     adapter = RefusedTwiceThenBroken()
     settings = Runner(concurrency=1, timeout_s=5, retries=1)
-    (record,) = run_cases(
+    (record,) = ran(
         [Case(id="c", input="q")], adapter, settings, progress=Progress(1, None), now=utc_now
     )
     assert (record.status, record.attempts, record.output.answer) == ("ok", 4, "at last")

@@ -18,7 +18,6 @@ from gate.run.records import (
     RecordWriter,
     parse_output,
     scrubbed,
-    write_records,
 )
 from gate.scrub import DEFAULT_SCRUBBER
 
@@ -79,9 +78,9 @@ def test_record_writer__each_record_is_on_disk_as_soon_as_written(tmp_path: Path
     path = tmp_path / "out" / "records.jsonl"
     writer = RecordWriter(path)
     try:
-        writer.write(record("c1"))
+        writer.write([record("c1")])
         assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["c1"]
-        writer.write(record("c2", status="error", error="boom", latency_ms=None))
+        writer.write([record("c2", status="error", error="boom", latency_ms=None)])
         lines = [json.loads(line) for line in path.read_text().splitlines()]
     finally:
         writer.close()
@@ -94,7 +93,7 @@ def test_record_writer__each_record_is_on_disk_as_soon_as_written(tmp_path: Path
 def test_record_writer__output_that_is_not_json_is_written_as_text(tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl"
     writer = RecordWriter(path)
-    writer.write(record(raw_output={"when": {1, 2}}))
+    writer.write([record(raw_output={"when": {1, 2}})])
     writer.close()
     assert json.loads(path.read_text())["output"] == {"when": "{1, 2}"}
 
@@ -134,10 +133,12 @@ def test_write_atomic__failure_to_rename_keeps_the_old_file(
     assert os.listdir(tmp_path) == ["baseline.json"]
 
 
-def test_write_records__one_line_per_record(tmp_path: Path) -> None:
+def test_record_writer__one_line_per_record_a_batch_at_a_time(tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl"
     path.write_text("stale\n")
-    write_records(path, [record("a"), record("b", scores={"ops.error_rate": 0.0})])
+    writer = RecordWriter(path)
+    writer.write([record("a"), record("b", scores={"ops.error_rate": 0.0})])
+    writer.close()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(t["id"], t["scores"]) for t in lines] == [("a", {}), ("b", {"ops.error_rate": 0.0})]
 
@@ -160,7 +161,7 @@ def test_record_writer__the_line_is_the_scrubbed_record(tmp_path: Path) -> None:
     )
     path = tmp_path / "records.jsonl"
     writer = RecordWriter(path)
-    writer.write(traced)
+    writer.write([traced])
     writer.close()
     expected = scrubbed(traced, DEFAULT_SCRUBBER).to_json()
     assert path.read_text() == json.dumps(expected, ensure_ascii=False, default=str) + "\n"

@@ -21,7 +21,7 @@ from gate.load.dataset import Case
 from gate.retry import MAX_BACKOFF_S, CaseTimeout, Transient, backoff_s
 from gate.run.adapters.base import Reply
 from gate.run.records import EMPTY, Record, RecordWriter
-from gate.run.runner import Progress, run_cases, run_one
+from gate.run.runner import MAX_UNCLAIMED, Progress, run_cases, run_one
 
 
 def cases(n: int) -> list[Case]:
@@ -73,8 +73,9 @@ def test_run_cases__repeats_every_case_and_keeps_dataset_order() -> None:
     assert len(adapter.calls) == 6
 
 
-def test_run_cases__records_in_dataset_order_whatever_order_they_finish() -> None:
+def test_run_cases__records_are_handed_on_as_they_finish_from_the_calling_thread() -> None:
     finished: list[str] = []
+    threads: set[str] = set()
     others_recorded = threading.Event()
 
     def answer(case: Case) -> dict[str, Any]:
@@ -82,22 +83,22 @@ def test_run_cases__records_in_dataset_order_whatever_order_they_finish() -> Non
             others_recorded.wait(5)  # c0 finishes last
         return {"answer": case.id}
 
-    def on_record(record: Record) -> None:
-        finished.append(record.case_id)
+    def on_records(records: list[Record]) -> None:
+        threads.add(threading.current_thread().name)
+        finished.extend(record.case_id for record in records)
         if len(finished) == 2:
             others_recorded.set()
 
-    records = run_cases(
+    run_cases(
         cases(3),
         FakeAdapter(answer),
         runner(concurrency=3),
-        on_record,
+        on_records,
         progress=quiet(3),
         now=utc_now,
     )
-    assert finished[-1] == "c0"
-    assert [r.case_id for r in records] == ["c0", "c1", "c2"]
-    assert [r.output.answer for r in records] == ["c0", "c1", "c2"]
+    assert finished[-1] == "c0" and sorted(finished) == ["c0", "c1", "c2"]
+    assert threads == {threading.current_thread().name}
 
 
 def test_run_cases__records_jsonl_is_readable_while_the_run_goes_on(tmp_path: Path) -> None:
@@ -106,7 +107,7 @@ def test_run_cases__records_jsonl_is_readable_while_the_run_goes_on(tmp_path: Pa
 
     def answer(case: Case) -> dict[str, Any]:
         if case.id == "c4":
-            # The runner's thread writes c3's record just after c3's call returns: wait for it.
+            # c3's record is written within a tick of its call's end: wait for it.
             deadline = time.monotonic() + 5
             while len(path.read_text().splitlines()) < 4 and time.monotonic() < deadline:
                 time.sleep(0.005)
@@ -135,18 +136,35 @@ def test_run_cases__records_jsonl_is_readable_while_the_run_goes_on(tmp_path: Pa
     ]
 
 
-def test_run_cases__a_failing_on_record_stops_the_run_without_running_the_rest() -> None:
+def test_run_cases__a_slow_consumer_holds_back_new_cases_not_memory() -> None:
+    """Back-pressure: while ``MAX_UNCLAIMED`` finished records wait to be handed on, no case
+    starts, so a consumer slower than the pipeline bounds what waits in memory."""
+    adapter = FakeAdapter()
+    waiting: list[int] = []
+
+    def slow(records: list[Record]) -> None:
+        waiting.append(len(records))
+        time.sleep(0.05)
+
+    total = 3 * MAX_UNCLAIMED
+    run_cases(cases(total), adapter, runner(concurrency=4), slow, quiet(total), now=utc_now)
+    assert sum(waiting) == total
+    assert max(waiting) <= MAX_UNCLAIMED + 4  # and the calls in flight when it filled
+
+
+def test_run_cases__a_failing_on_records_stops_the_run_without_running_the_rest() -> None:
     def answer(case: Case) -> dict[str, Any]:
         time.sleep(0.005)
         return {}
 
-    def disk_full(record: Record) -> None:
+    def disk_full(records: list[Record]) -> None:
         raise OSError(28, "No space left on device")
 
     adapter = FakeAdapter(answer)
     with pytest.raises(OSError, match="No space left"):
-        run_cases(cases(200), adapter, runner(concurrency=2), disk_full, quiet(200), now=utc_now)
-    assert len(adapter.calls) < 50  # the queued cases were dropped, not all run first
+        run_cases(cases(2000), adapter, runner(concurrency=2), disk_full, quiet(2000), now=utc_now)
+    # The first batch comes within a tick (about 100 calls): the rest were dropped, not run.
+    assert len(adapter.calls) < 1000
 
 
 def test_run_cases__trace_ids_are_unique_32_hex() -> None:

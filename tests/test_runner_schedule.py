@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from builders import ran
 
 from gate.load.config import Runner
 from gate.load.dataset import Case
@@ -41,14 +42,14 @@ def test_run_cases__the_first_record_comes_before_more_than_concurrency_calls_st
     adapter = Counting()
     calls_at_first_record: list[int] = []
 
-    def on_record(record: Record) -> None:
-        if not calls_at_first_record:
-            calls_at_first_record.append(adapter.calls)
+    class Watched(Progress):
+        def advance(self, record: Record) -> None:
+            if not calls_at_first_record:
+                calls_at_first_record.append(adapter.calls)
+            super().advance(record)
 
     cases = [Case(id=f"c{i}", input="q") for i in range(2000)]
-    records = run_cases(
-        cases, adapter, Runner(concurrency=2), on_record, Progress(2000, None), now=utc_now
-    )
+    records = ran(cases, adapter, Runner(concurrency=2), progress=Watched(2000, None), now=utc_now)
     assert len(records) == 2000 and calls_at_first_record[0] <= 2
 
 
@@ -84,7 +85,7 @@ def test_run_cases__a_case_waiting_to_retry_does_not_hold_a_worker() -> None:
             pass
 
     cases = [Case(id=f"c{i}", input="q") for i in range(3)]
-    records = run_cases(
+    records = ran(
         cases, FlakyFirst(), Runner(concurrency=1), progress=Progress(3, None), now=utc_now
     )
     assert order == ["c0", "c1", "c2", "c0"]
@@ -116,7 +117,7 @@ def test_run_cases__a_limit_the_throttle_raises_again_is_used() -> None:
     throttle.refused(1)
     assert throttle.limit == 1
     cases = [Case(id=f"c{i}", input="q") for i in range(30)]
-    records = run_cases(
+    records = ran(
         cases,
         FourAtOnce(),
         Runner(concurrency=4),

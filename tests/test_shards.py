@@ -88,10 +88,13 @@ def test_merge__four_shards_give_the_unsharded_metrics_checks_and_verdict(replay
         assert merged["metrics"][name].get("interval") == entry.get("interval")
     assert merged["slices"] == whole["slices"]
     assert merged["run"]["shards"] == N and merged["run"]["records"] == 79
-    lines = lambda path: [  # noqa: E731
-        {k: v for k, v in json.loads(line).items() if k not in ("trace_id", "started_at")}
-        for line in path.read_text().splitlines()
-    ]
+    lines = lambda path: sorted(  # noqa: E731  (written as the runs finish: in any order)
+        (
+            {k: v for k, v in json.loads(line).items() if k not in ("trace_id", "started_at")}
+            for line in path.read_text().splitlines()
+        ),
+        key=lambda line: (line["id"], line["repeat"]),
+    )
     assert lines(out / "records.jsonl") == lines(replayed / "whole/records.jsonl")
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from gate.decide.compare import EPSILON, CheckResult
 from gate.load.config import Runner
-from gate.run.records import Record
+from gate.metrics.scoring import Run
 
 ERROR_RATE = "ops.error_rate"
 RULE = "max_error_rate"
 
 
-def error_budget(records: list[Record], runner: Runner) -> CheckResult:
+def error_budget(records: list[Run], runner: Runner) -> CheckResult:
     """Failed runs / all runs against ``runner.max_error_rate``; zero runs, or zero runs that
     succeeded, fail whatever the budget (``max_error_rate: 1`` still needs one measured run)."""
     limit = runner.max_error_rate

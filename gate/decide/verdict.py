@@ -18,10 +18,9 @@ from gate.decide.family import PRIMARY_SHARE, Hypothesis, Nightly, Tested, max_t
 from gate.load.baseline import FIRST_RUN, Baseline, CaseScores
 from gate.load.config import DROP_RULES, INCREASE_RULES, Rule
 from gate.metrics import parse_metric
-from gate.metrics.scoring import SUCCESS, Scored, case_passed, run_passed
+from gate.metrics.scoring import SUCCESS, Run, Scored, case_passed, run_passed
 from gate.metrics.statistic import depends_on_runs
 from gate.plan import Plan
-from gate.run.records import Record
 
 Key = tuple[str | None, str]
 """(slice or None for overall, metric name)."""
@@ -371,7 +370,7 @@ def _aligned(
     return before_rows, np.array([now[i] for i in shared], dtype=np.intp)
 
 
-def _modes_by_case(records: list[Record], ids: set[str]) -> dict[str, tuple[str, ...]]:
+def _modes_by_case(records: list[Run], ids: set[str]) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for record in records:
         if record.case_id in ids:

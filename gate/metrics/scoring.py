@@ -1,14 +1,18 @@
 """Scoring a run: every record through the registry, aggregated overall, per slice and per case.
 
+Records are scored a chunk at a time as they come (``Tally``), and only what the verdict and the
+report read of each is kept (``Run``): its scores as a row of one table, its failure modes, and
+its answer as the report quotes it. Its output goes no further than records.jsonl.
+
 The one definition of "passed": a run passed when ``agent.task_success`` is 1; a case passed
 when it succeeded in most of its repeats (its mean ``agent.task_success`` ≥ 0.5).
 """
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import overload
+from collections.abc import ItemsView, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, overload
 
 import numpy as np
 
@@ -16,13 +20,24 @@ from gate.load.dataset import Case
 from gate.metrics import Columns, failures, parse_metric
 from gate.metrics.batch import Batch
 from gate.metrics.statistic import depends_on_runs
-from gate.run.records import Record
+from gate.run.records import Record, Status
+from gate.scrub import DEFAULT_SCRUBBER, Scrubber
 
 SUCCESS = "agent.task_success"
 """The metric that says whether a run, and a case, passed."""
 
 
-def run_passed(record: Record) -> bool:
+ANSWER_KEPT = 1000
+"""Characters of a run's answer kept after scoring (scrubbed first): more than the report
+quotes (gate.render.report.EXCERPT)."""
+
+
+class _Scores(Protocol):
+    @property
+    def scores(self) -> Mapping[str, float]: ...
+
+
+def run_passed(record: _Scores) -> bool:
     """One run passed: no error and every check its case defines passed."""
     return record.scores.get(SUCCESS) == 1.0
 
@@ -91,6 +106,20 @@ class RunScores(Mapping[str, float]):
         return self._measured().items()
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What is kept of one run once it is scored: what the verdict and the report read."""
+
+    case_id: str
+    repeat: int
+    status: Status
+    error: str | None
+    failure_modes: tuple[str, ...]
+    scores: RunScores
+    answer: str
+    """Its answer scrubbed, then cut to ``ANSWER_KEPT`` characters."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scored:
     """Metric values overall, per slice, and per case (the mean over repeats)."""
@@ -102,7 +131,8 @@ class Scored:
     case_scores: dict[str, np.ndarray]
     """``case_scores[name][i]``: case ``case_ids[i]``'s mean over its repeats, rounded to 6
     places; NaN where no run of the case measures ``name``."""
-    records: list[Record]
+    records: list[Run]
+    """Every run, in dataset order, repeat after repeat."""
     runs: int = 1
     """Runs per case: the per-case scores are means of this many."""
     first_run: dict[str, np.ndarray] = field(default_factory=dict)
@@ -115,58 +145,122 @@ class Scored:
         return {case_id: v for case_id, v in zip(self.case_ids, column, strict=True) if v == v}
 
 
-def score_records(cases: list[Case], records: list[Record], names: list[str]) -> Scored:
-    """Score every record (run i of some case) on ``names``; slices are the cases' tags."""
-    by_id = {case.id: case for case in cases}
-    batch = Batch([by_id[r.case_id] for r in records], records)
-    rows = score(batch, names)
-    modes = failures.modes(batch)
-    table = np.round(np.column_stack([rows[n] for n in names]), 6) if names else None
-    columns = {name: j for j, name in enumerate(names)}
-    scored_records = [
-        replace(
-            record,
-            scores={} if table is None else RunScores(columns, table, i),
-            failure_modes=modes[i],
-        )
-        for i, record in enumerate(records)
-    ]
-    overall = {name: aggregate(name, rows) for name in names}
-    tags = sorted({tag for case in cases for tag in case.tags})
-    masks = {tag: np.zeros(len(records), dtype=bool) for tag in tags}
-    for i, case in enumerate(batch.cases):
-        for tag in case.tags:
-            masks[tag][i] = True
-    slices = {tag: {name: aggregate(name, rows, masks[tag]) for name in names} for tag in tags}
-    # Each case's mean over its repeats, for every metric at once: sums and counts per case.
-    position = {case.id: i for i, case in enumerate(cases)}
-    index = np.array([position[r.case_id] for r in records], dtype=np.intp)
-    size = len(cases)
-    case_scores = {}
+def _columns(names: list[str]) -> list[str]:
+    """The per-record columns the aggregates of ``names`` read: theirs and their dependencies."""
+    needed = dict.fromkeys(names)
     for name in names:
-        values = rows[name]
-        measured = ~np.isnan(values)
-        counts = np.bincount(index[measured], minlength=size)
-        sums = np.bincount(index[measured], weights=values[measured], minlength=size)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            case_scores[name] = np.round(np.where(counts > 0, sums / counts, np.nan), 6)
-    repeat = np.array([r.repeat for r in records], dtype=np.intp)
-    runs = int(repeat.max()) + 1 if repeat.size else 1
-    first_run = {}
-    if runs > 1:
-        first = repeat == 0
+        needed.update(dict.fromkeys(parse_metric(name).spec.depends_on))
+    return list(needed)
+
+
+class Tally:
+    """Scores a run's records a chunk at a time, in any order, and keeps of each only its
+    ``Run`` and its row of scores; ``scored`` aggregates them, in dataset order."""
+
+    def __init__(
+        self, cases: list[Case], names: list[str], scrub: Scrubber = DEFAULT_SCRUBBER
+    ) -> None:
+        """``scrub`` cleans the answers kept (the run's scrubber: it knows its secrets)."""
+        self._cases = cases
+        self._names = names
+        self._scrub = scrub
+        self._position = {case.id: i for i, case in enumerate(cases)}
+        self._table_columns = {name: j for j, name in enumerate(names)}
+        self._chunks: list[dict[str, np.ndarray]] = []
+        self._index: list[np.ndarray] = []
+        self._runs: list[Run] = []
+
+    def add(self, records: Sequence[Record]) -> list[Run]:
+        """Score ``records`` (runs of this tally's cases, each case and repeat once)."""
+        if not records:
+            return []
+        position = [self._position[r.case_id] for r in records]
+        batch = Batch([self._cases[i] for i in position], list(records))
+        rows = score(batch, self._names)
+        modes = failures.modes(batch)
+        names = self._names
+        table = np.round(np.column_stack([rows[n] for n in names]), 6) if names else None
+        empty = np.empty((len(records), 0))
+        cut = self._scrub.cut
+        runs = [
+            Run(
+                record.case_id,
+                record.repeat,
+                record.status,
+                record.error,
+                modes[i],
+                RunScores(self._table_columns, empty if table is None else table, i),
+                cut(record.output.answer or "", ANSWER_KEPT),
+            )
+            for i, record in enumerate(records)
+        ]
+        repeat = np.fromiter((r.repeat for r in records), dtype=np.intp, count=len(records))
+        self._index.append(repeat * len(self._cases) + np.array(position, dtype=np.intp))
+        self._chunks.append({key: rows[key] for key in _columns(names)})
+        self._runs.extend(runs)
+        return runs
+
+    def scored(self) -> Scored:
+        """Every metric overall, per slice (the cases' tags) and per case, from the runs so far."""
+        cases, names = self._cases, self._names
+        size = len(cases)
+        keys = _columns(names)
+        if self._index:
+            index = np.concatenate(self._index)
+            order = np.argsort(index, kind="stable")
+            index = index[order]
+            rows = {key: np.concatenate([c[key] for c in self._chunks])[order] for key in keys}
+            runs = [self._runs[i] for i in order.tolist()]
+        else:
+            index = np.empty(0, dtype=np.intp)
+            rows = {key: np.empty(0) for key in keys}
+            runs = []
+        overall = {name: aggregate(name, rows) for name in names}
+        case_of = index % max(size, 1)
+        repeat = index // max(size, 1)
+        tags = sorted({tag for case in cases for tag in case.tags})
+        slices = {}
+        for tag in tags:
+            tagged = np.fromiter((tag in case.tags for case in cases), dtype=bool, count=size)
+            mask = tagged[case_of]
+            slices[tag] = {name: aggregate(name, rows, mask) for name in names}
+        # Each case's mean over its repeats, for every metric at once: sums and counts per case.
+        case_scores = {}
         for name in names:
-            if depends_on_runs(parse_metric(name).spec.statistic):
-                column = np.full(size, np.nan)
-                column[index[first]] = np.round(rows[name][first], 6)
-                first_run[name] = column
-    return Scored(
-        names=names,
-        overall=overall,
-        slices=slices,
-        case_ids=[case.id for case in cases],
-        case_scores=case_scores,
-        records=scored_records,
-        runs=runs,
-        first_run=first_run,
-    )
+            values = rows[name]
+            measured = ~np.isnan(values)
+            counts = np.bincount(case_of[measured], minlength=size)
+            sums = np.bincount(case_of[measured], weights=values[measured], minlength=size)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                case_scores[name] = np.round(np.where(counts > 0, sums / counts, np.nan), 6)
+        runs_per_case = int(repeat.max()) + 1 if repeat.size else 1
+        first_run = {}
+        if runs_per_case > 1:
+            first = repeat == 0
+            for name in names:
+                if depends_on_runs(parse_metric(name).spec.statistic):
+                    column = np.full(size, np.nan)
+                    column[case_of[first]] = np.round(rows[name][first], 6)
+                    first_run[name] = column
+        return Scored(
+            names=names,
+            overall=overall,
+            slices=slices,
+            case_ids=[case.id for case in cases],
+            case_scores=case_scores,
+            records=runs,
+            runs=runs_per_case,
+            first_run=first_run,
+        )
+
+
+def score_records(
+    cases: list[Case],
+    records: Sequence[Record],
+    names: list[str],
+    scrub: Scrubber = DEFAULT_SCRUBBER,
+) -> Scored:
+    """Score every record (run i of some case) on ``names``; slices are the cases' tags."""
+    tally = Tally(cases, names, scrub)
+    tally.add(records)
+    return tally.scored()

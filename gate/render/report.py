@@ -16,9 +16,8 @@ from gate.decide.verdict import Verdict
 from gate.load.config import OpenAIPipeline, must_pass_line, rule_line
 from gate.load.dataset import Case
 from gate.metrics import parse_metric
-from gate.metrics.scoring import Scored, run_passed
+from gate.metrics.scoring import Run, Scored, run_passed
 from gate.plan import Plan
-from gate.run.records import Record
 from gate.scrub import DEFAULT_SCRUBBER, Scrubber
 
 SCHEMA_VERSION = 1
@@ -229,14 +228,14 @@ def cite_sources(report: dict[str, Any], plan: Plan) -> None:
             case["source"] = {"file": dataset, "line": plan.case_lines[case["id"]]}
 
 
-def _case_entry(case: Case, record: Record, scrub: Scrubber) -> dict[str, Any]:
+def _case_entry(case: Case, run: Run, scrub: Scrubber) -> dict[str, Any]:
     return {
         "id": case.id,
         "tags": list(case.tags),
-        "failure_modes": list(record.failure_modes),
-        "error": None if record.error is None else scrub.text(record.error),
+        "failure_modes": list(run.failure_modes),
+        "error": None if run.error is None else scrub.text(run.error),
         "input": excerpt(case.input),
-        "answer": excerpt(scrub.text(record.output.answer or "")),
+        "answer": excerpt(run.answer),  # scrubbed when it was kept
     }
 
 

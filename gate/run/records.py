@@ -1,7 +1,7 @@
 """One record per case run: what the pipeline returned, how long it took, what went wrong.
 
-Records are written to ``records.jsonl`` as cases finish, so a run killed halfway leaves the
-finished ones readable; at the end the file is rewritten atomically with each case's scores.
+Records are written to ``records.jsonl`` with their scores as cases finish (within a second), in
+the order they finish, so a run killed halfway leaves the finished ones readable.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gate.errors import GateError
-from gate.files import open_new, replacing
+from gate.files import open_new
 from gate.load.dataset import ToolCall
 from gate.load.strict_json import MAX_DIGITS
 from gate.load.validation import dotted
@@ -194,18 +193,9 @@ class Record:
 
 
 def scrubbed(record: Record, scrub: Scrubber) -> Record:
-    """The record as it may be stored or shown: what the pipeline said (its output, errors and
-    log) and the judge's reasons scrubbed, before anything cuts them."""
-    said = _said_scrubbed(record, scrub)
-    try:
-        parsed = parse_output(said.raw_output) if record.output is not EMPTY else EMPTY
-    except ValueError:
-        parsed = EMPTY
-    return replace(said, output=parsed)
-
-
-def _said_scrubbed(record: Record, scrub: Scrubber) -> Record:
-    """``scrubbed`` but for the parsed output, which a stored line does not hold."""
+    """The record as it may be stored: what the pipeline said (its raw output, errors and log)
+    and the judge's reasons scrubbed, before anything cuts them. Its parsed output, which a
+    stored line does not hold, is left as it was."""
     judgements = {
         name: replace(j, verdict=scrub.value(j.verdict), error=scrub.value(j.error))
         for name, j in record.judgements.items()
@@ -227,7 +217,7 @@ one per call)."""
 def stored(record: Record, scrub: Scrubber) -> str:
     """A record's JSON line as it is written, scrubbed (without validating the output again:
     the line holds the raw output)."""
-    return _LINE.encode(_said_scrubbed(record, scrub).to_json())
+    return _LINE.encode(scrubbed(record, scrub).to_json())
 
 
 def read_record(row: dict[str, Any]) -> Record:
@@ -256,31 +246,18 @@ def read_record(row: dict[str, Any]) -> Record:
 
 
 class RecordWriter:
-    """Appends records to a JSONL file as they finish, flushed line by line."""
+    """Appends records to a JSONL file as they come, flushed batch by batch."""
 
     def __init__(self, path: Path, scrub: Scrubber = DEFAULT_SCRUBBER) -> None:
         self._scrub = scrub
         self._file: IO[str] = open_new(path)
-        self._lock = threading.Lock()
 
-    def write(self, record: Record) -> None:
-        line = stored(record, self._scrub)
-        with self._lock:
-            self._file.write(line + "\n")
-            self._file.flush()
+    def write(self, records: Iterable[Record]) -> None:
+        self._file.writelines(stored(record, self._scrub) + "\n" for record in records)
+        self._file.flush()
 
     def close(self) -> None:
         self._file.close()
-
-
-def write_records(
-    path: Path, records: Iterable[Record], scrub: Scrubber = DEFAULT_SCRUBBER
-) -> None:
-    """Rewrite records.jsonl in one atomic step (with the scores known at the end of the run),
-    a line at a time: the file is never held in memory whole."""
-    with replacing(path) as handle:
-        for record in records:
-            handle.write(stored(record, scrub) + "\n")
 
 
 def read_records(path: Path) -> list[Record]:

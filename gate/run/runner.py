@@ -45,7 +45,12 @@ retries: the throttle, not the case, answers those, but a run must end even agai
 that refuses everything."""
 
 PROGRESS_TICK_S = 0.5
-"""How often the runner wakes to print progress when no attempt has finished."""
+"""How often the calling thread wakes to print progress and hand on the records finished."""
+CLAIM_AT = 512
+"""Finished records that wake the calling thread before its tick: a fast pipeline's records
+are handed on in batches of about this many."""
+MAX_UNCLAIMED = 8 * CLAIM_AT
+"""Finished records waiting to be handed on beyond which no new case starts (back-pressure)."""
 
 
 @dataclass
@@ -102,8 +107,6 @@ class Progress:
 class Job:
     """One run of one case, across its attempts."""
 
-    index: int
-    """Its place in the run's records (dataset order, repeat after repeat)."""
     case: Case
     base: Record
     attempts: int = 0
@@ -122,11 +125,11 @@ class Failed:
     error: Transient | CaseTimeout
 
 
-def start(case: Case, repeat: int, now: Callable[[], datetime], index: int = 0) -> Job:
+def start(case: Case, repeat: int, now: Callable[[], datetime]) -> Job:
     """A case's run before its first attempt; ``now`` (the wall clock) stamps its start."""
     trace_id = uuid.uuid4().hex
     started_at = now().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return Job(index, case, Record(case.id, repeat, trace_id, "error", None, 0, started_at))
+    return Job(case, Record(case.id, repeat, trace_id, "error", None, 0, started_at))
 
 
 def attempt(
@@ -233,7 +236,7 @@ def run_cases(
     cases: list[Case],
     adapter: Adapter,
     settings: Runner,
-    on_record: Callable[[Record], None] = lambda record: None,
+    on_records: Callable[[list[Record]], None] = lambda records: None,
     progress: Progress | None = None,
     *,
     now: Callable[[], datetime],
@@ -241,20 +244,24 @@ def run_cases(
     rng: random.Random | None = None,
     cache: OutputCache | None = None,
     scrub: Scrubber = DEFAULT_SCRUBBER,
-) -> list[Record]:
-    """Run every case ``settings.repeats`` times; records come back in dataset order.
+) -> None:
+    """Run every case ``settings.repeats`` times, handing the records to ``on_records``.
+
+    Records are handed on in the order they finish, in batches, from the calling thread (so
+    what it does with them, scoring and writing, never holds a worker): whatever finished since
+    the last batch, at least every ``PROGRESS_TICK_S``. The runner keeps none of them: at most
+    ``MAX_UNCLAIMED`` wait to be handed on, and no new case starts while that many do, so a
+    slow ``on_records`` bounds memory instead of the run's size.
 
     ``now`` stamps each record's start (see ``run_one``). Attempts are taken one by one, never
     more in flight than the throttle allows, so the first records (and the first progress line)
     come at once however many cases there are. With a ``cache``, a case run found there is not
-    sent to the pipeline, and every new success is added to it. ``on_record`` is called as each
-    case's record is final, from a worker thread, one call at a time.
+    sent to the pipeline, and every new success is added to it.
     """
     total = len(cases) * settings.repeats
     schedule = Schedule(
         cases,
         settings,
-        on_record,
         progress or Progress(total),
         now,
         throttle or Throttle(settings.concurrency),
@@ -270,14 +277,14 @@ def run_cases(
     for worker in workers:
         worker.start()
     try:
-        schedule.wait()
+        while batch := schedule.claim():
+            on_records(batch)
     finally:
-        # When the run is interrupted (Ctrl-C, a failing on_record), the attempts not started
+        # When the run is interrupted (Ctrl-C, a failing on_records), the attempts not started
         # are dropped instead of all being run before the error surfaces.
         schedule.stop()
         for worker in workers:
             worker.join()
-    return schedule.records()
 
 
 class Schedule:
@@ -293,25 +300,21 @@ class Schedule:
         self,
         cases: list[Case],
         settings: Runner,
-        on_record: Callable[[Record], None],
         progress: Progress,
         now: Callable[[], datetime],
         throttle: Throttle,
         rng: random.Random,
         cache: OutputCache | None,
     ) -> None:
-        size = len(cases)
-        self.total = size * settings.repeats
-        self._fresh: Iterator[tuple[int, Case, int]] = (
-            (repeat * size + i, case, repeat)
-            for repeat in range(settings.repeats)
-            for i, case in enumerate(cases)
+        self.total = len(cases) * settings.repeats
+        self._fresh: Iterator[tuple[Case, int]] = (
+            (case, repeat) for repeat in range(settings.repeats) for case in cases
         )
         self._waiting: list[tuple[float, int, Job]] = []  # (ready at, tie-break, job): retries
         self._order = itertools.count()
-        self._records: list[Record | None] = [None] * self.total
+        self._finished: list[Record] = []
+        """Records not yet handed on (``claim``)."""
         self._settings = settings
-        self._on_record = on_record
         self._progress = progress
         self._now = now
         self._throttle = throttle
@@ -342,22 +345,31 @@ class Schedule:
                 self._stopped = True
                 self._lock.notify_all()
 
-    def wait(self) -> None:
-        """Print progress until every run has its record; raise what stopped a worker."""
+    def claim(self) -> list[Record]:
+        """The records finished since the last claim, waiting up to ``PROGRESS_TICK_S`` for
+        some (printing progress); empty when every run has been handed on. Raises what stopped
+        a worker."""
         with self._lock:
-            while self._done < self.total and self._failure is None:
+            while True:
+                if self._failure is not None:
+                    raise self._failure
+                if len(self._finished) >= CLAIM_AT or (self._finished and self._done == self.total):
+                    break
+                if self._done == self.total:
+                    return []
                 self._lock.wait(PROGRESS_TICK_S)
                 self._progress.tick()
-            if self._failure is not None:
-                raise self._failure
+                if self._finished:
+                    break
+            batch, self._finished = self._finished, []
+            if len(batch) >= MAX_UNCLAIMED:
+                self._lock.notify_all()  # workers held back by back-pressure may go on
+            return batch
 
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
             self._lock.notify_all()
-
-    def records(self) -> list[Record]:
-        return [record for record in self._records if record is not None]
 
     def _take(self) -> Job | None:
         """The next attempt to make, waiting for a free slot or a retry to come due; None when
@@ -366,7 +378,7 @@ class Schedule:
             # No free slot: wait to be told (the throttle allows more, or the end). A worker
             # that settles its call takes the next attempt itself, so a slot it frees is used.
             due = None
-            if self._in_flight < self._throttle.limit:
+            if self._in_flight < self._throttle.limit and len(self._finished) < MAX_UNCLAIMED:
                 clock = time.monotonic()
                 job = self._next_job(clock)
                 if job is not None:
@@ -387,7 +399,7 @@ class Schedule:
         if self._waiting and self._waiting[0][0] <= clock:
             return heapq.heappop(self._waiting)[2]
         item = next(self._fresh, None)
-        return None if item is None else start(item[1], item[2], self._now, item[0])
+        return None if item is None else start(item[0], item[1], self._now)
 
     def _settle(self, job: Job, outcome: Record | Failed) -> None:
         """Account for one attempt: the throttle, a retry to wait for, or the record."""
@@ -410,11 +422,11 @@ class Schedule:
         self._finish(job, outcome)
 
     def _finish(self, job: Job, record: Record) -> None:
-        self._records[job.index] = record
+        self._finished.append(record)
         self._done += 1
-        if self._done == self.total:
-            self._lock.notify_all()  # the end, for the waiting workers and the calling thread
+        if self._done == self.total or len(self._finished) == CLAIM_AT:
+            # The end (for the waiting workers and the calling thread), or a batch to hand on.
+            self._lock.notify_all()
         if self._cache is not None:
             self._cache.put(record, job.case)
-        self._on_record(record)
         self._progress.advance(record)
