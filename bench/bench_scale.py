@@ -149,8 +149,9 @@ def floor_s(folder: Path) -> float:
 
 
 def gate(folder: Path, *args: str, profile: bool = False) -> tuple[float, float, str]:
-    """Run the gate CLI in a child: its wall time, peak RSS in MB, and when its first progress
-    line came (seconds after the child started, and after its "running" line)."""
+    """Run the gate CLI in a child: its wall time, peak RSS in MB, and when its progress lines
+    came: its first line, and its first line of runs (seconds after the child started, and
+    after its "running" line)."""
     code = (
         "import resource, sys, time\n"
         "from gate.cli import main\n"
@@ -174,10 +175,12 @@ def gate(folder: Path, *args: str, profile: bool = False) -> tuple[float, float,
         command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     assert child.stderr is not None
-    lines, running, first = [], None, None
+    lines, running, first, any_line = [], None, None, None
     for line in child.stderr:
         now = time.perf_counter() - begin
         lines.append(line)
+        if any_line is None and line.startswith("gate: "):
+            any_line = now
         if running is None and line.startswith("gate: running"):
             running = now
         if first is None and "runs (" in line:
@@ -186,8 +189,11 @@ def gate(folder: Path, *args: str, profile: bool = False) -> tuple[float, float,
         raise SystemExit(f"gate exited {child.returncode}:\n{''.join(lines)[-3000:]}")
     wall, rss = next(line for line in lines if line.startswith("BENCH")).split()[1:]
     progress = ""
-    if first is not None and running is not None:
-        progress = f"{first:.2f} s after start, {first - running:.2f} s after the running line"
+    if first is not None and running is not None and any_line is not None:
+        progress = (
+            f"first line {any_line:.2f} s after start; first runs line {first:.2f} s after "
+            f"start, {first - running:.2f} s after the running line"
+        )
     return float(wall), float(rss), progress
 
 
@@ -238,7 +244,7 @@ def main() -> int:
                 flush=True,
             )
             if progress:
-                print(f"         first progress line (run): {progress}", flush=True)
+                print(f"         progress (run): {progress}", flush=True)
             if args.profile and n == max(map(int, args.sizes.split(","))):
                 gate(folder, profile=True)
     if len(rows) > 1:

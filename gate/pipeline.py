@@ -79,6 +79,12 @@ class Outcome:
     markdown_path: Path
 
 
+def say(progress: TextIO | None, line: str) -> None:
+    """A progress line, when progress is shown (not ``-q``)."""
+    if progress:
+        print(line, file=progress, flush=True)
+
+
 def timestamp(moment: datetime) -> str:
     """UTC, to the second, with a Z: how report.json and the baseline write a time."""
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -87,6 +93,7 @@ def timestamp(moment: datetime) -> str:
 def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     """Run the gate; exit code 0 when every check passes, 1 when one fails."""
     world = options.world
+    say(options.progress, f"gate: reading {options.config}, its golden set and baseline")
     plan = prepare(options.config, options.baseline, world.bar)
     whole = plan.dataset_fingerprint  # of every case, so that merge can tell the shards' sets apart
     if options.shard is not None:
@@ -108,8 +115,8 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             "pass --baseline FILE)"
         )
     note = legacy_note(plan.baseline_path, plan.baseline)
-    if note and options.progress and not options.update_baseline:
-        print(f"gate: note: {note}", file=options.progress)
+    if note and not options.update_baseline:
+        say(options.progress, f"gate: note: {note}")
     out = options.out_dir
     if problem := unwritable(out):
         raise ConfigError(f"--out {out}: {problem} (fix: pass --out a folder the gate can write)")
@@ -129,17 +136,18 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
     # Made first, so a missing judge key stops the run before the pipeline spends anything.
     judge = Judge(judging, plan.config.root, world.env) if judging else None
     scrub = plan.config.scrubber(world.env)
-    adapter = adapter or make_adapter(plan.config, world.env, scrub)
+    name = plan.config.pipeline.adapter
     settings = plan.config.runner
+    if adapter is None:
+        say(options.progress, f"gate: {len(plan.cases)} cases; starting the {name} adapter")
+        adapter = make_adapter(plan.config, world.env, scrub)
     total = len(plan.cases) * settings.repeats
-    if options.progress:
-        print(
-            f"gate: running {len(plan.cases)} cases x {settings.repeats} through the "
-            f"{plan.config.pipeline.adapter} adapter, concurrency {settings.concurrency}",
-            file=options.progress,
-            flush=True,
-        )
-    recorder = Recorder(plan, out / "records.jsonl", scrub, judge, options.progress)
+    say(
+        options.progress,
+        f"gate: running {len(plan.cases)} cases x {settings.repeats} through the {name} "
+        f"adapter, concurrency {settings.concurrency}",
+    )
+    recorder = Recorder(plan, out / "records.jsonl", scrub, judge)
     cache = (
         OutputCache(
             plan.config.resolve(settings.cache),
@@ -176,8 +184,7 @@ def run(options: RunOptions, adapter: Adapter | None = None) -> Outcome:
             # Stage 1 could not tell: every case runs again up to the baseline's runs per case,
             # and the per-case means decide, with the rest of the false-alarm budget
             # (docs/verdict.md).
-            if options.progress:
-                print("gate: inconclusive: second stage", file=options.progress, flush=True)
+            say(options.progress, "gate: inconclusive: second stage")
             again = time.monotonic()
             offset = settings.repeats
             run_cases(
@@ -238,7 +245,6 @@ class Recorder:
         path: Path,
         scrub: Scrubber,
         judge: Judge | None = None,
-        progress: TextIO | None = None,
     ) -> None:
         self.tally = Tally(plan.cases, list(plan.names), scrub)
         self.outputs: dict[str, Any] = {}
@@ -246,7 +252,6 @@ class Recorder:
         self._writer = RecordWriter(path, scrub)
         self._scrub = scrub
         self._judge = judge
-        self._progress = progress
         self._cases = {case.id: case for case in plan.cases} if judge is not None else {}
         review = plan.thresholds.review
         tags = set(review.tags) if review is not None else set()
