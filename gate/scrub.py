@@ -34,6 +34,21 @@ PATTERNS: dict[str, tuple[str, ...]] = {
 """The secrets and personal data scrubbed by default, by kind: what is redacted everywhere, what
 mined cases are cleaned of, and what the red-team metrics catch are the same table."""
 
+REQUIRED: dict[str, str] = {
+    PATTERNS["api_key"][0]: "sk-",
+    PATTERNS["api_key"][1]: "gh[pousr]_",
+    PATTERNS["api_key"][2]: "github_pat_",
+    PATTERNS["api_key"][3]: "AKIA|ASIA",
+    PATTERNS["api_key"][4]: "xox[abprs]-",
+    PATTERNS["api_key"][5]: "[Bb]earer ",
+    PATTERNS["email"][0]: "@",
+    PATTERNS["phone"][0]: r"\+\d",
+    PATTERNS["phone"][1]: r"\d{3}\)?[ .-]\d{3}",
+}
+"""For each default pattern, a regex that every text it matches contains: most text (answers,
+ids, inputs) contains none, and one search for them all is several times cheaper than trying
+every pattern at every position."""
+
 DEFAULT_PATTERNS: tuple[str, ...] = tuple(p for group in PATTERNS.values() for p in group)
 _KIND = {pattern: kind for kind, group in PATTERNS.items() for pattern in group}
 _KIND_REGEX = {kind: re.compile("|".join(group)) for kind, group in PATTERNS.items()}
@@ -74,6 +89,8 @@ class Scrubber:
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
     labelled: bool = False
     _regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _maybe: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    """Found in every text ``_regex`` matches (None: no such filter for these patterns)."""
     _seen: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
     """Short texts already scrubbed: the keys, ids, tags and statuses every record repeats."""
 
@@ -83,6 +100,10 @@ class Scrubber:
         parts += [f"(?P<p{i}>{pattern})" for i, pattern in enumerate(self.patterns)]
         # One alternation, one pass: a secret is replaced whole before a pattern sees part of it.
         object.__setattr__(self, "_regex", re.compile("|".join(parts)) if parts else None)
+        maybe = None
+        if parts and all(pattern in REQUIRED for pattern in self.patterns):
+            maybe = re.compile("|".join([*known, *(REQUIRED[p] for p in self.patterns)]))
+        object.__setattr__(self, "_maybe", maybe)
 
     def adding(self, secrets: Iterable[str]) -> Scrubber:
         """This scrubber, knowing more secrets."""
@@ -105,6 +126,8 @@ class Scrubber:
 
     def _scrub(self, text: str) -> str:
         assert self._regex is not None
+        if self._maybe is not None and self._maybe.search(text) is None:
+            return text
         if not self.labelled:
             return self._regex.sub(REDACTED, text)
         return self._regex.sub(self._label, text)

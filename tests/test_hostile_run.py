@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from gate.run.adapters.http import HttpAdapter
 from gate.run.adapters.python import PythonAdapter
 from gate.run.records import Record
 from gate.run.runner import run_one
-from gate.scrub import Scrubber, secret_values
+from gate.scrub import DEFAULT_PATTERNS, Scrubber, secret_values
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
 CHATTY = [sys.executable, str(PIPELINES / "chatty.py")]
@@ -299,6 +300,19 @@ def test_scrub__a_secret_straddling_the_cut_leaves_nothing() -> None:
 )
 def test_scrub__default_patterns(leak: str) -> None:
     assert leak not in Scrubber().text(f"before {leak} after")
+
+
+def test_scrub__the_quick_filter_never_changes_what_is_scrubbed() -> None:
+    """The default patterns are tried only on text holding what each requires (scrub.REQUIRED);
+    a scrubber with a pattern of its own has no such filter: both scrub every text alike."""
+    rng = random.Random(0)
+    pieces = ["sk-", "ghp_", "github_pat_", "AKIA", "ASIA", "xoxb-", "Bearer ", "bearer ", "@"]
+    pieces += ["+", "(", ")", " ", ".", "-", "_", "a", "Z", "x", "0", "5", "12", "555", "1234"]
+    texts = ["".join(rng.choices(pieces, k=rng.randint(1, 30))) for _ in range(20_000)]
+    filtered, unfiltered = Scrubber(), Scrubber(patterns=(*DEFAULT_PATTERNS, "(?!)"))
+    changed = [t for t in texts if filtered.text(t) != t]
+    assert len(changed) > 1000  # the corpus does hold what the patterns match
+    assert [filtered.text(t) for t in texts] == [unfiltered.text(t) for t in texts]
 
 
 @pytest.mark.parametrize("kept", ["2025-01-01T12:30:25.123Z", "case-00042", "latency 1234.5 ms"])
