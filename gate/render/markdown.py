@@ -8,6 +8,7 @@ comment wrong, never make it mention people, inject HTML or links, or break its 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -87,7 +88,14 @@ def escape(value: object, limit: int | None = None) -> str:
     open or close; mentions, issue references and URLs are broken with a zero-width space;
     control characters (ANSI escapes) and bidi overrides are shown as their ``\\u`` codes.
     """
-    text = " ".join(_text(value).split())
+    return _escaped(_text(value), limit)
+
+
+@functools.lru_cache(maxsize=2**14)
+def _escaped(value: str, limit: int | None) -> str:
+    # Remembered: the job summary renders its tables several times over to find the most rows
+    # that fit, and each rendering escapes the same cells again.
+    text = " ".join(value.split())
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 0)].rstrip() + "…"
     text = _MARKDOWN.sub(r"\\\1", visible(text)).translate(_HTML)
