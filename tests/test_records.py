@@ -17,9 +17,7 @@ from gate.run.records import (
     Record,
     RecordWriter,
     parse_output,
-    scrubbed,
 )
-from gate.scrub import DEFAULT_SCRUBBER
 
 
 def record(case_id: str = "c1", **fields: Any) -> Record:
@@ -163,9 +161,21 @@ def test_record_writer__the_line_is_the_scrubbed_record(tmp_path: Path) -> None:
     writer = RecordWriter(path)
     writer.write([traced])
     writer.close()
-    expected = scrubbed(traced, DEFAULT_SCRUBBER).to_json()
-    assert path.read_text() == json.dumps(expected, ensure_ascii=False, default=str) + "\n"
     line = json.loads(path.read_text())
+    assert line == {
+        **traced.to_json(),
+        "output": {"answer": "key ***", "***": ["mail me: ***"]},
+        "error": "quoted ***",
+        "log": "log *** – ünïcode",
+        "judge": {
+            "generation.faithfulness_judge": {
+                **traced.to_json()["judge"]["generation.faithfulness_judge"],
+                "verdict": {"why": "***"},
+                "error": "***",
+            }
+        },
+    }
+    assert "ünïcode" in path.read_text()  # written as UTF-8, not escaped
     assert secret not in path.read_text() and "a@b.example" not in path.read_text()
     assert line["output"] == {"answer": "key ***", "***": ["mail me: ***"]}
     assert line["judge"]["generation.faithfulness_judge"]["verdict"] == {"why": "***"}

@@ -10,7 +10,7 @@ import json
 import math
 import numbers
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
@@ -79,34 +79,63 @@ MAX_ERROR_CHARS = 1000
 def check_json(value: Any) -> None:
     """ValueError unless ``value`` can be written as strict JSON: dicts with string keys, lists,
     strings, finite numbers (integers of at most 100 digits), booleans and null, nested at most
-    ``MAX_DEPTH`` deep. Checked without recursion, so no value can exhaust the stack."""
-    stack: list[tuple[Any, int, str]] = [(value, 0, "output")]
+    ``MAX_DEPTH`` deep. Checked without recursion, so no value can exhaust the stack; where a
+    value sits is spelled out only for the message."""
+    stack: list[tuple[Any, int, _Path]] = [(value, 0, None)]
     while stack:
-        item, depth, where = stack.pop()
-        if depth > MAX_DEPTH:
-            raise ValueError(f"unserialisable output: nested deeper than {MAX_DEPTH} at {where}")
-        if item is None or isinstance(item, str | bool):
+        item, depth, path = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
             continue
-        if isinstance(item, int):
-            if item.bit_length() > MAX_DIGITS * 3.33:
-                raise ValueError(f"unserialisable output: {where}: an integer over 100 digits")
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError(f"unserialisable output: {where}: {item} is not JSON")
-        elif isinstance(item, dict):
+        if kind is dict:
             for key, child in item.items():
-                if not isinstance(key, str):
+                if type(key) is not str:
                     raise ValueError(
-                        f"unserialisable output: {where}: a {type(key).__name__} key, not a string"
+                        f"unserialisable output: {_where(path)}: a {type(key).__name__} key, "
+                        "not a string"
                     )
-                stack.append((child, depth + 1, f"{where}.{key}"[:200]))
-        elif isinstance(item, list | tuple):
-            stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
-        elif isinstance(item, numbers.Real):  # numpy's numbers, written as their value
+                if depth == MAX_DEPTH:
+                    _too_deep((path, key))
+                if type(child) is not str:
+                    stack.append((child, depth + 1, (path, key)))
+        elif kind is list or kind is tuple:
+            if item and depth == MAX_DEPTH:
+                _too_deep((path, 0))
+            stack.extend(
+                (child, depth + 1, (path, i))
+                for i, child in enumerate(item)
+                if type(child) is not str
+            )
+        elif isinstance(item, str):
+            continue
+        elif isinstance(item, int):
+            if item.bit_length() > MAX_DIGITS * 3.33:
+                raise ValueError(
+                    f"unserialisable output: {_where(path)}: an integer over 100 digits"
+                )
+        elif isinstance(item, float | numbers.Real):  # numpy's numbers, written as their value
             if not math.isfinite(float(item)):
-                raise ValueError(f"unserialisable output: {where}: {item} is not JSON")
+                raise ValueError(f"unserialisable output: {_where(path)}: {item} is not JSON")
+        elif isinstance(item, dict | list | tuple):  # subclasses: as their base
+            stack.append((dict(item) if isinstance(item, dict) else list(item), depth, path))
         else:
-            raise ValueError(f"unserialisable output: {where}: a {type(item).__name__}")
+            raise ValueError(f"unserialisable output: {_where(path)}: a {type(item).__name__}")
+
+
+_Path = tuple[Any, str | int] | None
+"""Where a value sits in an output: (its parent's path, its key or index); None at the top."""
+
+
+def _too_deep(path: _Path) -> None:
+    raise ValueError(f"unserialisable output: nested deeper than {MAX_DEPTH} at {_where(path)}")
+
+
+def _where(path: _Path) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return ("output" + "".join(reversed(parts)))[:200]
 
 
 def parse_output(raw: Any) -> Output:
@@ -146,7 +175,7 @@ class Judgement:
     """What this verdict cost in this run: 0 when it came from the cache, None without a price."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """The trace of one run of one case."""
 
@@ -192,32 +221,24 @@ class Record:
         return out
 
 
-def scrubbed(record: Record, scrub: Scrubber) -> Record:
-    """The record as it may be stored: what the pipeline said (its raw output, errors and log)
-    and the judge's reasons scrubbed, before anything cuts them. Its parsed output, which a
-    stored line does not hold, is left as it was."""
-    judgements = {
-        name: replace(j, verdict=scrub.value(j.verdict), error=scrub.value(j.error))
-        for name, j in record.judgements.items()
-    }
-    return replace(
-        record,
-        raw_output=scrub.value(record.raw_output),
-        error=scrub.value(record.error),
-        log=scrub.value(record.log),
-        judgements=judgements,
-    )
-
-
 _LINE = json.JSONEncoder(ensure_ascii=False, default=str)
 """How a record's line is encoded (one encoder for every line: ``json.dumps`` with options builds
 one per call)."""
 
 
 def stored(record: Record, scrub: Scrubber) -> str:
-    """A record's JSON line as it is written, scrubbed (without validating the output again:
-    the line holds the raw output)."""
-    return _LINE.encode(scrubbed(record, scrub).to_json())
+    """A record's JSON line as it is written: what the pipeline said (its raw output, errors and
+    log) and the judge's reasons scrubbed, before anything cuts them (the output is not
+    validated again: the line holds the raw output)."""
+    line = record.to_json()
+    line["output"] = scrub.value(record.raw_output)
+    line["error"] = scrub.value(record.error)
+    if "log" in line:
+        line["log"] = scrub.value(record.log)
+    for judged in line.get("judge", {}).values():
+        judged["verdict"] = scrub.value(judged["verdict"])
+        judged["error"] = scrub.value(judged["error"])
+    return _LINE.encode(line)
 
 
 def read_record(row: dict[str, Any]) -> Record:

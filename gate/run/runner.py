@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from gate.load.config import Runner
 from gate.load.dataset import Case
@@ -28,7 +28,6 @@ from gate.retry import CaseTimeout, Transient, backoff_s
 from gate.run.adapters.base import Adapter, Reply
 from gate.run.cache import OutputCache
 from gate.run.records import (
-    EMPTY,
     MAX_ERROR_CHARS,
     MAX_LOG_CHARS,
     Record,
@@ -163,26 +162,26 @@ def attempt(
     measured = (time.monotonic() - begin) * 1000
     recorded = reply.latency_ms is not None or not reply.timed
     took = reply.latency_ms if recorded else measured
-    done = replace(
-        base,
+    done: dict[str, Any] = {
         # To the microsecond, as records.jsonl keeps it: merged shards score what one run would.
-        latency_ms=None if took is None else round(took, 3),
-        attempts=number,
-        log=None if reply.log is None else scrub.text(reply.log)[-MAX_LOG_CHARS:],
-    )
+        "latency_ms": None if took is None else round(took, 3),
+        "attempts": number,
+        "log": None if reply.log is None else scrub.text(reply.log)[-MAX_LOG_CHARS:],
+    }
     try:
         # An output that cannot be written (a NaN, a tuple key, nesting that would exhaust
         # the stack) is this case's error, never the end of the run.
         check_json(reply.output)
     except ValueError as exc:
-        return replace(done, output=EMPTY, error=str(exc))
-    done = replace(done, raw_output=reply.output)
+        return replace(base, **done, error=str(exc))
+    done["raw_output"] = reply.output
     if reply.error is not None:
-        return replace(done, error=scrub.cut(reply.error, MAX_ERROR_CHARS))
+        return replace(base, **done, error=scrub.cut(reply.error, MAX_ERROR_CHARS))
     try:
-        return replace(done, status="ok", output=parse_output(reply.output))
+        output = parse_output(reply.output)
     except ValueError as exc:
-        return replace(done, output=EMPTY, error=scrub.cut(str(exc), MAX_ERROR_CHARS))
+        return replace(base, **done, error=scrub.cut(str(exc), MAX_ERROR_CHARS))
+    return replace(base, **done, status="ok", output=output)
 
 
 def retry_wait(job: Job, failed: Failed, settings: Runner, rng: random.Random) -> float | None:
