@@ -218,12 +218,16 @@ class Tally:
         overall = {name: aggregate(name, rows) for name in names}
         case_of = index % max(size, 1)
         repeat = index // max(size, 1)
-        tags = sorted({tag for case in cases for tag in case.tags})
-        slices = {}
-        for tag in tags:
-            tagged = np.fromiter((tag in case.tags for case in cases), dtype=bool, count=size)
-            mask = tagged[case_of]
-            slices[tag] = {name: aggregate(name, rows, mask) for name in names}
+        tagged: dict[str, np.ndarray] = {}
+        for i, case in enumerate(cases):
+            for tag in case.tags:
+                if tag not in tagged:
+                    tagged[tag] = np.zeros(size, dtype=bool)
+                tagged[tag][i] = True
+        slices = {
+            tag: {name: aggregate(name, rows, tagged[tag][case_of]) for name in names}
+            for tag in sorted(tagged)
+        }
         # Each case's mean over its repeats, for every metric at once: sums and counts per case.
         case_scores = {}
         for name in names:
