@@ -38,11 +38,12 @@ class Batch:
         return result
 
     @cached_property
+    def retrieved_ids(self) -> list[list[str]]:
+        return [r.output.retrieved_ids() for r in self.records]
+
+    @cached_property
     def rankings(self) -> Rankings:
-        return build_rankings(
-            [r.output.retrieved_ids() for r in self.records],
-            [c.expected.sources for c in self.cases],
-        )
+        return build_rankings(self.retrieved_ids, [c.expected.sources for c in self.cases])
 
     @cached_property
     def answers(self) -> list[str]:

@@ -260,15 +260,19 @@ def faithfulness(batch: Batch) -> np.ndarray:
 def _citation_counts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per record: correct citations, distinct citations, relevant sources (NaN: not measured)."""
     correct, cited, relevant = np.full((3, len(batch.records)), np.nan)
+    retrieved = batch.retrieved_ids
     for i, (case, record) in enumerate(zip(batch.cases, batch.records, strict=True)):
-        wanted = {s for s, grade in (case.expected.sources or {}).items() if grade > 0}
+        sources = case.expected.sources
         citations = record.output.citations
-        if not wanted or citations is None or record.status != "ok":
+        if not sources or citations is None or record.status != "ok":
             continue
-        ids = set(citations or ())
+        wanted = {s for s, grade in sources.items() if grade > 0}
+        if not wanted:
+            continue
+        ids = set(citations)
         good = ids & wanted
         if record.output.retrieved is not None:
-            good &= set(record.output.retrieved_ids())
+            good.intersection_update(retrieved[i])
         correct[i], cited[i], relevant[i] = len(good), len(ids), len(wanted)
     return correct, cited, relevant
 
