@@ -8,6 +8,7 @@ default): its failure counts in ``ops.error_rate``, ``agent.task_success`` and t
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
@@ -74,6 +75,7 @@ def _normalized_answers(batch: Batch) -> list[str]:
 
 _DROP_PUNCTUATION = str.maketrans("", "", string.punctuation)
 _PUNCTUATION_BYTES = string.punctuation.encode()
+_LOWER_BYTES = bytes.maketrans(string.ascii_uppercase.encode(), string.ascii_lowercase.encode())
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _ARTICLE_WORDS = frozenset(("a", "an", "the"))
 _NOT_WORD_OR_SPACE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
@@ -88,15 +90,17 @@ def squad_tokens(text: str) -> list[str]:
     replaced by a space: "state-of-the-art" becomes one token), replace the words a, an, the by
     a space, split on whitespace.
     """
-    lowered = text.lower()
-    if not lowered.isascii():
-        return _ARTICLES.sub(" ", lowered.translate(_DROP_PUNCTUATION)).split()
-    # The same steps, faster for ASCII text: bytes.translate deletes, and where every token is
-    # whole words (no boundary inside one), an article is a whole token.
-    kept = lowered.encode().translate(None, _PUNCTUATION_BYTES).decode()
+    if not text.isascii():
+        return _ARTICLES.sub(" ", text.lower().translate(_DROP_PUNCTUATION)).split()
+    # The same steps, faster for ASCII text: one bytes.translate lowercases and deletes, and
+    # where every token is whole words (no boundary inside one), an article is a whole token.
+    kept = text.encode().translate(_LOWER_BYTES, _PUNCTUATION_BYTES).decode()
     if _NOT_WORD_OR_SPACE.search(kept):
         return _ARTICLES.sub(" ", kept).split()
-    return [word for word in kept.split() if word not in _ARTICLE_WORDS]
+    words = kept.split()
+    return (
+        words if _ARTICLE_WORDS.isdisjoint(words) else [w for w in words if w not in _ARTICLE_WORDS]
+    )
 
 
 _FEW_COMMON = 8
@@ -173,7 +177,8 @@ def token_f1(batch: Batch) -> np.ndarray:
 def _squad(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     """Per record: exact match and token F1 against its case's ``gold_answers`` (NaN without
     ``expected.answer``), in one pass that keeps no tokens (millions of short-lived lists)."""
-    exact, f1 = np.full((2, len(batch.cases)), np.nan)
+    exact: list[float] = [math.nan] * len(batch.cases)
+    f1: list[float] = [math.nan] * len(batch.cases)
     for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
         if case.expected.answer is None:
             continue
@@ -182,7 +187,7 @@ def _squad(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
             tokens = squad_tokens(answer)
             exact[i] = float(tokens in golds)
             f1[i] = max(_f1(tokens, gold) for gold in golds)
-    return exact, f1
+    return np.array(exact, dtype=np.float64), np.array(f1, dtype=np.float64)
 
 
 # --- faithfulness --------------------------------------------------------------------------------
@@ -265,7 +270,7 @@ def faithfulness(batch: Batch) -> np.ndarray:
 
 def _citation_counts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per record: correct citations, distinct citations, relevant sources (NaN: not measured)."""
-    correct, cited, relevant = np.full((3, len(batch.records)), np.nan)
+    correct, cited, relevant = ([math.nan] * len(batch.records) for _ in range(3))
     retrieved = batch.retrieved_ids
     for i, (case, record) in enumerate(zip(batch.cases, batch.records, strict=True)):
         sources = case.expected.sources
@@ -280,7 +285,11 @@ def _citation_counts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if record.output.retrieved is not None:
             good.intersection_update(retrieved[i])
         correct[i], cited[i], relevant[i] = len(good), len(ids), len(wanted)
-    return correct, cited, relevant
+    return (
+        np.array(correct, dtype=np.float64),
+        np.array(cited, dtype=np.float64),
+        np.array(relevant, dtype=np.float64),
+    )
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
