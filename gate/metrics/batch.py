@@ -39,6 +39,7 @@ class Batch:
 
     @cached_property
     def retrieved_ids(self) -> list[list[str]]:
+        """Each run's retrieved ids, listed once for the rankings and the citations."""
         return [r.output.retrieved_ids() for r in self.records]
 
     @cached_property
