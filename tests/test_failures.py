@@ -126,3 +126,22 @@ def test_computed__metrics_and_checks_share_one_read_only_array() -> None:
 
     assert rows.computed(generation.faithfulness) is first
     assert not first.flags.writeable
+
+
+def test_modes__each_record_of_a_batch_its_own() -> None:
+    runs = [
+        run({"must_include": ["portal"]}, {"answer": "x"}),
+        run(None, {"answer": "anything"}),
+        run({"must_include": ["portal"]}, status="timeout"),
+        run({"must_include": ["portal"], "answerable": True}, {"answer": "I don't know."}),
+        run({"must_include": ["portal"]}, {"answer": "x"}),
+        run(None, status="error"),
+    ]
+    assert failures.modes(batch(*runs)) == [
+        ("missing_required",),
+        (),
+        ("timeout",),
+        ("missing_required", "false_refusal"),
+        ("missing_required",),
+        ("error",),
+    ]

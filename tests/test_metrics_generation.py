@@ -412,6 +412,33 @@ def test_exact_match_and_f1__equal_the_official_squad_v2_script() -> None:
     assert compared > 250
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the\x01cat",  # a control character makes a word boundary inside the token
+        "an\x7fthe a\x1cthe",
+        "The café, the’s end",  # not ASCII: the same steps on str
+        "ÉCOLE the A",
+        "the the cat cat the",
+    ],
+)
+def test_squad_tokens__hostile_text_as_the_official_script(text: str) -> None:
+    assert generation.squad_tokens(text) == _squad_tokens(text)
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred"),
+    [
+        ("cat cat dog", "cat dog dog dog"),  # repeated tokens: multiset counts
+        ("b c d e f g h i j k l m", "m l k j i h g f e d c b b"),  # many common, one repeated
+        ("x y z", "z y x"),
+    ],
+)
+def test_token_f1__repeated_tokens_as_the_official_script(gold: str, pred: str) -> None:
+    f1 = score("generation.token_f1", {"answer": gold}, {"answer": pred})
+    assert f1 == _squad_f1(gold, pred)
+
+
 def test_exact_match__an_empty_alternative_never_matches_an_empty_answer() -> None:
     # Before: ["the", "Paris"] matched the empty (or failed) answer, as "the" normalises to "".
     expected = {"answer": ["the", "Paris"]}
@@ -429,7 +456,12 @@ def test_empty_gold_answer__only_when_every_alternative_normalises_to_nothing() 
 
 @pytest.mark.parametrize(
     ("answer", "phrase"),
-    [("Straße", "STRASSE"), ("the ﬁle", "FILE"), ("security\n  portal", "Security Portal")],
+    [
+        ("Straße", "STRASSE"),
+        ("the ﬁle", "FILE"),
+        ("security\n  portal", "Security Portal"),
+        ("security\u00a0\u2028portal", "Security Portal"),  # Unicode whitespace, as re's \s
+    ],
 )
 def test_must_include__casefolds_and_collapses_whitespace_unlike_promptfoo(
     answer: str, phrase: str

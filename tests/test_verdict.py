@@ -15,10 +15,11 @@ from scipy.stats import binomtest
 from test_main import BASELINE, IDS, answers, check_of, gate, golden
 
 from gate import action, cli
+from gate.decide import family
 from gate.decide.compare import Scores, paired
 from gate.decide.family import Hypothesis, max_t
 from gate.load.config import Comparison
-from gate.metrics.statistic import percentile_statistic, ratio_statistic
+from gate.metrics.statistic import Percentile, Statistic, percentile_statistic, ratio_statistic
 from gate.pipeline import Outcome
 
 
@@ -133,6 +134,43 @@ def test_max_t__cost_per_success_is_judged_with_its_randomisation():
     tested_same, tested_worse = max_t([same, worse], 300, resamples=500)
     assert not tested_same.significant
     assert tested_worse.significant
+
+
+@pytest.mark.parametrize("band_sds", [6, 0])
+def test_max_t__percentiles_in_a_band_equal_percentiles_of_every_swapped_side(
+    band_sds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The band (``family._Band``) gives the values a partition of each whole swapped side
+    gives; with no margin most resamples fall outside it and take that partition."""
+    monkeypatch.setattr(family, "_BAND_SDS", band_sds)
+    rng = np.random.default_rng(4)
+    rows = np.sort(rng.choice(900, 700, replace=False))
+    base = rng.lognormal(6, 0.5, 700).round()  # rounded: ties
+    cand = base * 1.1 + rng.integers(-3, 4, 700)
+
+    def checks(p95: Statistic, p50: Statistic) -> list[Hypothesis]:
+        return [
+            Hypothesis(rows, base, cand, p95, False, 0.05, relative=True),
+            Hypothesis(np.arange(900), rng_base, rng_cand, p50, False, 2.0),
+        ]
+
+    rng_base, rng_cand = rng.lognormal(6, 0.5, (2, 900))
+    banded = max_t(checks(percentile_statistic(95), percentile_statistic(50)), 900, resamples=300)
+    whole = max_t(checks(whole_rows(95), whole_rows(50)), 900, resamples=300)
+    # The same randomisation values; a mean of them may round apart with memory alignment.
+    assert [(t.p_value, t.worsening) for t in banded] == [(t.p_value, t.worsening) for t in whole]
+    assert [t.t for t in banded] == pytest.approx([t.t for t in whole], rel=1e-12)
+
+
+def whole_rows(q: float) -> Statistic:
+    """The nearest-rank percentile by a partition of every row (no band)."""
+
+    def statistic(values: np.ndarray) -> np.ndarray:
+        rank = Percentile(q).rank(values.shape[1])
+        chosen: np.ndarray = np.partition(values, rank, axis=1)[:, rank]
+        return chosen
+
+    return statistic
 
 
 def test_tested__cases_to_decide_scale_with_the_square_of_the_missing_evidence():

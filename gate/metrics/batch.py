@@ -38,11 +38,13 @@ class Batch:
         return result
 
     @cached_property
+    def retrieved_ids(self) -> list[list[str]]:
+        """Each run's retrieved ids, listed once for the rankings and the citations."""
+        return [r.output.retrieved_ids() for r in self.records]
+
+    @cached_property
     def rankings(self) -> Rankings:
-        return build_rankings(
-            [r.output.retrieved_ids() for r in self.records],
-            [c.expected.sources for c in self.cases],
-        )
+        return build_rankings(self.retrieved_ids, [c.expected.sources for c in self.cases])
 
     @cached_property
     def answers(self) -> list[str]:

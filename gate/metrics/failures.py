@@ -101,13 +101,19 @@ def success_failed(batch: Batch) -> np.ndarray:
 def modes(batch: Batch) -> list[tuple[str, ...]]:
     """The failure modes of every record, in taxonomy order."""
     results = batch.computed(check_results)
-    out = []
-    for i, record in enumerate(batch.records):
-        found = [name for name, passed in results.items() if passed[i] == 0]
-        if record.status != "ok":
-            found.append("timeout" if record.status == "timeout" else "error")
-        out.append(tuple(found))
-    return out
+    # Each record's failed checks as the bits of a number, with its status: the few distinct
+    # combinations are spelled out once each.
+    bits = np.zeros(len(batch.records), dtype=np.int64)
+    for bit, passed in enumerate(results.values()):
+        bits |= (passed == 0).astype(np.int64) << bit
+    keys = list(zip(bits.tolist(), [r.status for r in batch.records], strict=True))
+    spelled: dict[tuple[int, str], tuple[str, ...]] = {}
+    for key in set(keys):
+        found = [name for bit, name in enumerate(results) if key[0] >> bit & 1]
+        if key[1] != "ok":
+            found.append("timeout" if key[1] == "timeout" else "error")
+        spelled[key] = tuple(found)
+    return [spelled[key] for key in keys]
 
 
 def task_success(batch: Batch) -> np.ndarray:

@@ -8,6 +8,7 @@ default): its failure counts in ``ops.error_rate``, ``agent.task_success`` and t
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
@@ -21,12 +22,12 @@ from gate.run.records import Output
 
 def normalize(text: str) -> str:
     """Casefold and collapse whitespace: phrase checks ignore case and line breaks."""
-    return re.sub(r"\s+", " ", text.casefold()).strip()
+    # str.split's whitespace is re's \s; joining the words is several times faster than re.sub.
+    return " ".join(text.casefold().split())
 
 
-def _phrases_present(answer: str, phrases: tuple[str, ...]) -> int:
-    """How many of ``phrases`` are in the answer."""
-    text = normalize(answer)
+def _phrases_present(text: str, phrases: tuple[str, ...]) -> int:
+    """How many of ``phrases`` are in the normalised answer ``text``."""
     return sum(_normalized_phrase(p) in text for p in phrases)
 
 
@@ -42,10 +43,11 @@ def must_include(batch: Batch) -> np.ndarray:
     the pass/fail version, with JavaScript's ``toLowerCase`` in place of casefolding.
     """
     out = np.full(len(batch.cases), np.nan)
-    for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
+    texts = batch.computed(_normalized_answers)
+    for i, (case, text) in enumerate(zip(batch.cases, texts, strict=True)):
         phrases = case.expected.must_include
         if phrases:
-            out[i] = _phrases_present(answer, phrases) / len(phrases)
+            out[i] = _phrases_present(text, phrases) / len(phrases)
     return batch.unless_failed(out)
 
 
@@ -56,17 +58,29 @@ def must_not_include(batch: Batch) -> np.ndarray:
     (no answer is not evidence of a clean one).
     """
     out = np.full(len(batch.cases), np.nan)
-    for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
+    texts = batch.computed(_normalized_answers)
+    for i, (case, text) in enumerate(zip(batch.cases, texts, strict=True)):
         phrases = case.expected.must_not_include
         if phrases:
-            out[i] = float(not _phrases_present(answer, phrases))
+            out[i] = float(not _phrases_present(text, phrases))
     return batch.unless_failed(out)
+
+
+def _normalized_answers(batch: Batch) -> list[str]:
+    """Each run's answer, ``normalize``d once for the phrase checks and the refusal detector."""
+    return [normalize(answer) for answer in batch.answers]
 
 
 # --- SQuAD: exact match and token F1 ------------------------------------------------------------
 
 _DROP_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_PUNCTUATION_BYTES = string.punctuation.encode()
+_LOWER_BYTES = bytes.maketrans(string.ascii_uppercase.encode(), string.ascii_lowercase.encode())
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ARTICLE_WORDS = frozenset(("a", "an", "the"))
+_NOT_WORD_OR_SPACE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+"""The ASCII characters left once punctuation is deleted that are neither word characters nor
+whitespace: only they can put a word boundary inside a whitespace-separated token."""
 
 
 def squad_tokens(text: str) -> list[str]:
@@ -76,15 +90,36 @@ def squad_tokens(text: str) -> list[str]:
     replaced by a space: "state-of-the-art" becomes one token), replace the words a, an, the by
     a space, split on whitespace.
     """
-    return _ARTICLES.sub(" ", text.lower().translate(_DROP_PUNCTUATION)).split()
+    if not text.isascii():
+        return _ARTICLES.sub(" ", text.lower().translate(_DROP_PUNCTUATION)).split()
+    # The same steps, faster for ASCII text: one bytes.translate lowercases and deletes, and
+    # where every token is whole words (no boundary inside one), an article is a whole token.
+    kept = text.encode().translate(_LOWER_BYTES, _PUNCTUATION_BYTES).decode()
+    if _NOT_WORD_OR_SPACE.search(kept):
+        return _ARTICLES.sub(" ", kept).split()
+    words = kept.split()
+    return (
+        words if _ARTICLE_WORDS.isdisjoint(words) else [w for w in words if w not in _ARTICLE_WORDS]
+    )
+
+
+_FEW_COMMON = 8
+"""Up to this many common tokens, counting each in both lists beats building two Counters."""
 
 
 def _f1(prediction: list[str], gold: list[str]) -> float:
     if not prediction or not gold:
         return float(prediction == gold)
-    same = sum((Counter(prediction) & Counter(gold)).values())
-    if not same:
+    distinct = set(prediction)
+    common = distinct.intersection(gold)
+    if not common:
         return 0.0
+    if len(distinct) == len(prediction) and len(set(gold)) == len(gold):
+        same = len(common)  # no repeated token: the multiset intersection is the set's
+    elif len(common) <= _FEW_COMMON:
+        same = sum(min(prediction.count(word), gold.count(word)) for word in common)
+    else:
+        same = sum((Counter(prediction) & Counter(gold)).values())
     precision, recall = same / len(prediction), same / len(gold)
     return 2 * precision * recall / (precision + recall)
 
@@ -122,12 +157,7 @@ def exact_match(batch: Batch) -> np.ndarray:
     ``expected.answer``, and for a failed run. Ragas' ``ExactMatch`` compares raw strings,
     without normalising.
     """
-    out = np.full(len(batch.cases), np.nan)
-    answers, golden = batch.computed(_answer_tokens), batch.computed(_gold_tokens)
-    for i, (tokens, golds) in enumerate(zip(answers, golden, strict=True)):
-        if golds:
-            out[i] = float(tokens in golds)
-    return batch.unless_failed(out)
+    return batch.unless_failed(batch.computed(_squad)[0])
 
 
 def token_f1(batch: Batch) -> np.ndarray:
@@ -141,23 +171,23 @@ def token_f1(batch: Batch) -> np.ndarray:
     ``f1``; no Ragas or DeepEval equivalent (Ragas' ``NonLLMStringSimilarity`` is
     character-based).
     """
-    out = np.full(len(batch.cases), np.nan)
-    answers, golden = batch.computed(_answer_tokens), batch.computed(_gold_tokens)
-    for i, (tokens, golds) in enumerate(zip(answers, golden, strict=True)):
+    return batch.unless_failed(batch.computed(_squad)[1])
+
+
+def _squad(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Per record: exact match and token F1 against its case's ``gold_answers`` (NaN without
+    ``expected.answer``), in one pass that keeps no tokens (millions of short-lived lists)."""
+    exact: list[float] = [math.nan] * len(batch.cases)
+    f1: list[float] = [math.nan] * len(batch.cases)
+    for i, (case, answer) in enumerate(zip(batch.cases, batch.answers, strict=True)):
+        if case.expected.answer is None:
+            continue
+        golds = gold_answers(case.expected.answer)
         if golds:
-            out[i] = max(_f1(tokens, gold) for gold in golds)
-    return batch.unless_failed(out)
-
-
-def _answer_tokens(batch: Batch) -> list[list[str]]:
-    """Each run's answer as ``squad_tokens`` (where its case has an ``expected.answer``)."""
-    golden = batch.computed(_gold_tokens)
-    return [squad_tokens(a) if g else [] for a, g in zip(batch.answers, golden, strict=True)]
-
-
-def _gold_tokens(batch: Batch) -> list[list[list[str]]]:
-    """Each run's case's ``gold_answers`` (empty without ``expected.answer``)."""
-    return [gold_answers(case.expected.answer or ()) for case in batch.cases]
+            tokens = squad_tokens(answer)
+            exact[i] = float(tokens in golds)
+            f1[i] = max(_f1(tokens, gold) for gold in golds)
+    return np.array(exact, dtype=np.float64), np.array(f1, dtype=np.float64)
 
 
 # --- faithfulness --------------------------------------------------------------------------------
@@ -240,18 +270,26 @@ def faithfulness(batch: Batch) -> np.ndarray:
 
 def _citation_counts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per record: correct citations, distinct citations, relevant sources (NaN: not measured)."""
-    correct, cited, relevant = np.full((3, len(batch.records)), np.nan)
+    correct, cited, relevant = ([math.nan] * len(batch.records) for _ in range(3))
+    retrieved = batch.retrieved_ids
     for i, (case, record) in enumerate(zip(batch.cases, batch.records, strict=True)):
-        wanted = {s for s, grade in (case.expected.sources or {}).items() if grade > 0}
+        sources = case.expected.sources
         citations = record.output.citations
-        if not wanted or citations is None or record.status != "ok":
+        if not sources or citations is None or record.status != "ok":
             continue
-        ids = set(citations or ())
+        wanted = {s for s, grade in sources.items() if grade > 0}
+        if not wanted:
+            continue
+        ids = set(citations)
         good = ids & wanted
         if record.output.retrieved is not None:
-            good &= set(record.output.retrieved_ids())
+            good.intersection_update(retrieved[i])
         correct[i], cited[i], relevant[i] = len(good), len(ids), len(wanted)
-    return correct, cited, relevant
+    return (
+        np.array(correct, dtype=np.float64),
+        np.array(cited, dtype=np.float64),
+        np.array(relevant, dtype=np.float64),
+    )
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -309,15 +347,20 @@ def is_refusal(answer: str) -> bool:
     know your plan, but on Business...") is read as a refusal: set ``abstained`` in the output
     where that matters.
     """
-    return _REFUSAL.search(normalize(answer).replace("\u2019", "'")) is not None
+    return _refuses(normalize(answer))
+
+
+def _refuses(text: str) -> bool:
+    return _REFUSAL.search(text.replace("\u2019", "'")) is not None
 
 
 def refused(batch: Batch) -> np.ndarray:
     """Per record: the output's ``abstained`` when it says, else ``is_refusal(answer)``."""
+    texts = batch.computed(_normalized_answers)
     return np.array(
         [
-            is_refusal(answer) if r.output.abstained is None else r.output.abstained
-            for r, answer in zip(batch.records, batch.answers, strict=True)
+            _refuses(text) if r.output.abstained is None else r.output.abstained
+            for r, text in zip(batch.records, texts, strict=True)
         ],
         dtype=bool,
     )
@@ -341,7 +384,7 @@ def abstention_accuracy(batch: Batch) -> np.ndarray:
     no-answer question), while here the empty answer does not abstain and "I don't know" does
     (docs/metrics.md, "Abstention is not SQuAD v2").
     """
-    answerable = _answerable(batch)
+    answerable = batch.computed(_answerable)
     correct = (answerable == 0) == batch.computed(refused)
     return np.where(np.isnan(answerable), np.nan, correct.astype(float))
 
@@ -349,10 +392,12 @@ def abstention_accuracy(batch: Batch) -> np.ndarray:
 def false_refusal(batch: Batch) -> np.ndarray:
     """1 when an answerable case was refused, else 0; measured on ``answerable: true`` cases
     whose run did not fail. Its mean is the false refusal rate."""
-    return np.where(_answerable(batch) == 1, batch.computed(refused).astype(float), np.nan)
+    return np.where(batch.computed(_answerable) == 1, batch.computed(refused).astype(float), np.nan)
 
 
 def false_answer(batch: Batch) -> np.ndarray:
     """1 when an unanswerable case was answered, else 0; measured on ``answerable: false`` cases
     whose run did not fail. Its mean is the false answer (hallucination on no-answer) rate."""
-    return np.where(_answerable(batch) == 0, (~batch.computed(refused)).astype(float), np.nan)
+    return np.where(
+        batch.computed(_answerable) == 0, (~batch.computed(refused)).astype(float), np.nan
+    )

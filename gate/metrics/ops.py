@@ -12,7 +12,8 @@ from gate.metrics.batch import Batch
 def latency_ms(batch: Batch) -> np.ndarray:
     """Wall-clock latency of each run on a monotonic clock, failed runs included (a timeout
     counts the time it waited); NaN where a replay file records none."""
-    return np.array([np.nan if r.latency_ms is None else r.latency_ms for r in batch.records])
+    # None becomes NaN in a float array.
+    return np.array([r.latency_ms for r in batch.records], dtype=np.float64)
 
 
 def percentile(q: float) -> Callable[[np.ndarray, Mapping[str, np.ndarray]], float | None]:
@@ -48,7 +49,7 @@ def timeout(batch: Batch) -> np.ndarray:
 def cost_usd(batch: Batch) -> np.ndarray:
     """The run's ``usage.cost_usd``; NaN when the pipeline does not report cost."""
     costs = [r.output.usage.cost_usd if r.output.usage else None for r in batch.records]
-    return np.array([np.nan if c is None else c for c in costs])
+    return np.array(costs, dtype=np.float64)
 
 
 def cost_per_success(values: np.ndarray, columns: Mapping[str, np.ndarray]) -> float | None:
@@ -66,9 +67,11 @@ def cost_per_success(values: np.ndarray, columns: Mapping[str, np.ndarray]) -> f
 def tokens(batch: Batch) -> np.ndarray:
     """``usage.input_tokens + usage.output_tokens`` (a missing one counts 0); NaN when the
     output reports neither. The aggregate is the mean over the runs that report tokens."""
-    out = np.full(len(batch.records), np.nan)
-    for i, record in enumerate(batch.records):
-        usage = record.output.usage
-        if usage and (usage.input_tokens is not None or usage.output_tokens is not None):
-            out[i] = (usage.input_tokens or 0) + (usage.output_tokens or 0)
-    return out
+    usages = [r.output.usage for r in batch.records]
+    counts = [
+        None
+        if u is None or (u.input_tokens is None and u.output_tokens is None)
+        else (u.input_tokens or 0) + (u.output_tokens or 0)
+        for u in usages
+    ]
+    return np.array(counts, dtype=np.float64)
