@@ -30,11 +30,26 @@ class ReplayAdapter:
 
     def __init__(self, spec: ReplayPipeline, root: Path) -> None:
         self._path = root / spec.path  # an absolute spec.path stays as it is
-        self._rows: dict[str, list[_Recorded]] = {}
+        # Each row is kept as its line and read again when served: parsed, a row is several times
+        # the size of its line, and the records keep their own copy of each output.
+        self._lines: dict[str, list[str]] = {}
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
+        problems: list[str] = []
+        # Numbered by the file's own lines (blank ones included), so file:line points at the row.
+        # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line separators.
+        for number, line in enumerate(self._text().split("\n"), start=1):
+            if not line.strip():
+                continue
+            recorded = jsonl_row(line, _Recorded, f"{self._path}:{number}", problems)
+            if recorded is not None:
+                self._lines.setdefault(recorded.id, []).append(line)
+        if problems:
+            raise DatasetError(capped(problems, "problems"))
+
+    def _text(self) -> str:
         try:
-            text = self._path.read_text(encoding="utf-8-sig")
+            return self._path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise DatasetError(
                 f"{self._path}: replay file not found (fix: check `pipeline.path`)"
@@ -43,28 +58,16 @@ class ReplayAdapter:
             raise DatasetError(
                 f"{self._path}: not UTF-8 at byte {exc.start} (fix: save it as UTF-8)"
             ) from None
-        problems: list[str] = []
-        # Numbered by the file's own lines (blank ones included), so file:line points at the row.
-        # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line separators.
-        for number, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            where = f"{self._path}:{number}"
-            recorded = jsonl_row(line, _Recorded, where, problems)
-            if recorded is None:
-                continue
-            self._rows.setdefault(recorded.id, []).append(recorded)
-        if problems:
-            raise DatasetError(capped(problems, "problems"))
 
     def call(self, case: Case, timeout_s: float) -> Reply:
-        rows = self._rows.get(case.id)
-        if not rows:
+        lines = self._lines.get(case.id)
+        if not lines:
             raise LookupError(f"no recorded output for this case in {self._path.name}")
         with self._lock:
             turn = self._served.get(case.id, 0)
             self._served[case.id] = turn + 1
-        row = rows[turn % len(rows)]
+        row = jsonl_row(lines[turn % len(lines)], _Recorded, str(self._path), [])
+        assert row is not None  # the line was read without problems when the adapter was made
         return Reply(row.output, latency_ms=row.latency_ms, error=row.error, timed=False)
 
     def close(self) -> None:
