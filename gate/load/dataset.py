@@ -153,6 +153,7 @@ def read_dataset(
     problems: list[tuple[int, str]] = []
     cases: list[Case] = []
     first_line: dict[str, int] = {}
+    fields_sets: dict[frozenset[str], set[str]] = {}
     with collector_paused():
         for number, text in _lines(path):
             where = f"{path}:{number}"
@@ -180,6 +181,7 @@ def read_dataset(
                 )
                 continue
             first_line[case.id] = number
+            _share_fields_sets(case, fields_sets)
             cases.append(case)
 
     if problems:
@@ -187,6 +189,17 @@ def read_dataset(
     if not cases:
         raise DatasetError(f"{path}: the golden set is empty (fix: add one JSON case per line)")
     return cases, first_line
+
+
+def _share_fields_sets(case: Case, shared: dict[frozenset[str], set[str]]) -> None:
+    """Give the case, and its ``expected``, one set of the names of the fields given per distinct
+    set: pydantic makes a set for every model (a fifth of a case's memory), and a frozen model's
+    is never changed (a copy gets its own)."""
+    for model in (case, case.expected):
+        given = model.__pydantic_fields_set__
+        object.__setattr__(
+            model, "__pydantic_fields_set__", shared.setdefault(frozenset(given), given)
+        )
 
 
 def _careful_case(
