@@ -18,6 +18,7 @@ from gate.errors import DatasetError
 from gate.load import dataset, strict_json, validation
 from gate.load.config import ReplayPipeline
 from gate.load.dataset import Case, read_dataset
+from gate.run.adapters import replay
 from gate.run.adapters.replay import ReplayAdapter
 
 VALUES = [
@@ -145,7 +146,7 @@ def served(path: Path) -> tuple[Any, ...]:
 
 
 def careful_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(validation, "plain_row", lambda line, model: None)
+    monkeypatch.setattr(replay, "plain_row", lambda line, model: None)
     monkeypatch.setattr(dataset, "plain_row", lambda line, model: None)
 
 

@@ -6,6 +6,7 @@ whole file in one go rather than one error per run.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
@@ -122,7 +123,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
         raise DatasetError(f"{path}: cannot read the golden set: {exc.strerror}") from None
     # Line by line from the bytes read, not split into a list: one copy of the file at a time.
     lines = io.BytesIO(data)
-    lines.seek(len(b"\xef\xbb\xbf") if data.startswith(b"\xef\xbb\xbf") else 0)
+    lines.seek(len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
     for number, raw in enumerate(lines, start=1):
         try:
             yield number, raw.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")

@@ -57,9 +57,9 @@ def loads(text: str | bytes) -> Any:
 
 
 def is_plain(text: str) -> bool:
-    """Whether ``text`` is out of reach of every rule ``loads`` adds to JSON (no constant, long
-    number or deep nesting can be in it, which a look costs less than a parse): then a strict
-    parser such as pydantic's (in Rust) reads it as ``loads`` does, or refuses it."""
+    """Whether ``text`` is out of reach of every rule ``loads`` adds to JSON: no constant, long
+    number or deep nesting can be in it (a look, cheaper than a parse). Then a strict parser such
+    as pydantic's (in Rust) reads it as ``loads`` does, or refuses it."""
     return (
         text.count("[") + text.count("{") <= MAX_DEPTH
         and "NaN" not in text

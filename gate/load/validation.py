@@ -275,9 +275,9 @@ def collector_paused() -> Iterator[None]:
 
 
 def plain_row(line: str, model: type[M]) -> M | None:
-    """One JSONL line as ``model``, parsed and validated in one step in Rust (a few times faster
-    than ``strict_json.loads`` then ``model_validate``) when the line is plain and valid; None
-    for any other line, which the careful path then reads (the same row, or its problems)."""
+    """One JSONL line as ``model``, parsed and validated in one step in Rust, with no Python
+    objects of a parse in between, when the line is plain and valid; None for any other line,
+    which the careful path (``jsonl_row``) then reads: the same row, or its problems."""
     if not strict_json.is_plain(line):
         return None
     try:
@@ -289,9 +289,6 @@ def plain_row(line: str, model: type[M]) -> M | None:
 def jsonl_row(line: str, model: type[M], where: str, problems: list[str]) -> M | None:
     """One JSONL line as ``model``; None, with its problems appended as ``where: ...``, when the
     line is not strict JSON or not a valid row."""
-    plain = plain_row(line, model)
-    if plain is not None:
-        return plain
     try:
         row = strict_json.loads(line)
     except json.JSONDecodeError as exc:

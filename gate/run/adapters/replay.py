@@ -9,7 +9,7 @@ from typing import Any
 from gate.errors import DatasetError
 from gate.load.config import ReplayPipeline
 from gate.load.dataset import Case
-from gate.load.validation import Strict, capped, jsonl_row
+from gate.load.validation import Strict, capped, jsonl_row, plain_row
 from gate.run.adapters.base import Reply
 from gate.run.records import Amount
 
@@ -22,6 +22,10 @@ class _Recorded(Strict):
     # error, gate.run.records.parse_output).
     latency_ms: Amount | None = None
     error: str | None = None
+
+
+def _recorded(line: str, where: str, problems: list[str]) -> _Recorded | None:
+    return plain_row(line, _Recorded) or jsonl_row(line, _Recorded, where, problems)
 
 
 class ReplayAdapter:
@@ -41,7 +45,7 @@ class ReplayAdapter:
         for number, line in enumerate(self._text().split("\n"), start=1):
             if not line.strip():
                 continue
-            recorded = jsonl_row(line, _Recorded, f"{self._path}:{number}", problems)
+            recorded = _recorded(line, f"{self._path}:{number}", problems)
             if recorded is not None:
                 self._lines.setdefault(recorded.id, []).append(line)
         if problems:
@@ -66,7 +70,7 @@ class ReplayAdapter:
         with self._lock:
             turn = self._served.get(case.id, 0)
             self._served[case.id] = turn + 1
-        row = jsonl_row(lines[turn % len(lines)], _Recorded, str(self._path), [])
+        row = _recorded(lines[turn % len(lines)], str(self._path), [])
         assert row is not None  # the line was read without problems when the adapter was made
         return Reply(row.output, latency_ms=row.latency_ms, error=row.error, timed=False)
 
