@@ -24,19 +24,16 @@ class _Recorded(Strict):
     error: str | None = None
 
 
-def _recorded(line: str, where: str, problems: list[str]) -> _Recorded | None:
-    return plain_row(line, _Recorded) or jsonl_row(line, _Recorded, where, problems)
-
-
 class ReplayAdapter:
     """Serves recorded outputs by case id. Several lines for one id are served in turn, one per
     repeat, so a recorded non-deterministic pipeline replays its variation."""
 
     def __init__(self, spec: ReplayPipeline, root: Path) -> None:
         self._path = root / spec.path  # an absolute spec.path stays as it is
-        # Each row is kept as its line and read again when served: parsed, a row is several times
-        # the size of its line, and the records keep their own copy of each output.
-        self._lines: dict[str, list[str]] = {}
+        # A plain row is kept as its line and read again (in Rust) when served: parsed, a row is
+        # several times the size of its line, and the records keep their own copy of each output.
+        # The few rows only the careful path reads are kept parsed.
+        self._rows: dict[str, list[str | _Recorded]] = {}
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
         problems: list[str] = []
@@ -45,9 +42,10 @@ class ReplayAdapter:
         for number, line in enumerate(self._text().split("\n"), start=1):
             if not line.strip():
                 continue
-            recorded = _recorded(line, f"{self._path}:{number}", problems)
+            plain = plain_row(line, _Recorded)
+            recorded = plain or jsonl_row(line, _Recorded, f"{self._path}:{number}", problems)
             if recorded is not None:
-                self._lines.setdefault(recorded.id, []).append(line)
+                self._rows.setdefault(recorded.id, []).append(line if plain else recorded)
         if problems:
             raise DatasetError(capped(problems, "problems"))
 
@@ -64,14 +62,15 @@ class ReplayAdapter:
             ) from None
 
     def call(self, case: Case, timeout_s: float) -> Reply:
-        lines = self._lines.get(case.id)
-        if not lines:
+        rows = self._rows.get(case.id)
+        if not rows:
             raise LookupError(f"no recorded output for this case in {self._path.name}")
         with self._lock:
             turn = self._served.get(case.id, 0)
             self._served[case.id] = turn + 1
-        row = _recorded(lines[turn % len(lines)], str(self._path), [])
-        assert row is not None  # the line was read without problems when the adapter was made
+        row = rows[turn % len(rows)]
+        if isinstance(row, str):
+            row = _Recorded.model_validate_json(row)
         return Reply(row.output, latency_ms=row.latency_ms, error=row.error, timed=False)
 
     def close(self) -> None:
