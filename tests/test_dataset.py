@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from gate.errors import DatasetError
 from gate.load.dataset import Case, fingerprint, load_dataset
@@ -114,3 +115,22 @@ def test_load__an_answer_that_normalises_to_nothing_is_refused_at_its_line(tmp_p
     message = str(raised.value)
     assert f"{path}:2: expected.answer: every acceptable answer" in message
     assert "answerable: false" in message
+
+
+def test_load__cases_sharing_their_fields_given_stay_apart(tmp_path):
+    path = write(
+        tmp_path,
+        '{"id": "a", "input": "q", "tags": ["t"]}\n{"id": "b", "input": "q", "tags": ["u"]}\n'
+        '{"id": "c", "input": "q", "expected": {"answer": "x"}}\n',
+    )
+    a, b, c = load_dataset(path)
+    assert a.model_fields_set == b.model_fields_set == {"id", "input", "tags"}
+    assert c.model_fields_set == {"id", "input", "expected"}
+    assert a.expected.model_fields_set == set()
+    assert c.expected.model_fields_set == {"answer"}
+    changed = a.model_copy(update={"metadata": {"k": 1}})
+    assert changed.model_fields_set == {"id", "input", "tags", "metadata"}
+    assert b.model_fields_set == {"id", "input", "tags"}
+    with pytest.raises(ValidationError):
+        b.tags = ("v",)
+    assert a.model_dump(exclude_unset=True) == {"id": "a", "input": "q", "tags": ("t",)}

@@ -25,9 +25,10 @@ _TOKENS = re.compile(r'"(?:[^"\\]+|\\.)*"?|[\[{]|[\]}]|NaN|-?Infinity|[-+0-9.eE]
 _STRING = re.compile(r'"(?:[^"\\]+|\\.)*"?')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-_LONG_NUMBER = re.compile(rf"\d{{{MAX_DIGITS + 1}}}|[eE][-+]?\d{{3}}")
+_LONG_NUMBER = re.compile(rf"[0-9](?:[eE][-+]?[0-9]{{3}}|[0-9]{{{MAX_DIGITS}}})")
 """What an integer over ``MAX_DIGITS`` digits or an infinite float must contain somewhere (in a
-string too, which only costs the careful parse): ``MAX_DIGITS`` digits are far below 1e308."""
+string too, which only costs the careful parse): ``MAX_DIGITS`` digits are far below 1e308, and
+an exponent follows a digit, so an id such as ``case-000123`` does not match."""
 
 
 class _Refused(ValueError):
@@ -53,6 +54,18 @@ def loads(text: str | bytes) -> Any:
         return _CAREFUL.decode(text)
     except _Refused as exc:
         raise json.JSONDecodeError(exc.problem, text, _position(text, exc.literal)) from None
+
+
+def is_plain(text: str) -> bool:
+    """Whether ``text`` is out of reach of every rule ``loads`` adds to JSON: no constant, long
+    number or deep nesting can be in it (a look, cheaper than a parse). Then a strict parser such
+    as pydantic's (in Rust) reads it as ``loads`` does, or refuses it."""
+    return (
+        text.count("[") + text.count("{") <= MAX_DEPTH
+        and "NaN" not in text
+        and "Infinity" not in text
+        and _LONG_NUMBER.search(text) is None
+    )
 
 
 def _constant(literal: str) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from gate.errors import DatasetError
 from gate.load.config import ReplayPipeline
 from gate.load.dataset import Case
-from gate.load.validation import Strict, capped, jsonl_row
+from gate.load.validation import Strict, capped, jsonl_row, plain_row
 from gate.run.adapters.base import Reply
 from gate.run.records import Amount
 
@@ -30,11 +30,28 @@ class ReplayAdapter:
 
     def __init__(self, spec: ReplayPipeline, root: Path) -> None:
         self._path = root / spec.path  # an absolute spec.path stays as it is
-        self._rows: dict[str, list[_Recorded]] = {}
+        # A plain row is kept as its line and read again (in Rust) when served: parsed, a row is
+        # several times the size of its line, and the records keep their own copy of each output.
+        # The few rows only the careful path reads are kept parsed.
+        self._rows: dict[str, list[str | _Recorded]] = {}
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
+        problems: list[str] = []
+        # Numbered by the file's own lines (blank ones included), so file:line points at the row.
+        # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line separators.
+        for number, line in enumerate(self._text().split("\n"), start=1):
+            if not line.strip():
+                continue
+            plain = plain_row(line, _Recorded)
+            recorded = plain or jsonl_row(line, _Recorded, f"{self._path}:{number}", problems)
+            if recorded is not None:
+                self._rows.setdefault(recorded.id, []).append(line if plain else recorded)
+        if problems:
+            raise DatasetError(capped(problems, "problems"))
+
+    def _text(self) -> str:
         try:
-            text = self._path.read_text(encoding="utf-8-sig")
+            return self._path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise DatasetError(
                 f"{self._path}: replay file not found (fix: check `pipeline.path`)"
@@ -43,19 +60,6 @@ class ReplayAdapter:
             raise DatasetError(
                 f"{self._path}: not UTF-8 at byte {exc.start} (fix: save it as UTF-8)"
             ) from None
-        problems: list[str] = []
-        # Numbered by the file's own lines (blank ones included), so file:line points at the row.
-        # split("\n"), not splitlines(): JSON strings may hold U+2028 and other line separators.
-        for number, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            where = f"{self._path}:{number}"
-            recorded = jsonl_row(line, _Recorded, where, problems)
-            if recorded is None:
-                continue
-            self._rows.setdefault(recorded.id, []).append(recorded)
-        if problems:
-            raise DatasetError(capped(problems, "problems"))
 
     def call(self, case: Case, timeout_s: float) -> Reply:
         rows = self._rows.get(case.id)
@@ -65,6 +69,8 @@ class ReplayAdapter:
             turn = self._served.get(case.id, 0)
             self._served[case.id] = turn + 1
         row = rows[turn % len(rows)]
+        if isinstance(row, str):
+            row = _Recorded.model_validate_json(row)
         return Reply(row.output, latency_ms=row.latency_ms, error=row.error, timed=False)
 
     def close(self) -> None:
