@@ -40,9 +40,9 @@ import numpy.typing as npt
 
 from gate.metrics.statistic import FloatArray, Percentile, Statistic, ratio_statistic
 
-# Swap indicators drawn per block of resamples: about 4 million cases × resamples per block, so
-# memory stays flat (≈ 32 MiB of float64) whatever the golden set's size.
-_BLOCK_ELEMENTS = 2**22
+# Swap indicators drawn per block of resamples: about a million cases × resamples per block, so
+# memory stays flat (≈ 8 MiB per float64 array) whatever the golden set's size.
+_BLOCK_ELEMENTS = 2**20
 
 _BAND_SDS = 6
 """How many standard deviations of a resample's count below it a percentile's band spans."""
