@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from gate.load.config import Runner
 from gate.load.dataset import Case
 from gate.retry import CaseTimeout, Transient, backoff_s
-from gate.run.adapters.base import Adapter, Reply
+from gate.run.adapters.base import Adapter, Reply, waits
 from gate.run.cache import OutputCache
 from gate.run.records import (
     MAX_ERROR_CHARS,
@@ -271,7 +271,7 @@ def run_cases(
         threading.Thread(
             target=schedule.serve, args=(adapter, scrub), name=f"gate_{i}", daemon=True
         )
-        for i in range(min(settings.concurrency, total))
+        for i in range(min(settings.concurrency if waits(adapter) else 1, total))
     ]
     for worker in workers:
         worker.start()

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from gate.load.dataset import Case
 from gate.retry import CaseTimeout, Transient
 
-__all__ = ["Adapter", "CaseTimeout", "Reply", "Transient", "request_body"]
+__all__ = ["Adapter", "CaseTimeout", "Reply", "Transient", "request_body", "waits"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ class Adapter(Protocol):
     def call(self, case: Case, timeout_s: float) -> Reply: ...
 
     def close(self) -> None: ...
+
+
+def waits(adapter: Adapter) -> bool:
+    """Whether a call waits on something outside the process (a model, a server, a child). An
+    adapter that serves from memory (replay) says ``waits = False``: the runner then calls it
+    from one worker, since more threads would only take turns at the interpreter."""
+    return bool(getattr(adapter, "waits", True))
 
 
 def request_body(case: Case) -> dict[str, Any]:

@@ -28,6 +28,9 @@ class ReplayAdapter:
     """Serves recorded outputs by case id. Several lines for one id are served in turn, one per
     repeat, so a recorded non-deterministic pipeline replays its variation."""
 
+    waits = False
+    """Served from memory: one worker is fastest (gate.run.adapters.base.waits)."""
+
     def __init__(self, spec: ReplayPipeline, root: Path) -> None:
         self._path = root / spec.path  # an absolute spec.path stays as it is
         # A plain row is kept as its line and read again (in Rust) when served: parsed, a row is
