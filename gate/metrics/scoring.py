@@ -211,6 +211,8 @@ class Tally:
             index = index[order]
             rows = {key: np.concatenate([c[key] for c in self._chunks])[order] for key in keys}
             runs = [self._runs[i] for i in order.tolist()]
+            # Kept as one chunk in dataset order from now on, not twice (a second stage adds to it).
+            self._index, self._chunks, self._runs = [index], [rows], list(runs)
         else:
             index = np.empty(0, dtype=np.intp)
             rows = {key: np.empty(0) for key in keys}
