@@ -171,7 +171,8 @@ def attempt(
     try:
         # An output that cannot be written (a NaN, a tuple key, nesting that would exhaust
         # the stack) is this case's error, never the end of the run.
-        check_json(reply.output)
+        if not reply.strict:
+            check_json(reply.output)
     except ValueError as exc:
         return replace(base, **done, error=str(exc))
     done["raw_output"] = reply.output

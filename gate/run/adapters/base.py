@@ -31,6 +31,9 @@ class Reply:
     timed: bool = True
     """False when the call's own duration is not the pipeline's latency (a replay reads a file):
     then ``latency_ms`` is the latency, and None means unknown."""
+    strict: bool = False
+    """True when ``output`` was read from strict JSON (gate.load.strict_json's rules: finite
+    numbers, string keys, bounded nesting), so the runner need not check it can be written."""
 
 
 class Adapter(Protocol):

@@ -74,7 +74,10 @@ class ReplayAdapter:
         row = rows[turn % len(rows)]
         if isinstance(row, str):
             row = _Recorded.model_validate_json(row)
-        return Reply(row.output, latency_ms=row.latency_ms, error=row.error, timed=False)
+        # Read from the file by the strict rules (a plain line is screened for them).
+        return Reply(
+            row.output, latency_ms=row.latency_ms, error=row.error, timed=False, strict=True
+        )
 
     def close(self) -> None:
         pass
