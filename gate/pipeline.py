@@ -30,7 +30,7 @@ from gate.load.baseline import legacy_note, write_baseline
 from gate.load.blessings import last_blessing, log_path
 from gate.metrics.scoring import Scored, Tally
 from gate.plan import Plan, prepare
-from gate.render.junit import render_junit
+from gate.render.junit import junit_lines
 from gate.render.markdown import render_summary
 from gate.render.report import build_report
 from gate.run.adapters import Adapter, make_adapter
@@ -364,5 +364,6 @@ def conclude(
         json.dump(report, handle, indent=2, ensure_ascii=False, allow_nan=False)
         handle.write("\n")
     write_atomic(markdown_path, render_summary(report, None))
-    write_atomic(out / "report.junit.xml", render_junit(report, [case.id for case in plan.cases]))
+    with replacing(out / "report.junit.xml") as handle:
+        handle.writelines(junit_lines(report, [case.id for case in plan.cases]))
     return Outcome(0 if verdict.passed else 1, report, report_path, markdown_path)
