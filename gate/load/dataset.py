@@ -98,8 +98,18 @@ class Case(Strict):
     # a third of the time of validating one.
     @cached_property
     def _fingerprint(self) -> str:
-        body = self.model_dump(mode="json", include={"input", "expected"}, exclude_defaults=True)
-        return _sha256(json.dumps(body, sort_keys=True, ensure_ascii=False))
+        # What model_dump(include={"input", "expected"}, exclude_defaults=True) gives, made in
+        # parts: on the whole case, exclude_defaults makes a default Expected to compare with
+        # (25 µs of a case's 36).
+        body = self.model_dump(mode="json", include={"input"})
+        expected = self.expected.model_dump(mode="json", exclude_defaults=True)
+        if expected:
+            body["expected"] = expected
+        return _sha256(_CANONICAL.encode(body))
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+"""How a case is written for its fingerprint (one encoder, not one per ``json.dumps`` call)."""
 
 
 def _sha256(text: str) -> str:
