@@ -155,22 +155,15 @@ def test_plain_row__a_usual_line_takes_it() -> None:
     assert validation.plain_row(line, Case) == Case.model_validate(json.loads(line))
 
 
-def test_plain_row__the_golden_set_reads_the_same_either_way(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("lines", "read"), [(case_lines, cases), (recorded_lines, served)], ids=["golden", "replay"]
+)
+def test_plain_row__the_file_reads_the_same_either_way(
+    lines: Any, read: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plain = outcomes(tmp_path, case_lines(), cases)
+    plain = outcomes(tmp_path, lines(), read)
     careful_only(monkeypatch)
-    careful = outcomes(tmp_path, case_lines(), cases)
-    assert plain == careful
-    assert 20 < sum(o.startswith("ok") for o in plain) < len(plain) / 2
-
-
-def test_plain_row__the_replay_file_reads_the_same_either_way(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    plain = outcomes(tmp_path, recorded_lines(), served)
-    careful_only(monkeypatch)
-    careful = outcomes(tmp_path, recorded_lines(), served)
+    careful = outcomes(tmp_path, lines(), read)
     assert plain == careful
     assert 20 < sum(o.startswith("ok") for o in plain) < len(plain) / 2
 
