@@ -115,6 +115,15 @@ def _items(path: Path) -> Iterator[tuple[int, Any]]:
             ) from None
 
 
+def _is_record(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and "failure_modes" in value
+        and isinstance(value.get("repeat"), int)
+        and "id" in value
+    )
+
+
 def _is_otlp(value: Any) -> bool:
     return isinstance(value, dict) and "resourceSpans" in value
 
@@ -297,7 +306,13 @@ def mine(path: Path, golden: list[Case], cases: Mapping[str, Case]) -> Mined:
     taken_ids = {case.id for case in golden}
     by_input: dict[str, dict[str, Any]] = {}
     read = passing = in_golden = repeated = 0
-    for number, item in _items(path):
+    items = list(_items(path))
+    if items and all(_is_record(item) for _, item in items):
+        # records.jsonl is written as cases finish: read in the cases' order, the same run
+        # gives the same candidates (the first run of an input is the one kept).
+        order = {case_id: i for i, case_id in enumerate(cases)}
+        items.sort(key=lambda pair: (order.get(str(pair[1]["id"]), len(order)), pair[1]["repeat"]))
+    for number, item in items:
         for found in _observations(path, number, item, cases):
             read += 1
             if found is None:

@@ -154,6 +154,26 @@ def test_mine__failing_records_of_another_set(example, monkeypatch, tmp_path):
     assert found["id"] == "mined-tr-n1" and found["tags"] == ["mined", "missing-required"]
 
 
+def test_mine__records_in_any_order_give_the_same_candidates(example, monkeypatch, tmp_path):
+    """records.jsonl is written as cases finish: mined in the cases' order, whatever that was."""
+    monkeypatch.chdir(example)
+    cases = [{"id": f"n{i}", "input": f"Question {i % 3}?", "expected": {}} for i in range(6)]
+    other = write_jsonl(tmp_path / "nightly.jsonl", cases)
+    runs = [
+        {"id": f"n{i}", "repeat": repeat, "trace_id": f"tr-{i}-{repeat}", "status": "ok"}
+        | {"output": {}, "scores": {}, "failure_modes": ["missing_required"]}
+        for repeat in range(2)
+        for i in range(6)
+    ]
+    found = []
+    for order in (runs, runs[::-1], runs[1::2] + runs[::2]):
+        records = write_jsonl(tmp_path / "records.jsonl", order)
+        assert main(["mine", str(records), "--cases", str(other)]) == 0
+        found.append(candidates(example / "candidates.jsonl"))
+    assert found[0] == found[1] == found[2]
+    assert [c["metadata"]["trace_id"] for c in found[0]] == ["tr-0-0", "tr-1-0", "tr-2-0"]
+
+
 def test_mine__a_line_of_unknown_shape_is_exit_2(example, monkeypatch, capsys):
     monkeypatch.chdir(example)
     write_jsonl(example / "odd.jsonl", [{"trace_id": "a", "status": "ok"}, {"hello": 1}])
