@@ -167,6 +167,8 @@ def comparisons(
     def column(columns: Mapping[str, np.ndarray], rows: np.ndarray, name: str) -> np.ndarray:
         return columns[name][rows] if name in columns else unmeasured
 
+    every = np.arange(len(shared))
+    every.flags.writeable = False  # the rows of every comparison on all shared cases, shared
     scores: dict[Key, Scores] = {}
     for tag, name, inside in wanted:
         metric = parse_metric(name)
@@ -176,6 +178,8 @@ def comparisons(
         rows = np.flatnonzero(inside & ~np.isnan(before[0]) & ~np.isnan(after[0]))
         if not rows.size:
             continue
+        if rows.size == every.size:
+            rows = every
         # A column the statistic depends on counts 0 where a case does not measure it.
         base, cand = (
             np.nan_to_num(np.column_stack(values)[rows]) if len(values) > 1 else values[0][rows]
