@@ -5,7 +5,8 @@ case timed on a monotonic clock, each failure kept as that case's recorded error
 share one schedule (``Schedule``): each takes one attempt at a time from it, never more in
 flight than the throttle allows (``gate.run.throttle``: fewer when the endpoint says 429 or 503),
 and the cases waiting for a retry wait in it, not in a worker, so no worker sleeps while others
-could call.
+could call. Finished records go back to the calling thread in batches (``Schedule.claim``), which
+scores and writes them while the workers go on; the runner keeps none.
 """
 
 from __future__ import annotations
@@ -290,11 +291,12 @@ def run_cases(
 
 class Schedule:
     """What ``run_cases`` shares between its workers, under one lock: the runs not started, the
-    ones waiting to retry, the throttle, the records.
+    ones waiting to retry, the throttle, the finished records not yet claimed.
 
     Each worker takes the next attempt itself when the one it made is settled, so a finished
     call hands its slot on with no thread in between (a hand-off through a scheduling thread
-    cost two thread switches per call). The calling thread only prints progress and waits.
+    cost two thread switches per call). The calling thread prints progress and claims the
+    finished records.
     """
 
     def __init__(
