@@ -1,4 +1,5 @@
-"""One gate run, end to end: plan → run the cases → judge → score → decide → render.
+"""One gate run, end to end: plan → run the cases (each batch judged, scored and written as it
+finishes: ``Recorder``) → decide → render.
 
 Only sequences the stages. What a run reads from outside the code (the environment, the clock,
 the commit) arrives as a ``World`` from the CLI or the action; collaborators (the adapter) can be
