@@ -285,13 +285,12 @@ class Judge:
         self._sleep = sleep
         self._rng = random.Random()
         self.stats = JudgeStats(options.model)
+        """What every ``judge`` call so far did and cost."""
 
-    def judge(
-        self, cases: Mapping[str, Case], records: list[Record]
-    ) -> tuple[list[Record], JudgeStats]:
-        """The records (runs of ``cases``, by id) with their verdicts, and what judging them
-        cost, this call and every call before added up (a run is judged a chunk at a time).
-        Never raises for a judge's failure: that is the verdict's ``error``."""
+    def judge(self, cases: Mapping[str, Case], records: list[Record]) -> list[Record]:
+        """The records (runs of ``cases``, by id) with their verdicts; what judging them cost is
+        added to ``stats`` (a run is judged a chunk at a time). Never raises for a judge's
+        failure: that is the verdict's ``error``."""
         jobs = [(i, name) for i in range(len(records)) for name in self._rubrics]
         begin = time.monotonic()
         with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="gate-judge") as pool:
@@ -308,8 +307,7 @@ class Judge:
             if outcome is not None:
                 verdicts[i][name] = outcome.judgement
                 stats.add(name, outcome)
-        judged = [replace(r, judgements=v) for r, v in zip(records, verdicts, strict=True)]
-        return judged, stats
+        return [replace(r, judgements=v) for r, v in zip(records, verdicts, strict=True)]
 
     def _one(self, case: Case, record: Record, name: str) -> _Outcome | None:
         rubric = self._rubrics[name]

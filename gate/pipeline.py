@@ -273,7 +273,7 @@ class Recorder:
 
     def __call__(self, records: list[Record]) -> None:
         if self._judge is not None:
-            records, _ = self._judge.judge(self._cases, records)
+            records = self._judge.judge(self._cases, records)
         runs = self.tally.add(records)
         self._writer.write(
             replace(record, scores=run.scores, failure_modes=run.failure_modes)

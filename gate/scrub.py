@@ -16,38 +16,39 @@ from typing import Any
 
 REDACTED = "***"
 
-PATTERNS: dict[str, tuple[str, ...]] = {
+_KINDS: dict[str, tuple[tuple[str, str], ...]] = {
+    # (pattern, what every text it matches contains): most text (answers, ids, inputs) contains
+    # none of the latter, and one search for them all is several times cheaper than trying
+    # every pattern at every position.
     "api_key": (
-        r"\bsk-[A-Za-z0-9_-]{16,}",  # OpenAI-style API keys (sk-..., sk-proj-...)
-        r"\bgh[pousr]_[A-Za-z0-9]{20,}",  # GitHub tokens
-        r"\bgithub_pat_[A-Za-z0-9_]{20,}",  # GitHub fine-grained tokens
-        r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
-        r"\bxox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
-        r"(?<=[Bb]earer )[A-Za-z0-9._~+/=-]{8,}",  # Authorization: Bearer ...
+        (r"\bsk-[A-Za-z0-9_-]{16,}", "sk-"),  # OpenAI-style API keys (sk-..., sk-proj-...)
+        (r"\bgh[pousr]_[A-Za-z0-9]{20,}", "gh[pousr]_"),  # GitHub tokens
+        (r"\bgithub_pat_[A-Za-z0-9_]{20,}", "github_pat_"),  # GitHub fine-grained tokens
+        (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", "AKIA|ASIA"),  # AWS access key ids
+        (r"\bxox[abprs]-[A-Za-z0-9-]{10,}", "xox[abprs]-"),  # Slack tokens
+        (r"(?<=[Bb]earer )[A-Za-z0-9._~+/=-]{8,}", "[Bb]earer "),  # Authorization: Bearer ...
     ),
-    "email": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",),
+    "email": ((r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "@"),),
     "phone": (
-        r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)",
-        r"(?<![\w-])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?![\w-])",  # North American numbers
+        (
+            r"(?<![\w+])\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)",
+            r"\+\d",
+        ),
+        # North American numbers
+        (r"(?<![\w-])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?![\w-])", r"\d{3}\)?[ .-]\d{3}"),
     ),
+}
+
+PATTERNS: dict[str, tuple[str, ...]] = {
+    kind: tuple(pattern for pattern, _ in group) for kind, group in _KINDS.items()
 }
 """The secrets and personal data scrubbed by default, by kind: what is redacted everywhere, what
 mined cases are cleaned of, and what the red-team metrics catch are the same table."""
 
 REQUIRED: dict[str, str] = {
-    PATTERNS["api_key"][0]: "sk-",
-    PATTERNS["api_key"][1]: "gh[pousr]_",
-    PATTERNS["api_key"][2]: "github_pat_",
-    PATTERNS["api_key"][3]: "AKIA|ASIA",
-    PATTERNS["api_key"][4]: "xox[abprs]-",
-    PATTERNS["api_key"][5]: "[Bb]earer ",
-    PATTERNS["email"][0]: "@",
-    PATTERNS["phone"][0]: r"\+\d",
-    PATTERNS["phone"][1]: r"\d{3}\)?[ .-]\d{3}",
+    pattern: required for group in _KINDS.values() for pattern, required in group
 }
-"""For each default pattern, a regex that every text it matches contains: most text (answers,
-ids, inputs) contains none, and one search for them all is several times cheaper than trying
-every pattern at every position."""
+"""For each default pattern, a regex that every text it matches contains."""
 
 DEFAULT_PATTERNS: tuple[str, ...] = tuple(p for group in PATTERNS.values() for p in group)
 _KIND = {pattern: kind for kind, group in PATTERNS.items() for pattern in group}

@@ -118,10 +118,10 @@ def judge_all(
     waits: list[float] = []
     judge = Judge(options(fake_openai, tmp_path, **more), tmp_path, os.environ, sleep=waits.append)
     try:
-        records, stats = judge.judge({c.id: c for c, _ in pairs}, [r for _, r in pairs])
+        records = judge.judge({c.id: c for c, _ in pairs}, [r for _, r in pairs])
     finally:
         judge.close()
-    return records, stats, waits
+    return records, judge.stats, waits
 
 
 def test_verdicts__scores_and_the_reasons_kept_on_the_record(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, overload
+from typing import overload
 
 import numpy as np
 
@@ -32,12 +32,7 @@ ANSWER_KEPT = 1000
 quotes (gate.render.report.EXCERPT)."""
 
 
-class _Scores(Protocol):
-    @property
-    def scores(self) -> Mapping[str, float]: ...
-
-
-def run_passed(record: _Scores) -> bool:
+def run_passed(record: Run) -> bool:
     """One run passed: no error and every check its case defines passed."""
     return record.scores.get(SUCCESS) == 1.0
 
@@ -166,6 +161,7 @@ class Tally:
         self._scrub = scrub
         self._position = {case.id: i for i, case in enumerate(cases)}
         self._table_columns = {name: j for j, name in enumerate(names)}
+        self._keys = _columns(names)
         self._chunks: list[dict[str, np.ndarray]] = []
         self._index: list[np.ndarray] = []
         self._runs: list[Run] = []
@@ -196,7 +192,7 @@ class Tally:
         ]
         repeat = np.fromiter((r.repeat for r in records), dtype=np.intp, count=len(records))
         self._index.append(repeat * len(self._cases) + np.array(position, dtype=np.intp))
-        self._chunks.append({key: rows[key] for key in _columns(names)})
+        self._chunks.append({key: rows[key] for key in self._keys})
         self._runs.extend(runs)
         return runs
 
@@ -204,7 +200,7 @@ class Tally:
         """Every metric overall, per slice (the cases' tags) and per case, from the runs so far."""
         cases, names = self._cases, self._names
         size = len(cases)
-        keys = _columns(names)
+        keys = self._keys
         if self._index:
             index = np.concatenate(self._index)
             order = np.argsort(index, kind="stable")
