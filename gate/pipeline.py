@@ -178,6 +178,7 @@ def _run(options: RunOptions, adapter: Adapter | None) -> Outcome:
     staged = extra > 0
     first, second = stage_confidences(plan.config.comparison.confidence)
     repeats = settings.repeats
+    confidence: float | None = None
     decided: tuple[Scored, Verdict] | None = None
     try:
         run_cases(
@@ -191,9 +192,9 @@ def _run(options: RunOptions, adapter: Adapter | None) -> Outcome:
             scrub=scrub,
         )
         duration = time.monotonic() - begin
-        if options.shard is None:
-            decided = _decided(plan, recorder.tally, first if staged else None)
-        if decided is not None and staged and wants_second_stage(decided[1]):
+        if options.shard is None and staged:
+            decided = _decided(plan, recorder.tally, first)
+        if decided is not None and wants_second_stage(decided[1]):
             # Stage 1 could not tell: every case runs again up to the baseline's runs per case,
             # and the per-case means decide, with the rest of the false-alarm budget
             # (docs/verdict.md).
@@ -211,7 +212,7 @@ def _run(options: RunOptions, adapter: Adapter | None) -> Outcome:
             )
             duration += time.monotonic() - again
             repeats += extra
-            decided = _decided(plan, recorder.tally, second)
+            decided, confidence = None, second
     finally:
         recorder.close()
         adapter.close()
@@ -219,6 +220,10 @@ def _run(options: RunOptions, adapter: Adapter | None) -> Outcome:
             cache.close()
         if judge is not None:
             judge.close()
+    # Decided once the adapter has let go of what it held (a replay file's lines: 50 MB at 100k
+    # cases), unless a second stage may still need it.
+    if options.shard is None and decided is None:
+        decided = _decided(plan, recorder.tally, confidence)
 
     run_info: dict[str, Any] = {
         "started_at": started_at,

@@ -146,17 +146,28 @@ class Scrubber:
         return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
     def value(self, value: Any) -> Any:
-        """A JSON-like value with every string in it (keys included) scrubbed."""
+        """A JSON-like value with every string in it (keys included) scrubbed. A dict or list
+        with nothing to scrub comes back as it is, not copied (a 100k-case report was copied
+        whole); tuples come back as lists."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
             # Keys are strings in JSON: scrubbed as text, without a call through here each.
-            return {
-                self.text(k) if type(k) is str else self.value(k): self._item(v)
+            items = [
+                (self.text(k) if type(k) is str else self.value(k), self._item(v))
                 for k, v in value.items()
-            }
+            ]
+            if all(
+                _same(k, old_k) and _same(v, old_v)
+                for (k, v), (old_k, old_v) in zip(items, value.items(), strict=True)
+            ):
+                return value
+            return dict(items)
         if isinstance(value, list | tuple):
-            return [self._item(item) for item in value]
+            scrubbed = [self._item(item) for item in value]
+            if type(value) is list and all(map(_same, scrubbed, value)):
+                return value
+            return scrubbed
         return value
 
     def _item(self, value: Any) -> Any:
@@ -166,6 +177,12 @@ class Scrubber:
         if kind is int or kind is float or kind is bool or value is None:
             return value
         return self.value(value)
+
+
+def _same(scrubbed: Any, value: Any) -> bool:
+    """Whether scrubbing left ``value`` as it was (a short text comes back as an equal string
+    from the scrubber's cache, not the same object)."""
+    return scrubbed is value or (type(scrubbed) is str and scrubbed == value)
 
 
 DEFAULT_SCRUBBER = Scrubber()

@@ -87,7 +87,7 @@ def decide(plan: Plan, scored: Scored, confidence: float | None = None) -> Verdi
     checks = [error_budget(scored.records, plan.config.runner), *checks]
     return Verdict(
         checks=checks,
-        compared=compared,
+        compared={key: found.settled() for key, found in compared.items()},
         drift=moved,
         flips=flips(plan, scored, moved),
         flaky=flaky(scored, plan.config.runner.repeats),

@@ -74,19 +74,29 @@ class RunScores(Mapping[str, float]):
     """One run's scores (rounded to 6 places), the metrics that measure it only: a row of the
     run's score table (records × metrics), so that 100,000 records keep no dict each."""
 
-    __slots__ = ("_names", "_row", "_table")
+    __slots__ = ("_names", "_rounded", "_row", "_table")
 
     def __init__(self, names: Mapping[str, int], table: np.ndarray, row: int) -> None:
+        """``table``'s first ``len(names)`` columns are the named metrics', already rounded."""
         self._names = names
         self._table = table
         self._row = row
+        self._rounded = True
+
+    def moved(self, table: np.ndarray, row: int) -> None:
+        """Read from now on from ``table`` (its first columns ``names``, not rounded)."""
+        self._table, self._row, self._rounded = table, row, False
+
+    def _values(self) -> np.ndarray:
+        values = self._table[self._row, : len(self._names)]
+        return values if self._rounded else np.round(values, 6)
 
     def _measured(self) -> dict[str, float]:
-        values = self._table[self._row].tolist()
+        values = self._values().tolist()
         return {name: v for name, v in zip(self._names, values, strict=True) if v == v}
 
     def __getitem__(self, name: str) -> float:
-        value = float(self._table[self._row, self._names[name]])
+        value = float(self._values()[self._names[name]])
         if value != value:
             raise KeyError(name)
         return value
@@ -162,7 +172,9 @@ class Tally:
         self._position = {case.id: i for i, case in enumerate(cases)}
         self._table_columns = {name: j for j, name in enumerate(names)}
         self._keys = _columns(names)
-        self._chunks: list[dict[str, np.ndarray]] = []
+        """The table's columns: ``names`` first, then what their aggregates also read."""
+        self._chunks: list[np.ndarray] = []
+        """Each chunk's scores, records × ``_keys``, as measured (not rounded)."""
         self._index: list[np.ndarray] = []
         self._runs: list[Run] = []
 
@@ -174,9 +186,12 @@ class Tally:
         batch = Batch([self._cases[i] for i in position], list(records))
         rows = score(batch, self._names)
         modes = failures.modes(batch)
-        names = self._names
-        table = np.round(np.column_stack([rows[n] for n in names]), 6) if names else None
-        empty = np.empty((len(records), 0))
+        chunk = np.empty((len(records), len(self._keys)))
+        for j, key in enumerate(self._keys):
+            chunk[:, j] = rows[key]
+        # Rounded once for the chunk, while its lines are written; ``scored`` moves the runs to
+        # its table (rounded when read) and this copy goes.
+        table = np.round(chunk[:, : len(self._names)], 6)
         cut = self._scrub.cut
         runs = [
             Run(
@@ -185,14 +200,14 @@ class Tally:
                 record.status,
                 record.error,
                 modes[i],
-                RunScores(self._table_columns, empty if table is None else table, i),
+                RunScores(self._table_columns, table, i),
                 cut(record.output.answer or "", ANSWER_KEPT),
             )
             for i, record in enumerate(records)
         ]
         repeat = np.fromiter((r.repeat for r in records), dtype=np.intp, count=len(records))
         self._index.append(repeat * len(self._cases) + np.array(position, dtype=np.intp))
-        self._chunks.append({key: rows[key] for key in self._keys})
+        self._chunks.append(chunk)
         self._runs.extend(runs)
         return runs
 
@@ -201,18 +216,24 @@ class Tally:
         cases, names = self._cases, self._names
         size = len(cases)
         keys = self._keys
-        if self._index:
-            index = np.concatenate(self._index)
-            order = np.argsort(index, kind="stable")
-            index = index[order]
-            rows = {key: np.concatenate([c[key] for c in self._chunks])[order] for key in keys}
-            runs = [self._runs[i] for i in order.tolist()]
-            # Kept as one chunk in dataset order from now on, not twice (a second stage adds to it).
-            self._index, self._chunks, self._runs = [index], [rows], list(runs)
-        else:
-            index = np.empty(0, dtype=np.intp)
-            rows = {key: np.empty(0) for key in keys}
-            runs = []
+        index = np.concatenate(self._index) if self._index else np.empty(0, dtype=np.intp)
+        order = np.argsort(index, kind="stable")
+        index = index[order]
+        # One table in dataset order, column by column (each a contiguous column), filled chunk
+        # by chunk: every run then reads its scores from it, and the chunks go.
+        table = np.empty((len(index), len(keys)), order="F")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        start = 0
+        for chunk in self._chunks:
+            table[rank[start : start + len(chunk)]] = chunk
+            start += len(chunk)
+        runs = [self._runs[i] for i in order.tolist()]
+        for row, run in enumerate(runs):
+            run.scores.moved(table, row)
+        # Kept as one chunk in dataset order from now on (a second stage adds to it).
+        self._index, self._chunks, self._runs = [index], [table], runs
+        rows = {key: table[:, j] for j, key in enumerate(keys)}
         overall = {name: aggregate(name, rows) for name in names}
         case_of = index % max(size, 1)
         repeat = index // max(size, 1)
@@ -250,7 +271,7 @@ class Tally:
             slices=slices,
             case_ids=[case.id for case in cases],
             case_scores=case_scores,
-            records=runs,
+            records=list(runs),
             runs=runs_per_case,
             first_run=first_run,
         )
