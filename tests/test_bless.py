@@ -217,3 +217,19 @@ def test_action__the_evidence_pack_holds_the_baseline_s_audit_trail_and_no_token
     assert pack["urls"]["run"] == "https://github.com/o/r/actions/runs/7"
     for written in out.iterdir():
         assert token not in written.read_text(encoding="utf-8", errors="replace")
+
+
+def test_bless__refuses_a_records_file_with_a_run_twice(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = project(make_project)
+    gate_run(config, 8, "first")
+    records = config.parent / "first" / "records.jsonl"
+    lines = records.read_text(encoding="utf-8").splitlines()
+    records.write_text("\n".join([*lines, lines[2]]) + "\n", encoding="utf-8")
+
+    assert bless(config, "first", "--reason", "twice") == 2
+
+    assert f"records.jsonl:{len(lines) + 1}: case " in (err := capsys.readouterr().err)
+    assert "again (first at line 3)" in err
+    assert not (config.parent / "baseline.json").exists()

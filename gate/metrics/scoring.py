@@ -164,8 +164,9 @@ def _columns(names: list[str]) -> list[str]:
 
 
 class Tally:
-    """Scores a run's records a chunk at a time, in any order, and keeps of each only its
-    ``Run`` and its row of scores; ``scored`` aggregates them, in dataset order."""
+    """Scores a run's records a chunk at a time, in any order, into one table laid out in
+    dataset order (row ``repeat × cases + position``), and keeps of each record only its ``Run``;
+    ``scored`` aggregates the table."""
 
     def __init__(
         self, cases: list[Case], names: list[str], scrub: Scrubber = DEFAULT_SCRUBBER
@@ -178,28 +179,35 @@ class Tally:
         self._table_columns = {name: j for j, name in enumerate(names)}
         self._keys = _columns(names)
         """The table's columns: ``names`` first, then what their aggregates also read."""
-        self._chunks: list[np.ndarray] = []
-        """Each chunk's scores, records × ``_keys``, as measured (not rounded)."""
-        self._index: list[np.ndarray] = []
-        self._runs: list[Run] = []
-        self._fresh = 0
-        """How many of the last runs still read a rounded copy of their chunk's scores."""
+        self._table = np.empty((0, len(self._keys)), order="F")
+        """Every run's scores as measured (not rounded), a contiguous column per key; made for
+        whole repeats of the cases as they come (a second stage adds rows)."""
+        self._runs: list[Run | None] = []
+        """The runs by their row of the table; None where none has come yet."""
+        self._fresh: list[tuple[int, Run]] = []
+        """The last chunk's runs (and their rows), reading a rounded copy of their scores."""
 
     def add(self, records: Sequence[Record]) -> list[Run]:
         """Score ``records`` (runs of this tally's cases, each case and repeat once)."""
         if not records:
             return []
         self._settle()
+        size = len(self._cases)
         position = [self._position[r.case_id] for r in records]
         batch = Batch([self._cases[i] for i in position], list(records))
         rows = score(batch, self._names)
         modes = failures.modes(batch)
-        chunk = np.empty((len(records), len(self._keys)))
+        repeat = np.fromiter((r.repeat for r in records), dtype=np.intp, count=len(records))
+        index = repeat * size + np.array(position, dtype=np.intp)
+        self._grow(size * (int(repeat.max()) + 1))
+        at = index.tolist()
+        if len(set(at)) < len(at) or any(self._runs[row] is not None for row in at):
+            raise ValueError("a case's run scored twice (each case and repeat is scored once)")
         for j, key in enumerate(self._keys):
-            chunk[:, j] = rows[key]
+            self._table[index, j] = rows[key]
         # Rounded at once for the whole chunk while its lines are written (``Recorder``); by the
-        # next chunk its runs read the chunk itself and this copy goes.
-        table = np.round(chunk[:, : len(self._names)], 6)
+        # next chunk its runs read the table (rounded when read) and this copy goes.
+        rounded = np.round(self._table[index, : len(self._names)], 6)
         cut = self._scrub.cut
         runs = [
             Run(
@@ -208,51 +216,48 @@ class Tally:
                 record.status,
                 record.error,
                 modes[i],
-                RunScores(self._table_columns, table, i),
+                RunScores(self._table_columns, rounded, i),
                 cut(record.output.answer or "", ANSWER_KEPT),
             )
             for i, record in enumerate(records)
         ]
-        repeat = np.fromiter((r.repeat for r in records), dtype=np.intp, count=len(records))
-        self._index.append(repeat * len(self._cases) + np.array(position, dtype=np.intp))
-        self._chunks.append(chunk)
-        self._runs.extend(runs)
-        self._fresh = len(runs)
+        self._fresh = list(zip(at, runs, strict=True))
+        for row, run in self._fresh:
+            self._runs[row] = run
         return runs
 
+    def _grow(self, rows: int) -> None:
+        """Room in the table for ``rows`` runs (whole repeats of the cases)."""
+        old = self._table
+        if rows <= len(old):
+            return
+        table = np.full((rows, len(self._keys)), np.nan, order="F")
+        table[: len(old)] = old
+        self._table = table
+        self._runs.extend([None] * (rows - len(old)))
+        for row, run in enumerate(self._runs):
+            if run is not None:
+                run.scores.moved(table, row)
+
     def _settle(self) -> None:
-        """The last chunk's runs read their scores from the chunk (rounded when read) from now
-        on: a rounded copy of every chunk was 20 MB at 100k records."""
-        if self._fresh:
-            chunk = self._chunks[-1]
-            for row, run in enumerate(self._runs[-self._fresh :]):
-                run.scores.moved(chunk, row)
-            self._fresh = 0
+        """The last chunk's runs read the table from now on (their scores rounded when read):
+        a rounded copy of every chunk was 20 MB at 100k records."""
+        for row, run in self._fresh:
+            run.scores.moved(self._table, row)
+        self._fresh = []
 
     def scored(self) -> Scored:
         """Every metric overall, per slice (the cases' tags) and per case, from the runs so far."""
+        self._settle()
         cases, names = self._cases, self._names
         size = len(cases)
         keys = self._keys
-        index = np.concatenate(self._index) if self._index else np.empty(0, dtype=np.intp)
-        order = np.argsort(index, kind="stable")
-        index = index[order]
-        # One table in dataset order, column by column (each a contiguous column), filled chunk
-        # by chunk: every run then reads its scores from it, and the chunks go.
-        table = np.empty((len(index), len(keys)), order="F")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        start = 0
-        for chunk in self._chunks:
-            table[rank[start : start + len(chunk)]] = chunk
-            start += len(chunk)
-        runs = [self._runs[i] for i in order.tolist()]
-        for row, run in enumerate(runs):
-            run.scores.moved(table, row)
-        self._fresh = 0
-        # Kept as one chunk in dataset order from now on (a second stage adds to it).
-        self._index, self._chunks, self._runs = [index], [table], runs
-        rows = {key: table[:, j] for j, key in enumerate(keys)}
+        table = self._table
+        index = np.flatnonzero(np.fromiter((r is not None for r in self._runs), dtype=bool))
+        runs = [run for run in self._runs if run is not None]
+        # Read in place when every row has its run (a whole run); else the rows that have.
+        taken = slice(None) if len(index) == len(table) else index
+        rows = {key: table[taken, j] for j, key in enumerate(keys)}
         overall = {name: aggregate(name, rows) for name in names}
         case_of = index % max(size, 1)
         repeat = index // max(size, 1)
@@ -290,7 +295,7 @@ class Tally:
             slices=slices,
             case_ids=[case.id for case in cases],
             case_scores=case_scores,
-            records=list(runs),
+            records=runs,
             runs=runs_per_case,
             first_run=first_run,
         )

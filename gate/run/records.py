@@ -289,14 +289,22 @@ def read_records(path: Path) -> list[Record]:
     except (OSError, UnicodeDecodeError) as exc:
         raise GateError(f"{path}: cannot read the records: {exc}") from None
     records = []
+    seen: dict[tuple[str, int], int] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(read_record(json.loads(line)))
+            record = read_record(json.loads(line))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise GateError(
                 f"{path}:{number}: not a gate record ({type(exc).__name__}: {exc}) "
                 "(fix: pass the --report folder of a finished `gate run`)"
             ) from None
+        first = seen.setdefault((record.case_id, record.repeat), number)
+        if first != number:
+            raise GateError(
+                f"{path}:{number}: case {record.case_id!r} repeat {record.repeat} again (first "
+                f"at line {first}) (fix: pass the --report folder of one finished `gate run`)"
+            )
+        records.append(record)
     return records
