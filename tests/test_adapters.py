@@ -595,6 +595,40 @@ def test_replay__bom_and_crlf_are_read(tmp_path: Path) -> None:
     assert run_one(adapter, case("a"), 0, runner(), now=utc_now).output.answer == "A"
 
 
+def test_replay__rows_are_read_again_from_where_they_are_in_the_file(tmp_path: Path) -> None:
+    # Multi-byte text before a row, a byte order mark, CRLF, a blank line and a row only the
+    # careful path reads (a long integer, kept parsed), served in turn with a plain one.
+    long = "1" * 40
+    (tmp_path / "outputs.jsonl").write_bytes(
+        b"\xef\xbb\xbf"
+        + '{"id": "é", "output": {"answer": "café ✓"}}\r\n\r\n'.encode()
+        + b'{"id": "b", "output": {"answer": "B1"}, "latency_ms": 5}\n'
+        + ('{"id": "b", "output": {"answer": "B2", "n": ' + long + "}}\n").encode()
+        + '{"id": "c", "output": {"answer": "ü"}}'.encode()
+    )
+    adapter = ReplayAdapter(ReplayPipeline(adapter="replay", path=Path("outputs.jsonl")), tmp_path)
+    try:
+        served = [adapter.call(case(i), 1.0) for i in ("é", "b", "b", "b", "c")]
+    finally:
+        adapter.close()
+    assert [r.output for r in served] == [
+        {"answer": "café ✓"},
+        {"answer": "B1"},
+        {"answer": "B2", "n": int(long)},
+        {"answer": "B1"},
+        {"answer": "ü"},
+    ]
+    assert served[1].latency_ms == 5
+    with pytest.raises(LookupError):
+        adapter.call(case("c"), 1.0)  # closed: the rows went with the run
+
+
+def test_replay__not_utf8_names_the_byte(tmp_path: Path) -> None:
+    (tmp_path / "outputs.jsonl").write_bytes(b'\xef\xbb\xbf{"id":"a"}\n{"id":"\xff"}\n')
+    with pytest.raises(DatasetError, match=r"not UTF-8 at byte 18 \(fix: save it as UTF-8\)"):
+        ReplayAdapter(ReplayPipeline(adapter="replay", path=Path("outputs.jsonl")), tmp_path)
+
+
 def test_replay__missing_file_is_a_dataset_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"replay file not found \(fix: check `pipeline.path`\)"):
         ReplayAdapter(ReplayPipeline(adapter="replay", path=Path("nope.jsonl")), tmp_path)
