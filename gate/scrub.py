@@ -153,21 +153,16 @@ class Scrubber:
             return self.text(value)
         if isinstance(value, dict):
             # Keys are strings in JSON: scrubbed as text, without a call through here each.
-            items = [
-                (self.text(k) if type(k) is str else self.value(k), self._item(v))
+            scrubbed = {
+                self.text(k) if type(k) is str else self.value(k): self._item(v)
                 for k, v in value.items()
-            ]
-            if all(
-                _same(k, old_k) and _same(v, old_v)
-                for (k, v), (old_k, old_v) in zip(items, value.items(), strict=True)
-            ):
-                return value
-            return dict(items)
+            }
+            # Equal only when no text in it changed (what is unchanged below comes back as the
+            # same object, so the comparison does not walk it again).
+            return value if scrubbed == value else scrubbed
         if isinstance(value, list | tuple):
-            scrubbed = [self._item(item) for item in value]
-            if type(value) is list and all(map(_same, scrubbed, value)):
-                return value
-            return scrubbed
+            items = [self._item(item) for item in value]
+            return value if type(value) is list and items == value else items
         return value
 
     def _item(self, value: Any) -> Any:
@@ -177,12 +172,6 @@ class Scrubber:
         if kind is int or kind is float or kind is bool or value is None:
             return value
         return self.value(value)
-
-
-def _same(scrubbed: Any, value: Any) -> bool:
-    """Whether scrubbing left ``value`` as it was (a short text comes back as an equal string
-    from the scrubber's cache, not the same object)."""
-    return scrubbed is value or (type(scrubbed) is str and scrubbed == value)
 
 
 DEFAULT_SCRUBBER = Scrubber()
