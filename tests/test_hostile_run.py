@@ -316,6 +316,24 @@ def test_scrub__the_quick_filter_never_changes_what_is_scrubbed() -> None:
     assert [filtered.text(t) for t in texts] == [unfiltered.text(t) for t in texts]
 
 
+def test_scrub__a_value_is_copied_only_where_something_is_scrubbed() -> None:
+    scrub = Scrubber(("s3cr3t-token",))
+    clean = {"answer": "fine", "ids": ["a", "b"], "usage": {"tokens": 3, "cost": 0.5}, "n": None}
+    assert scrub.value(clean) is clean
+
+    leaky = {"keep": {"x": [1, 2]}, "leak": ["ok", "the s3cr3t-token here"], "pair": ("a", "b")}
+    before = json.dumps(leaky)
+    out = scrub.value(leaky)
+    assert out == {
+        "keep": {"x": [1, 2]},
+        "leak": ["ok", "the *** here"],
+        "pair": ["a", "b"],
+    }
+    assert out["keep"] is leaky["keep"]  # nothing in it changed
+    assert json.dumps(leaky) == before  # the value given is never changed
+    assert scrub.value({"s3cr3t-token": 1}) == {"***": 1}  # keys too
+
+
 @pytest.mark.parametrize("kept", ["2025-01-01T12:30:25.123Z", "case-00042", "latency 1234.5 ms"])
 def test_scrub__ordinary_text_is_kept(kept: str) -> None:
     assert Scrubber().text(kept) == kept
