@@ -17,7 +17,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gate.errors import GateError
-from gate.files import open_new
+from gate.files import open_new, to_json
 from gate.load.dataset import ToolCall
 from gate.load.strict_json import MAX_DIGITS
 from gate.load.validation import dotted
@@ -221,11 +221,6 @@ class Record:
         return out
 
 
-_LINE = json.JSONEncoder(ensure_ascii=False, default=str)
-"""How a record's line is encoded (one encoder for every line: ``json.dumps`` with options builds
-one per call)."""
-
-
 def stored(record: Record, scrub: Scrubber) -> str:
     """A record's JSON line as it is written: what the pipeline said (its raw output, errors and
     log) and the judge's reasons scrubbed, before anything cuts them (the output is not
@@ -238,7 +233,10 @@ def stored(record: Record, scrub: Scrubber) -> str:
     for judged in line.get("judge", {}).values():
         judged["verdict"] = scrub.value(judged["verdict"])
         judged["error"] = scrub.value(judged["error"])
-    return _LINE.encode(line)
+    # finite=False: outputs are checked where they enter (check_json), scores leave NaN out;
+    # checking again would cost as much as the encoding. default=str: as ``json`` wrote a value
+    # it has no type for (numpy's integers) before.
+    return to_json(line, default=str, finite=False).decode()
 
 
 def read_record(row: dict[str, Any]) -> Record:
