@@ -14,7 +14,14 @@ from builders import copy_example
 
 import gate.pipeline
 from gate.cli import main
-from gate.files import open_new, to_json, unwritable, write_atomic
+from gate.files import (
+    _may_hold_long_integer,
+    from_json,
+    open_new,
+    to_json,
+    unwritable,
+    write_atomic,
+)
 
 
 @pytest.fixture
@@ -235,3 +242,32 @@ def test_run__a_non_finite_value_in_the_report_is_exit_3_and_no_report(
         capsys.readouterr().err
     )
     assert not (out / "report.json").exists()
+
+
+# --- from_json: json.loads' reading, by orjson where it reads the same -------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"id": "c1", "n": 12345678901234567890123, "m": -1234567890123456789}',
+        '{"score": NaN, "cost": Infinity}',  # not JSON, but json.loads reads it
+        r'{"a": "\ud800"}',
+        '{"a": 1, "a": [1.5e-7, 0.1, -0]}',
+    ],
+)
+def test_from_json__reads_what_json_loads_reads(text):
+    value = from_json(text)
+    assert repr(value) == repr(json.loads(text))
+
+
+def test_from_json__refuses_what_json_loads_refuses():
+    with pytest.raises(json.JSONDecodeError, match="Expecting value: line 1 column 6"):
+        from_json('{"a":}')
+
+
+def test_may_hold_long_integer__never_misses_one_and_looks_past_short_ones():
+    assert _may_hold_long_integer('{"a": [1, 2], "b":\n -1234567890123456789}')
+    assert _may_hold_long_integer("1234567890123456789")
+    assert not _may_hold_long_integer('{"a": [123456789012345678, 0.5]}')
+    assert not _may_hold_long_integer('{"id": "sha256:1234567890123456789"}')

@@ -6,7 +6,6 @@ the order they finish, so a run killed halfway leaves the finished ones readable
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from collections.abc import Iterable, Mapping
@@ -17,7 +16,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gate.errors import GateError
-from gate.files import open_new, to_json
+from gate.files import from_json, open_new, to_json
 from gate.load.dataset import ToolCall
 from gate.load.strict_json import MAX_DIGITS
 from gate.load.validation import dotted
@@ -292,7 +291,7 @@ def read_records(path: Path) -> list[Record]:
         if not line.strip():
             continue
         try:
-            record = read_record(json.loads(line))
+            record = read_record(from_json(line))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise GateError(
                 f"{path}:{number}: not a gate record ({type(exc).__name__}: {exc}) "
