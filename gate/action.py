@@ -446,7 +446,7 @@ def keep_history(
     )
     record = on_default_branch(context)
     report["trends"] = history.trends(past + ([new] if record else []), history.gated(report))
-    write_atomic(outcome.report_path, to_json(report, indent=True) + b"\n")
+    write_atomic(outcome.report_path, to_json(report, indent=True, newline=True))
     write_atomic(outcome.markdown_path, markdown.render_summary(report, None))
     if not record:
         return

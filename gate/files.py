@@ -58,10 +58,12 @@ def to_json(
     sort_keys: bool = False,
     default: Callable[[Any], Any] | None = None,
     finite: bool = True,
+    newline: bool = False,
 ) -> bytes:
     """``value`` as the JSON text every file the gate writes holds, in UTF-8 (not \\u-escaped):
     keys in their order (or sorted), objects and arrays opened two spaces a level with
-    ``indent``, else compact. ``default`` turns a value JSON has no type for into one it has
+    ``indent``, else compact; ``newline`` ends it with one (a file's, without copying a 22 MB
+    report to add it). ``default`` turns a value JSON has no type for into one it has
     (the stdlib's ``default``); without it such a value is a TypeError.
 
     NaN and the infinities are not JSON: a ValueError unless ``finite`` is false (a caller
@@ -78,6 +80,8 @@ def to_json(
         option |= orjson.OPT_INDENT_2
     if sort_keys:
         option |= orjson.OPT_SORT_KEYS
+    if newline:
+        option |= orjson.OPT_APPEND_NEWLINE
 
     def convert(item: Any) -> Any:
         # A float's subclass (numpy's float64) is a number to ``json``; orjson asks ``default``.
@@ -99,7 +103,7 @@ def to_json(
             sort_keys=sort_keys,
             default=default,
         )
-        return text.encode()
+        return (text + "\n" if newline else text).encode()
 
 
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME

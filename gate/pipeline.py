@@ -364,7 +364,7 @@ def conclude(
         report["warnings"].append(refused)
     # Infinity and NaN are not JSON (to_json refuses them); a value that reaches here non-finite
     # is a bug upstream (values are validated where they enter), better an exit 3 than a bad file.
-    write_atomic(report_path, to_json(report, indent=True) + b"\n")
+    write_atomic(report_path, to_json(report, indent=True, newline=True))
     write_atomic(markdown_path, render_summary(report, None))
     with replacing(out / "report.junit.xml") as handle:
         handle.writelines(junit_lines(report, [case.id for case in plan.cases]))

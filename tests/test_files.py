@@ -172,6 +172,11 @@ def test_to_json__the_document_json_wrote_indent_2_floats_in_notation_only():
     assert written.replace("1e-7", "1e-07") == before
 
 
+@pytest.mark.parametrize("value", [{"n": 1}, {"n": 10**30}], ids=["orjson", "json"])
+def test_to_json__a_newline_at_the_end_when_asked(value):
+    assert to_json(value, indent=True, newline=True) == to_json(value, indent=True) + b"\n"
+
+
 def test_to_json__compact_and_sorted():
     assert to_json({"b": [1, 2.5], "a": "é"}) == '{"b":[1,2.5],"a":"é"}'.encode()
     assert to_json({"b": 1, "a": {"d": 1, "c": 2}}, sort_keys=True) == b'{"a":{"c":2,"d":1},"b":1}'
