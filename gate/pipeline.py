@@ -362,8 +362,9 @@ def conclude(
     markdown_path = out / "report.md"
     if refused:
         report["warnings"].append(refused)
-    # Infinity and NaN are not JSON (to_json refuses them); a value that reaches here non-finite
-    # is a bug upstream (values are validated where they enter), better an exit 3 than a bad file.
+    # Infinity and NaN are not JSON: to_json refuses them (orjson alone would write null). A
+    # value that reaches here non-finite is a bug upstream (values are validated where they
+    # enter), better an exit 3 than a bad file.
     write_atomic(report_path, to_json(report, indent=True, newline=True))
     write_atomic(markdown_path, render_summary(report, None))
     with replacing(out / "report.junit.xml") as handle:

@@ -53,7 +53,7 @@ def loads(text: str | bytes) -> Any:
     if text.startswith("\ufeff"):  # as json.loads says it
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     # orjson refuses NaN, Infinity and 1e999 too; json's parse then says what is wrong, and
-    # where, in its words. The baseline at 100k cases in 0.2 s, not 0.55 s.
+    # where, in its words. The baseline at 100k cases in 0.2 s, not 0.44 s.
     return from_json(text, fallback=_strict)
 
 
