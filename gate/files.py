@@ -67,14 +67,12 @@ def to_json(
     (the stdlib's ``default``); without it such a value is a TypeError.
 
     NaN and the infinities are not JSON: a ValueError unless ``finite`` is false (a caller
-    whose values are checked where they are made), when they are written as null.
+    whose values are checked where they are made), when orjson writes them as null.
 
     orjson writes it (at 100k cases the report in 0.02 s, where ``json.dump`` took 0.7 s); a
     value orjson refuses (an integer beyond 64 bits, a key that is not a string) is written by
     ``json`` with the same options instead, or refused as ``json`` refuses it.
     """
-    if finite:
-        check_finite(value)
     option = _PASSTHROUGH
     if indent:
         option |= orjson.OPT_INDENT_2
@@ -92,7 +90,7 @@ def to_json(
         return default(item)
 
     try:
-        return orjson.dumps(value, default=convert, option=option)
+        data = orjson.dumps(value, default=convert, option=option)
     except orjson.JSONEncodeError:
         text = json.dumps(
             value,
@@ -104,6 +102,10 @@ def to_json(
             default=default,
         )
         return (text + "\n" if newline else text).encode()
+    # After orjson, which refuses a value that contains itself: the walk would never end.
+    if finite:
+        check_finite(value)
+    return data
 
 
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME

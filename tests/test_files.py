@@ -197,6 +197,13 @@ def test_to_json__nan_and_infinity_are_refused_not_written_as_null(value):
         to_json(value, indent=True)
 
 
+def test_to_json__a_value_that_contains_itself_is_refused():
+    looped: dict[str, Any] = {"a": [1.5]}
+    looped["a"].append(looped)
+    with pytest.raises(ValueError, match="Circular reference"):
+        to_json(looped, indent=True)
+
+
 def test_to_json__unchecked_when_the_caller_checked():
     assert to_json([float("nan")], finite=False) == b"[null]"
 
