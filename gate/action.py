@@ -30,7 +30,7 @@ from gate import history, launch
 from gate.bar_from import api_bar, git_bar, git_root, has_commit, snapshot
 from gate.bless import Blessing, bless, refusal
 from gate.errors import ConfigError, GateError, GitHubError
-from gate.files import write_atomic
+from gate.files import to_json, write_atomic
 from gate.install import install_requirements
 from gate.load.bar import DEFAULT_APPROVAL_LABEL, BarSource
 from gate.merge import merge
@@ -446,7 +446,7 @@ def keep_history(
     )
     record = on_default_branch(context)
     report["trends"] = history.trends(past + ([new] if record else []), history.gated(report))
-    write_atomic(outcome.report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(outcome.report_path, to_json(report, indent=True, newline=True))
     write_atomic(outcome.markdown_path, markdown.render_summary(report, None))
     if not record:
         return

@@ -9,13 +9,13 @@ the verdict and the exit code are those of an unsharded run of the same outputs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from gate.errors import ConfigError
+from gate.files import from_json
 from gate.pipeline import Outcome, Recorder, RunOptions, conclude
 from gate.plan import prepare
 from gate.run.records import Record, read_record
@@ -148,7 +148,7 @@ def read_shard_records(path: Path, shard: Shard) -> Iterator[Record]:
             if not line.strip():
                 continue
             try:
-                record = read_record(json.loads(line))
+                record = read_record(from_json(line))
             except (KeyError, TypeError, ValueError) as exc:
                 raise ConfigError(
                     f"{path}:{number}: not a record of `gate run --shard`: {exc} "

@@ -9,7 +9,6 @@ passed in, so tests run it with fakes.
 from __future__ import annotations
 
 import gc
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +22,7 @@ from gate.decide.review import NO_OUTPUT, coverage
 from gate.decide.stages import extra_runs, stage_confidences, wants_second_stage
 from gate.decide.verdict import Verdict, decide
 from gate.errors import ConfigError
-from gate.files import replacing, unwritable, write_atomic
+from gate.files import replacing, to_json, unwritable, write_atomic
 from gate.history import noise_floor, quarantined
 from gate.judge import Judge
 from gate.load.bar import BarSource
@@ -363,12 +362,10 @@ def conclude(
     markdown_path = out / "report.md"
     if refused:
         report["warnings"].append(refused)
-    # allow_nan=False: Infinity and NaN are not JSON; a value that reaches here non-finite is a
-    # bug upstream (values are validated where they enter), better an exit 3 than a bad file.
-    # Streamed to the file: an indented report of 100k cases held whole was a 150 MB peak.
-    with replacing(report_path) as handle:
-        json.dump(report, handle, indent=2, ensure_ascii=False, allow_nan=False)
-        handle.write("\n")
+    # Infinity and NaN are not JSON: to_json refuses them (orjson alone would write null). A
+    # value that reaches here non-finite is a bug upstream (values are validated where they
+    # enter), better an exit 3 than a bad file.
+    write_atomic(report_path, to_json(report, indent=True, newline=True))
     write_atomic(markdown_path, render_summary(report, None))
     with replacing(out / "report.junit.xml") as handle:
         handle.writelines(junit_lines(report, [case.id for case in plan.cases]))

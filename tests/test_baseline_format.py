@@ -43,6 +43,22 @@ def test_dumps__columns_sorted_one_line_each_and_shared_scores_named_once():
     assert dumps(sample()) == text  # deterministic
 
 
+def test_dumps__a_tiny_score_differs_from_json_s_text_in_notation_only(tmp_path):
+    tiny = sample(metrics={"retrieval.mrr": 1e-06})
+    text = dumps(tiny)
+    assert '"retrieval.mrr": 1e-6' in text  # json wrote 1e-06
+    assert json.loads(text) == json.loads(text.replace("1e-6", "1e-06"))
+    write_baseline(tmp_path / "baseline.json", tiny)
+    assert read_baseline(tmp_path / "baseline.json") == tiny
+
+
+def test_dumps__an_infinite_score_is_refused_not_written():
+    infinite = sample()
+    infinite.case_scores.columns["retrieval.mrr"][0] = np.inf
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        dumps(infinite)
+
+
 def test_write_then_read__the_columns_and_the_cases_by_id_round_trip(tmp_path):
     path = tmp_path / "baseline.json"
     write_baseline(path, sample())

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from gate.files import write_atomic
@@ -94,6 +95,31 @@ def test_record_writer__output_that_is_not_json_is_written_as_text(tmp_path: Pat
     writer.write([record(raw_output={"when": {1, 2}})])
     writer.close()
     assert json.loads(path.read_text())["output"] == {"when": "{1, 2}"}
+
+
+def test_record_writer__odd_values_are_written_as_json_wrote_them(tmp_path: Path) -> None:
+    # What check_json lets through (numpy's numbers, tuples, integers past 64 bits) and what
+    # default=str turns into text: the line means what ``json.dumps`` wrote before orjson.
+    odd = {
+        "answer": "x",
+        "spans": (1, (2, 3)),
+        "scores": [np.float64(0.1), np.float32(0.5), np.int64(7), 1e-07],
+        "count": 10**30,
+    }
+    traced = record(raw_output=odd, scores={"retrieval.mrr": 0.333333})
+    path = tmp_path / "records.jsonl"
+    writer = RecordWriter(path)
+    writer.write([traced])
+    writer.close()
+    before = json.dumps(stored_by_json(traced), ensure_ascii=False, default=str)
+    assert json.loads(path.read_text()) == json.loads(before)
+    assert json.loads(path.read_text())["output"]["scores"] == [0.1, "0.5", "7", 1e-07]
+
+
+def stored_by_json(traced: Record) -> dict[str, Any]:
+    line = traced.to_json()
+    line["output"] = traced.raw_output
+    return line
 
 
 def test_write_atomic__replaces_the_content(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from gate.errors import BaselineError
-from gate.files import write_atomic
+from gate.files import to_json, write_atomic
 from gate.load import strict_json
 from gate.load.validation import Strict, capped, describe
 
@@ -278,8 +278,9 @@ def dumps(baseline: Baseline) -> str:
     body = {
         **header,
         "schema_version": SCHEMA_VERSION,
-        "case_ids": _Raw(_compact(list(scores.ids))),
-        "case_fingerprints": _Raw(_compact(list(scores.fingerprints))),
+        # Strings only: nothing to check for NaN (a walk of 100k items each).
+        "case_ids": _Raw(_compact(list(scores.ids), finite=False)),
+        "case_fingerprints": _Raw(_compact(list(scores.fingerprints), finite=False)),
         "case_scores": columns,
     }
     return _layout(body, 0) + "\n"
@@ -289,15 +290,19 @@ class _Raw(str):
     """JSON text already written."""
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+def _compact(value: Any, *, finite: bool = True) -> str:
+    return to_json(value, sort_keys=True, finite=finite).decode()
 
 
 def _numbers(column: np.ndarray) -> str:
+    # NaN is a case the metric does not measure (null); an infinity is no score, and not JSON.
+    if np.isinf(column).any():
+        raise ValueError("Out of range float values are not JSON compliant: an infinite score")
     # Integral scores (most are 0 or 1) as integers: a third of the bytes of "1.0,".
     values = np.round(column, 6).tolist()
     return _compact(
-        [None if v != v else int(v) if v.is_integer() and abs(v) < 2**53 else v for v in values]
+        [None if v != v else int(v) if v.is_integer() and abs(v) < 2**53 else v for v in values],
+        finite=False,
     )
 
 

@@ -6,7 +6,6 @@ the order they finish, so a run killed halfway leaves the finished ones readable
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from collections.abc import Iterable, Mapping
@@ -17,7 +16,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gate.errors import GateError
-from gate.files import open_new
+from gate.files import from_json, open_new, to_json
 from gate.load.dataset import ToolCall
 from gate.load.strict_json import MAX_DIGITS
 from gate.load.validation import dotted
@@ -221,11 +220,6 @@ class Record:
         return out
 
 
-_LINE = json.JSONEncoder(ensure_ascii=False, default=str)
-"""How a record's line is encoded (one encoder for every line: ``json.dumps`` with options builds
-one per call)."""
-
-
 def stored(record: Record, scrub: Scrubber) -> str:
     """A record's JSON line as it is written: what the pipeline said (its raw output, errors and
     log) and the judge's reasons scrubbed, before anything cuts them (the output is not
@@ -238,7 +232,10 @@ def stored(record: Record, scrub: Scrubber) -> str:
     for judged in line.get("judge", {}).values():
         judged["verdict"] = scrub.value(judged["verdict"])
         judged["error"] = scrub.value(judged["error"])
-    return _LINE.encode(line)
+    # finite=False: outputs are checked where they enter (check_json), scores leave NaN out;
+    # checking again would cost as much as the encoding. default=str: as ``json`` wrote a value
+    # it has no type for (numpy's integers) before.
+    return to_json(line, default=str, finite=False).decode()
 
 
 def read_record(row: dict[str, Any]) -> Record:
@@ -294,7 +291,7 @@ def read_records(path: Path) -> list[Record]:
         if not line.strip():
             continue
         try:
-            record = read_record(json.loads(line))
+            record = read_record(from_json(line))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise GateError(
                 f"{path}:{number}: not a gate record ({type(exc).__name__}: {exc}) "
