@@ -174,6 +174,12 @@ def test_run_cases__trace_ids_are_unique_32_hex() -> None:
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
 
 
+def test_run_cases__trace_ids_differ_from_run_to_run() -> None:
+    """Each run seeds its trace ids afresh: two runs of the same cases share none."""
+    first, second = (run_all(FakeAdapter(), cases(50)) for _ in range(2))
+    assert not {r.trace_id for r in first} & {r.trace_id for r in second}
+
+
 # --- progress ---------------------------------------------------------------------------------
 
 LINE = re.compile(r"gate: (\d+)/50 runs \((\d+)%\) \| \d+\.\d/s \| ETA \d+s \| (\d+) failed")
