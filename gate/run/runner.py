@@ -6,7 +6,9 @@ share one schedule (``Schedule``): each takes one attempt at a time from it, nev
 flight than the throttle allows (``gate.run.throttle``: fewer when the endpoint says 429 or 503),
 and the cases waiting for a retry wait in it, not in a worker, so no worker sleeps while others
 could call. Finished records go back to the calling thread in batches (``Schedule.claim``), which
-scores and writes them while the workers go on; the runner keeps none.
+scores and writes them while the workers go on; the runner keeps none. An adapter that does not
+wait (replay) has no workers: the calling thread makes its attempts between batches, through the
+same schedule.
 """
 
 from __future__ import annotations
@@ -268,6 +270,9 @@ def run_cases(
     more in flight than the throttle allows, so the first records (and the first progress line)
     come at once however many cases there are. With a ``cache``, a case run found there is not
     sent to the pipeline, and every new success is added to it.
+
+    An adapter that does not wait (``waits``) is called from the calling thread itself, between
+    the batches it hands on: a worker thread would only take turns with it at the interpreter.
     """
     total = len(cases) * settings.repeats
     schedule = Schedule(
@@ -278,12 +283,13 @@ def run_cases(
         throttle or Throttle(settings.concurrency),
         rng or random.Random(0),
         cache,
+        adapter,
+        scrub,
+        alone=not waits(adapter),
     )
     workers = [
-        threading.Thread(
-            target=schedule.serve, args=(adapter, scrub), name=f"gate_{i}", daemon=True
-        )
-        for i in range(min(settings.concurrency if waits(adapter) else 1, total))
+        threading.Thread(target=schedule.serve, name=f"gate_{i}", daemon=True)
+        for i in range(0 if schedule.alone else min(settings.concurrency, total))
     ]
     for worker in workers:
         worker.start()
@@ -305,7 +311,7 @@ class Schedule:
     Each worker takes the next attempt itself when the one it made is settled, so a finished
     call hands its slot on with no thread in between (a hand-off through a scheduling thread
     cost two thread switches per call). The calling thread prints progress and claims the
-    finished records.
+    finished records; ``alone``, there are no workers and it makes the attempts itself.
     """
 
     def __init__(
@@ -317,6 +323,10 @@ class Schedule:
         throttle: Throttle,
         rng: random.Random,
         cache: OutputCache | None,
+        adapter: Adapter,
+        scrub: Scrubber,
+        *,
+        alone: bool,
     ) -> None:
         self.total = len(cases) * settings.repeats
         self._fresh: Iterator[tuple[Case, int]] = (
@@ -333,19 +343,23 @@ class Schedule:
         self._rng = rng  # drawn from under the lock only
         self._ids = trace_ids()
         self._cache = cache
+        self._adapter = adapter
+        self._scrub = scrub
+        self.alone = alone
+        """No worker threads: the calling thread makes the attempts in ``claim``."""
         self._lock = threading.Condition()
         self._in_flight = 0
         self._done = 0
         self._stopped = False
         self._failure: BaseException | None = None
 
-    def serve(self, adapter: Adapter, scrub: Scrubber) -> None:
+    def serve(self) -> None:
         """A worker: take an attempt, make it, settle it, until there is none left."""
         try:
             with self._lock:
                 job = self._take()
             while job is not None:
-                outcome = attempt(adapter, job, self._settings, scrub)
+                outcome = attempt(self._adapter, job, self._settings, self._scrub)
                 with self._lock:
                     if self._stopped:
                         return
@@ -361,7 +375,7 @@ class Schedule:
     def claim(self) -> list[Record]:
         """The records finished since the last claim, waiting up to ``PROGRESS_TICK_S`` for
         some (printing progress); empty when every run has been handed on. Raises what stopped
-        a worker."""
+        a worker. ``alone``, it makes attempts instead of waiting (``_make``)."""
         with self._lock:
             while True:
                 if self._failure is not None:
@@ -370,7 +384,10 @@ class Schedule:
                     break
                 if self._done == self.total:
                     return []
-                self._lock.wait(PROGRESS_TICK_S)
+                if self.alone:
+                    self._make(time.monotonic() + PROGRESS_TICK_S)
+                else:
+                    self._lock.wait(PROGRESS_TICK_S)
                 self._progress.tick()
                 if self._finished:
                     break
@@ -384,9 +401,20 @@ class Schedule:
             self._stopped = True
             self._lock.notify_all()
 
-    def _take(self) -> Job | None:
+    def _make(self, until: float) -> None:
+        """Make attempts in this thread until a batch is finished or ``until`` (a monotonic
+        time) has passed: the calling thread's work when it is ``alone``, in place of waiting
+        for workers. Raises what escapes an attempt. Called with the lock held."""
+        while len(self._finished) < CLAIM_AT and time.monotonic() < until:
+            job = self._take(until)
+            if job is None:
+                return
+            self._settle(job, attempt(self._adapter, job, self._settings, self._scrub))
+
+    def _take(self, until: float | None = None) -> Job | None:
         """The next attempt to make, waiting for a free slot or a retry to come due; None when
-        there is nothing left to make. Called with the lock held."""
+        there is nothing left to make, or, given ``until`` (the calling thread ``alone``),
+        nothing before then. Called with the lock held."""
         while not self._stopped and self._done < self.total:
             # No free slot: wait to be told (the throttle allows more, or the end). A worker
             # that settles its call takes the next attempt itself, so a slot it frees is used.
@@ -405,6 +433,13 @@ class Schedule:
                     return job
                 # Nothing to send yet: wait for the next retry to come due (or a new one).
                 due = self._waiting[0][0] - clock if self._waiting else None
+            if until is not None:
+                # Alone, only a retry coming due can change anything while this thread waits:
+                # the finished records wait for it to hand them on.
+                left = until - time.monotonic()
+                if due is None or left <= 0:
+                    return None
+                due = min(due, left)
             self._lock.wait(due)
         return None
 
