@@ -112,12 +112,46 @@ class Job:
     """One run of one case, across its attempts."""
 
     case: Case
-    base: Record
+    repeat: int
+    trace_id: str
+    started_at: str
     attempts: int = 0
     refused: int = 0
     """Attempts the endpoint refused for the load (429, 503)."""
     epoch: int = 0
     """The throttle's epoch when its last attempt was sent."""
+
+    def ended(
+        self,
+        status: Status,
+        latency_ms: float | None,
+        attempts: int,
+        error: str | None,
+        log: str | None = None,
+        *,
+        output: Output = EMPTY,
+        raw_output: Any = None,
+    ) -> Record:
+        """The run's record as an attempt ended it. Made once, at the end: a record made at the
+        start and copied with ``dataclasses.replace`` at the end took twice as long."""
+        return Record(
+            self.case.id,
+            self.repeat,
+            self.trace_id,
+            status,
+            latency_ms,
+            attempts,
+            self.started_at,
+            output,
+            raw_output,
+            error,
+            log=log,
+        )
+
+    @property
+    def base(self) -> Record:
+        """The run's record before any attempt (what ``OutputCache.get`` completes)."""
+        return self.ended("error", None, 0, None)
 
 
 @dataclass(frozen=True)
@@ -143,7 +177,7 @@ def start(case: Case, repeat: int, now: Callable[[], datetime], ids: random.Rand
     # 7% of a replayed run's samples).
     trace_id = f"{ids.getrandbits(128):032x}"
     started_at = now().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return Job(case, Record(case.id, repeat, trace_id, "error", None, 0, started_at))
+    return Job(case, repeat, trace_id, started_at)
 
 
 def attempt(
@@ -154,7 +188,6 @@ def attempt(
     Errors and logs are scrubbed before they are cut; the output is kept as it came (metrics
     compare it with the expected answer) and scrubbed where it is stored (``records.scrubbed``).
     """
-    base = job.base
     number = job.attempts + 1
     begin = time.monotonic()
     try:
@@ -163,11 +196,11 @@ def attempt(
         latency = round((time.monotonic() - begin) * 1000, 3)
         status: Status = "timeout" if isinstance(exc, CaseTimeout) else "error"
         error = scrub.cut(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS)
-        return Failed(_ended(base, status, latency, number, error), exc)
+        return Failed(job.ended(status, latency, number, error), exc)
     except Exception as exc:  # the pipeline's failure is the case's result
         latency = round((time.monotonic() - begin) * 1000, 3)
         error = scrub.cut(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS)
-        return _ended(base, "error", latency, number, error)
+        return job.ended("error", latency, number, error)
     measured = (time.monotonic() - begin) * 1000
     recorded = reply.latency_ms is not None or not reply.timed
     took = reply.latency_ms if recorded else measured
@@ -180,46 +213,17 @@ def attempt(
         if not reply.strict:
             check_json(reply.output)
     except ValueError as exc:
-        return _ended(base, "error", latency_ms, number, str(exc), log)
+        return job.ended("error", latency_ms, number, str(exc), log)
     raw = reply.output
     if reply.error is not None:
         error = scrub.cut(reply.error, MAX_ERROR_CHARS)
-        return _ended(base, "error", latency_ms, number, error, log, raw_output=raw)
+        return job.ended("error", latency_ms, number, error, log, raw_output=raw)
     try:
         output = parse_output(raw)
     except ValueError as exc:
         error = scrub.cut(str(exc), MAX_ERROR_CHARS)
-        return _ended(base, "error", latency_ms, number, error, log, raw_output=raw)
-    return _ended(base, "ok", latency_ms, number, None, log, output=output, raw_output=raw)
-
-
-def _ended(
-    base: Record,
-    status: Status,
-    latency_ms: float | None,
-    attempts: int,
-    error: str | None,
-    log: str | None = None,
-    *,
-    output: Output = EMPTY,
-    raw_output: Any = None,
-) -> Record:
-    """``base``, a run as it started (``start``), as an attempt ended it: made in one step, not
-    with ``dataclasses.replace``, which looks the fields up again on each call and took twice as
-    long."""
-    return Record(
-        base.case_id,
-        base.repeat,
-        base.trace_id,
-        status,
-        latency_ms,
-        attempts,
-        base.started_at,
-        output,
-        raw_output,
-        error,
-        log=log,
-    )
+        return job.ended("error", latency_ms, number, error, log, raw_output=raw)
+    return job.ended("ok", latency_ms, number, None, log, output=output, raw_output=raw)
 
 
 def retry_wait(job: Job, failed: Failed, settings: Runner, rng: random.Random) -> float | None:
