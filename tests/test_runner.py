@@ -20,8 +20,9 @@ from builders import FakeAdapter, run_all, runner, utc_now
 from gate.load.dataset import Case
 from gate.retry import MAX_BACKOFF_S, CaseTimeout, Transient, backoff_s
 from gate.run.adapters.base import Reply
+from gate.run.cache import OutputCache
 from gate.run.records import EMPTY, Record, RecordWriter
-from gate.run.runner import MAX_UNCLAIMED, Progress, run_cases, run_one
+from gate.run.runner import CLAIM_AT, MAX_UNCLAIMED, Progress, run_cases, run_one
 
 
 def cases(n: int) -> list[Case]:
@@ -172,6 +173,96 @@ def test_run_cases__trace_ids_are_unique_32_hex() -> None:
     ids = [r.trace_id for r in records]
     assert len(set(ids)) == 100
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+
+
+def test_run_cases__trace_ids_differ_from_run_to_run() -> None:
+    """Each run seeds its trace ids afresh: two runs of the same cases share none."""
+    first, second = (run_all(FakeAdapter(), cases(50)) for _ in range(2))
+    assert not {r.trace_id for r in first} & {r.trace_id for r in second}
+
+
+# --- an adapter that does not wait --------------------------------------------------------------
+
+
+class InMemory(FakeAdapter):
+    """A pipeline served from memory (as replay is): ``waits = False``. Keeps the threads it
+    was called from."""
+
+    waits = False
+
+    def __init__(self, answer: Any = lambda case: {"answer": case.id}) -> None:
+        super().__init__(answer)
+        self.threads: set[str] = set()
+
+    def call(self, case: Case, timeout_s: float) -> Reply:
+        self.threads.add(threading.current_thread().name)
+        return super().call(case, timeout_s)
+
+
+def test_run_cases__an_adapter_that_does_not_wait_is_called_from_the_calling_thread() -> None:
+    adapter = InMemory()
+    records = run_all(adapter, cases(20), repeats=2, concurrency=8)
+    assert [(r.case_id, r.status) for r in records[:2]] == [("c0", "ok"), ("c1", "ok")]
+    assert len(records) == 40 and len({r.trace_id for r in records}) == 40
+    assert adapter.threads == {threading.current_thread().name}
+    assert not [t for t in threading.enumerate() if t.name.startswith("gate_")]
+
+
+def test_run_cases__an_adapter_that_does_not_wait_has_its_failures_retried() -> None:
+    failures = {"c1": [Transient("busy", retry_after=0.01)], "c2": [CaseTimeout("slow")] * 3}
+
+    def answer(case: Case) -> dict[str, Any]:
+        if failures.get(case.id):
+            raise failures[case.id].pop(0)
+        return {"answer": case.id}
+
+    records = run_all(InMemory(answer), cases(3), retries=2, timeout_s=1)
+    assert [(r.status, r.attempts) for r in records] == [("ok", 1), ("ok", 2), ("timeout", 3)]
+    assert records[2].error == "CaseTimeout: slow"
+
+
+def test_run_cases__an_adapter_that_does_not_wait_hands_records_on_in_batches() -> None:
+    adapter = InMemory()
+    calls_at: list[int] = []
+
+    def on_records(records: list[Record]) -> None:
+        calls_at.append(len(adapter.calls))
+
+    total = 3 * CLAIM_AT
+    run_cases(cases(total), adapter, runner(), on_records, quiet(total), now=utc_now)
+    assert calls_at == [CLAIM_AT, 2 * CLAIM_AT, 3 * CLAIM_AT]
+
+
+def test_run_cases__an_adapter_that_does_not_wait_replays_a_cached_run_in_bounded_batches(
+    tmp_path: Path,
+) -> None:
+    total = MAX_UNCLAIMED + 10
+    cache = OutputCache(tmp_path, "sha256:pipeline")
+    again = InMemory()
+    batches: list[list[Record]] = []
+    try:
+        run_cases(
+            cases(total), InMemory(), runner(), progress=quiet(total), now=utc_now, cache=cache
+        )
+        run_cases(
+            cases(total), again, runner(), batches.append, quiet(total), now=utc_now, cache=cache
+        )
+    finally:
+        cache.close()
+    assert again.calls == [] and cache.hits == total
+    assert sum(map(len, batches)) == total and max(map(len, batches)) <= MAX_UNCLAIMED
+    assert all(record.cached for batch in batches for record in batch)
+
+
+def test_run_cases__an_adapter_that_does_not_wait_stops_at_a_failing_on_records() -> None:
+    adapter = InMemory()
+
+    def disk_full(records: list[Record]) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        run_cases(cases(5 * CLAIM_AT), adapter, runner(), disk_full, quiet(10), now=utc_now)
+    assert len(adapter.calls) == CLAIM_AT
 
 
 # --- progress ---------------------------------------------------------------------------------

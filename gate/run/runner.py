@@ -6,7 +6,9 @@ share one schedule (``Schedule``): each takes one attempt at a time from it, nev
 flight than the throttle allows (``gate.run.throttle``: fewer when the endpoint says 429 or 503),
 and the cases waiting for a retry wait in it, not in a worker, so no worker sleeps while others
 could call. Finished records go back to the calling thread in batches (``Schedule.claim``), which
-scores and writes them while the workers go on; the runner keeps none.
+scores and writes them while the workers go on; the runner keeps none. An adapter that does not
+wait (replay) has no workers: the calling thread makes its attempts between batches, through the
+same schedule.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -29,8 +31,10 @@ from gate.retry import CaseTimeout, Transient, backoff_s
 from gate.run.adapters.base import Adapter, Reply, waits
 from gate.run.cache import OutputCache
 from gate.run.records import (
+    EMPTY,
     MAX_ERROR_CHARS,
     MAX_LOG_CHARS,
+    Output,
     Record,
     Status,
     check_json,
@@ -108,12 +112,46 @@ class Job:
     """One run of one case, across its attempts."""
 
     case: Case
-    base: Record
+    repeat: int
+    trace_id: str
+    started_at: str
     attempts: int = 0
     refused: int = 0
     """Attempts the endpoint refused for the load (429, 503)."""
     epoch: int = 0
     """The throttle's epoch when its last attempt was sent."""
+
+    def ended(
+        self,
+        status: Status,
+        latency_ms: float | None,
+        attempts: int,
+        error: str | None,
+        log: str | None = None,
+        *,
+        output: Output = EMPTY,
+        raw_output: Any = None,
+    ) -> Record:
+        """The run's record as an attempt ended it. Made once, at the end: a record made at the
+        start and copied with ``dataclasses.replace`` at the end took twice as long."""
+        return Record(
+            self.case.id,
+            self.repeat,
+            self.trace_id,
+            status,
+            latency_ms,
+            attempts,
+            self.started_at,
+            output,
+            raw_output,
+            error,
+            log=log,
+        )
+
+    @property
+    def base(self) -> Record:
+        """The run's record before any attempt (what ``OutputCache.get`` completes)."""
+        return self.ended("error", None, 0, None)
 
 
 @dataclass(frozen=True)
@@ -125,12 +163,21 @@ class Failed:
     error: Transient | CaseTimeout
 
 
-def start(case: Case, repeat: int, now: Callable[[], datetime]) -> Job:
-    """A case's run before its first attempt; ``now`` (the wall clock) stamps its start."""
-    # 16 random bytes in hex, a W3C trace-context trace id (uuid4 cost 4% of a replayed run).
-    trace_id = secrets.token_hex(16)
+def trace_ids() -> random.Random:
+    """Where a run draws its trace ids (``start``), seeded once from the OS."""
+    return random.Random(secrets.randbits(128))
+
+
+def start(case: Case, repeat: int, now: Callable[[], datetime], ids: random.Random) -> Job:
+    """A case's run before its first attempt; ``now`` (the wall clock) stamps its start, ``ids``
+    (``trace_ids``) gives its trace id."""
+    # 16 random bytes in hex, a W3C trace-context trace id. Trace ids must be unique, not secret:
+    # 128 bits drawn from a generator seeded from the OS once per run, not os.urandom per case
+    # (a syscall that lets go of the interpreter lock, which the worker then waited to get back:
+    # 7% of a replayed run's samples).
+    trace_id = f"{ids.getrandbits(128):032x}"
     started_at = now().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return Job(case, Record(case.id, repeat, trace_id, "error", None, 0, started_at))
+    return Job(case, repeat, trace_id, started_at)
 
 
 def attempt(
@@ -141,7 +188,6 @@ def attempt(
     Errors and logs are scrubbed before they are cut; the output is kept as it came (metrics
     compare it with the expected answer) and scrubbed where it is stored (``records.scrubbed``).
     """
-    base = job.base
     number = job.attempts + 1
     begin = time.monotonic()
     try:
@@ -149,42 +195,35 @@ def attempt(
     except (Transient, CaseTimeout) as exc:
         latency = round((time.monotonic() - begin) * 1000, 3)
         status: Status = "timeout" if isinstance(exc, CaseTimeout) else "error"
-        failed = replace(
-            base,
-            status=status,
-            latency_ms=latency,
-            attempts=number,
-            error=scrub.cut(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS),
-        )
-        return Failed(failed, exc)
+        error = scrub.cut(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS)
+        return Failed(job.ended(status, latency, number, error), exc)
     except Exception as exc:  # the pipeline's failure is the case's result
         latency = round((time.monotonic() - begin) * 1000, 3)
         error = scrub.cut(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS)
-        return replace(base, latency_ms=latency, attempts=number, error=error)
+        return job.ended("error", latency, number, error)
     measured = (time.monotonic() - begin) * 1000
     recorded = reply.latency_ms is not None or not reply.timed
     took = reply.latency_ms if recorded else measured
-    done: dict[str, Any] = {
-        # To the microsecond, as records.jsonl keeps it: merged shards score what one run would.
-        "latency_ms": None if took is None else round(took, 3),
-        "attempts": number,
-        "log": None if reply.log is None else scrub.text(reply.log)[-MAX_LOG_CHARS:],
-    }
+    # To the microsecond, as records.jsonl keeps it: merged shards score what one run would.
+    latency_ms = None if took is None else round(took, 3)
+    log = None if reply.log is None else scrub.text(reply.log)[-MAX_LOG_CHARS:]
     try:
         # An output that cannot be written (a NaN, a tuple key, nesting that would exhaust
         # the stack) is this case's error, never the end of the run.
         if not reply.strict:
             check_json(reply.output)
     except ValueError as exc:
-        return replace(base, **done, error=str(exc))
-    done["raw_output"] = reply.output
+        return job.ended("error", latency_ms, number, str(exc), log)
+    raw = reply.output
     if reply.error is not None:
-        return replace(base, **done, error=scrub.cut(reply.error, MAX_ERROR_CHARS))
+        error = scrub.cut(reply.error, MAX_ERROR_CHARS)
+        return job.ended("error", latency_ms, number, error, log, raw_output=raw)
     try:
-        output = parse_output(reply.output)
+        output = parse_output(raw)
     except ValueError as exc:
-        return replace(base, **done, error=scrub.cut(str(exc), MAX_ERROR_CHARS))
-    return replace(base, **done, status="ok", output=output)
+        error = scrub.cut(str(exc), MAX_ERROR_CHARS)
+        return job.ended("error", latency_ms, number, error, log, raw_output=raw)
+    return job.ended("ok", latency_ms, number, None, log, output=output, raw_output=raw)
 
 
 def retry_wait(job: Job, failed: Failed, settings: Runner, rng: random.Random) -> float | None:
@@ -223,7 +262,7 @@ def run_one(
     ``now`` is the wall clock (timezone-aware) that stamps the record's start.
     """
     rng = rng or random.Random()
-    job = start(case, repeat, now)
+    job = start(case, repeat, now, trace_ids())
     while True:
         outcome = attempt(adapter, job, settings, scrub)
         if isinstance(outcome, Record):
@@ -259,6 +298,9 @@ def run_cases(
     more in flight than the throttle allows, so the first records (and the first progress line)
     come at once however many cases there are. With a ``cache``, a case run found there is not
     sent to the pipeline, and every new success is added to it.
+
+    An adapter that does not wait (``waits``) is called from the calling thread itself, between
+    the batches it hands on: a worker thread would only take turns with it at the interpreter.
     """
     total = len(cases) * settings.repeats
     schedule = Schedule(
@@ -269,12 +311,13 @@ def run_cases(
         throttle or Throttle(settings.concurrency),
         rng or random.Random(0),
         cache,
+        adapter,
+        scrub,
+        alone=not waits(adapter),
     )
     workers = [
-        threading.Thread(
-            target=schedule.serve, args=(adapter, scrub), name=f"gate_{i}", daemon=True
-        )
-        for i in range(min(settings.concurrency if waits(adapter) else 1, total))
+        threading.Thread(target=schedule.serve, name=f"gate_{i}", daemon=True)
+        for i in range(0 if schedule.alone else min(settings.concurrency, total))
     ]
     for worker in workers:
         worker.start()
@@ -296,7 +339,7 @@ class Schedule:
     Each worker takes the next attempt itself when the one it made is settled, so a finished
     call hands its slot on with no thread in between (a hand-off through a scheduling thread
     cost two thread switches per call). The calling thread prints progress and claims the
-    finished records.
+    finished records; ``alone``, there are no workers and it makes the attempts itself.
     """
 
     def __init__(
@@ -308,6 +351,10 @@ class Schedule:
         throttle: Throttle,
         rng: random.Random,
         cache: OutputCache | None,
+        adapter: Adapter,
+        scrub: Scrubber,
+        *,
+        alone: bool,
     ) -> None:
         self.total = len(cases) * settings.repeats
         self._fresh: Iterator[tuple[Case, int]] = (
@@ -322,20 +369,25 @@ class Schedule:
         self._now = now
         self._throttle = throttle
         self._rng = rng  # drawn from under the lock only
+        self._ids = trace_ids()
         self._cache = cache
+        self._adapter = adapter
+        self._scrub = scrub
+        self.alone = alone
+        """No worker threads: the calling thread makes the attempts in ``claim``."""
         self._lock = threading.Condition()
         self._in_flight = 0
         self._done = 0
         self._stopped = False
         self._failure: BaseException | None = None
 
-    def serve(self, adapter: Adapter, scrub: Scrubber) -> None:
+    def serve(self) -> None:
         """A worker: take an attempt, make it, settle it, until there is none left."""
         try:
             with self._lock:
                 job = self._take()
             while job is not None:
-                outcome = attempt(adapter, job, self._settings, scrub)
+                outcome = attempt(self._adapter, job, self._settings, self._scrub)
                 with self._lock:
                     if self._stopped:
                         return
@@ -351,7 +403,7 @@ class Schedule:
     def claim(self) -> list[Record]:
         """The records finished since the last claim, waiting up to ``PROGRESS_TICK_S`` for
         some (printing progress); empty when every run has been handed on. Raises what stopped
-        a worker."""
+        a worker. ``alone``, it makes attempts instead of waiting (``_make``)."""
         with self._lock:
             while True:
                 if self._failure is not None:
@@ -360,7 +412,10 @@ class Schedule:
                     break
                 if self._done == self.total:
                     return []
-                self._lock.wait(PROGRESS_TICK_S)
+                if self.alone:
+                    self._make(time.monotonic() + PROGRESS_TICK_S)
+                else:
+                    self._lock.wait(PROGRESS_TICK_S)
                 self._progress.tick()
                 if self._finished:
                     break
@@ -374,9 +429,20 @@ class Schedule:
             self._stopped = True
             self._lock.notify_all()
 
-    def _take(self) -> Job | None:
+    def _make(self, until: float) -> None:
+        """Make attempts in this thread until a batch is finished or ``until`` (a monotonic
+        time) has passed: the calling thread's work when it is ``alone``, in place of waiting
+        for workers. Raises what escapes an attempt. Called with the lock held."""
+        while len(self._finished) < CLAIM_AT and time.monotonic() < until:
+            job = self._take(until)
+            if job is None:
+                return
+            self._settle(job, attempt(self._adapter, job, self._settings, self._scrub))
+
+    def _take(self, until: float | None = None) -> Job | None:
         """The next attempt to make, waiting for a free slot or a retry to come due; None when
-        there is nothing left to make. Called with the lock held."""
+        there is nothing left to make, or, given ``until`` (the calling thread ``alone``),
+        nothing before then. Called with the lock held."""
         while not self._stopped and self._done < self.total:
             # No free slot: wait to be told (the throttle allows more, or the end). A worker
             # that settles its call takes the next attempt itself, so a slot it frees is used.
@@ -395,6 +461,13 @@ class Schedule:
                     return job
                 # Nothing to send yet: wait for the next retry to come due (or a new one).
                 due = self._waiting[0][0] - clock if self._waiting else None
+            if until is not None:
+                # Alone, only a retry coming due can change anything while this thread waits:
+                # the finished records wait for it to hand them on.
+                left = until - time.monotonic()
+                if due is None or left <= 0:
+                    return None
+                due = min(due, left)
             self._lock.wait(due)
         return None
 
@@ -402,7 +475,7 @@ class Schedule:
         if self._waiting and self._waiting[0][0] <= clock:
             return heapq.heappop(self._waiting)[2]
         item = next(self._fresh, None)
-        return None if item is None else start(item[0], item[1], self._now)
+        return None if item is None else start(item[0], item[1], self._now, self._ids)
 
     def _settle(self, job: Job, outcome: Record | Failed) -> None:
         """Account for one attempt: the throttle, a retry to wait for, or the record."""

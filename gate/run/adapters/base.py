@@ -45,7 +45,8 @@ class Adapter(Protocol):
 def waits(adapter: Adapter) -> bool:
     """Whether a call waits on something outside the process (a model, a server, a child). An
     adapter that serves from memory (replay) says ``waits = False``: the runner then calls it
-    from one worker, since more threads would only take turns at the interpreter."""
+    from the calling thread, between the batches of records it hands on, since worker threads
+    would only take turns with it at the interpreter."""
     return bool(getattr(adapter, "waits", True))
 
 

@@ -39,7 +39,7 @@ class ReplayAdapter:
     """
 
     waits = False
-    """Served from memory: one worker is fastest (gate.run.adapters.base.waits)."""
+    """Served from memory: called from the run's own thread (gate.run.adapters.base.waits)."""
 
     def __init__(self, spec: ReplayPipeline, root: Path) -> None:
         self._path = root / spec.path  # an absolute spec.path stays as it is
