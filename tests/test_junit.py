@@ -2,12 +2,15 @@
 
 import copy
 import json
+import random
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 from junitparser import Failure, JUnitXml, Skipped
 
 from gate.cli import main
+from gate.render import junit
 from gate.render.junit import render_junit
 
 REPORTS = Path(__file__).parent / "data" / "reports"
@@ -92,3 +95,15 @@ def test_render_junit__a_real_run_that_fails_names_its_failing_checks(example, m
     checks = suites(report)["checks"]
     assert "retrieval.hit_rate@5 min" in set(failed(checks))
     assert checks.failures == sum(c["status"] == "fail" for c in report["checks"])
+
+
+def test_escaping__the_quick_look_changes_nothing_the_full_escape_would_not() -> None:
+    # Text with nothing to escape is written as it is: checked against the full escape on
+    # random text drawn from the characters each step treats specially, and ordinary ones.
+    alphabet = ["&", "<", ">", '"', "'", "\t", "\n", "\r", "\x00", "\x1f", "\x7f", "\ud800"]
+    alphabet += ["\ufffe", "\uffff", "\ufffd", "é", "✓", "\U0001f600", "a", " ", "-", "_"]
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+        assert junit._text(text) == escape(junit._xml(text))
+        assert junit._attribute(text) == escape(junit._xml(text), junit._IN_ATTRIBUTE)
