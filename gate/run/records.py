@@ -279,7 +279,7 @@ class RecordWriter:
 
 
 def read_records(path: Path) -> list[Record]:
-    """The records of a finished run, as ``write_records`` wrote them (``gate bless`` re-scores
+    """The records of a finished run, as ``RecordWriter`` wrote them (``gate bless`` re-scores
     them); a line that is not one is an input error naming the line."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
