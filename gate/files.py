@@ -156,15 +156,16 @@ def check_finite(value: Any) -> None:
             stack.extend(item.values() if isinstance(item, dict) else item)
 
 
-def open_new(path: Path) -> IO[str]:
-    """Open ``path`` as a new, empty regular file for streaming lines into it; whatever was
-    there (a file, a symlink) is removed first, never followed."""
+def open_new(path: Path) -> IO[bytes]:
+    """Open ``path`` as a new, empty regular file for streaming lines into it, as bytes (UTF-8
+    already: ``to_json``'s); whatever was there (a file, a symlink) is removed first, never
+    followed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     # O_EXCL: a symlink planted between the unlink and the open fails the open, not followed.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, MODE)
     os.fchmod(fd, MODE)
-    return os.fdopen(fd, "w", encoding="utf-8")
+    return os.fdopen(fd, "wb")
 
 
 def unwritable(path: Path, *, folder: bool = True) -> str | None:

@@ -278,11 +278,7 @@ class Recorder:
     def __call__(self, records: list[Record]) -> None:
         if self._judge is not None:
             records = self._judge.judge(self._cases, records)
-        runs = self.tally.add(records)
-        self._writer.write(
-            replace(record, scores=run.scores, failure_modes=run.failure_modes)
-            for record, run in zip(records, runs, strict=True)
-        )
+        self._writer.write(records, self.tally.add(records))
         for record in records:
             self._statuses[record.status] += 1
             if record.repeat == 0 and record.case_id in self._reviewed:

@@ -49,7 +49,7 @@ def run(project: Path, out: Path, *args: str) -> int:
 def test_write_atomic__0644_whatever_the_umask(tmp_path, strict_umask):
     write_atomic(tmp_path / "a.json", "{}\n")
     with open_new(tmp_path / "b.jsonl") as handle:
-        handle.write("{}\n")
+        handle.write(b"{}\n")
     assert mode(tmp_path / "a.json") == 0o644
     assert mode(tmp_path / "b.jsonl") == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.jsonl"]
@@ -83,7 +83,7 @@ def test_open_new__replaces_a_symlink_rather_than_following_it(tmp_path):
     target.write_text("keep")
     (tmp_path / "link").symlink_to(target)
     with open_new(tmp_path / "link") as handle:
-        handle.write("new")
+        handle.write(b"new")
     assert target.read_text() == "keep"
     assert (tmp_path / "link").read_text() == "new"
 

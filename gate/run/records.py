@@ -11,7 +11,7 @@ import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -174,6 +174,16 @@ class Judgement:
     """What this verdict cost in this run: 0 when it came from the cache, None without a price."""
 
 
+class Measured(Protocol):
+    """What a line writes of how a run scored: the record's own fields, or what it was scored
+    into (``gate.metrics.scoring.Run``), handed to the writer without a copy of the record."""
+
+    @property
+    def scores(self) -> Mapping[str, float]: ...
+    @property
+    def failure_modes(self) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """The trace of one run of one case."""
@@ -197,7 +207,10 @@ class Record:
     cached: bool = False
     """The output came from ``runner.cache``: the pipeline was not called."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, measured: Measured | None = None) -> dict[str, Any]:
+        """The record as its line holds it; its scores and failure modes ``measured``'s when
+        given."""
+        scored: Measured = self if measured is None else measured
         out = {
             "id": self.case_id,
             "repeat": self.repeat,
@@ -208,8 +221,8 @@ class Record:
             "attempts": self.attempts,
             "error": self.error,
             "output": self.raw_output,
-            "scores": dict(self.scores.items()),
-            "failure_modes": list(self.failure_modes),
+            "scores": dict(scored.scores.items()),
+            "failure_modes": list(scored.failure_modes),
         }
         if self.judgements:
             out["judge"] = {name: asdict(j) for name, j in self.judgements.items()}
@@ -220,11 +233,11 @@ class Record:
         return out
 
 
-def stored(record: Record, scrub: Scrubber) -> str:
-    """A record's JSON line as it is written: what the pipeline said (its raw output, errors and
-    log) and the judge's reasons scrubbed, before anything cuts them (the output is not
-    validated again: the line holds the raw output)."""
-    line = record.to_json()
+def stored(record: Record, scrub: Scrubber, measured: Measured | None = None) -> bytes:
+    """A record's JSON line as it is written, with its newline: what the pipeline said (its raw
+    output, errors and log) and the judge's reasons scrubbed, before anything cuts them (the
+    output is not validated again: the line holds the raw output)."""
+    line = record.to_json(measured)
     line["output"] = scrub.value(record.raw_output)
     line["error"] = scrub.value(record.error)
     if "log" in line:
@@ -235,7 +248,7 @@ def stored(record: Record, scrub: Scrubber) -> str:
     # finite=False: outputs are checked where they enter (check_json), scores leave NaN out;
     # checking again would cost as much as the encoding. default=str: as ``json`` wrote a value
     # it has no type for (numpy's integers) before.
-    return to_json(line, default=str, finite=False).decode()
+    return to_json(line, default=str, finite=False, newline=True)
 
 
 def read_record(row: dict[str, Any]) -> Record:
@@ -268,10 +281,19 @@ class RecordWriter:
 
     def __init__(self, path: Path, scrub: Scrubber = DEFAULT_SCRUBBER) -> None:
         self._scrub = scrub
-        self._file: IO[str] = open_new(path)
+        # Bytes: the lines are UTF-8 as encoded, not decoded to be encoded again.
+        self._file: IO[bytes] = open_new(path)
 
-    def write(self, records: Iterable[Record]) -> None:
-        self._file.writelines(stored(record, self._scrub) + "\n" for record in records)
+    def write(self, records: Iterable[Record], measured: Iterable[Measured] | None = None) -> None:
+        """Each record's line; its scores and failure modes ``measured``'s (one per record, in
+        order) when given, else its own."""
+        scrub = self._scrub
+        if measured is None:
+            lines = (stored(record, scrub) for record in records)
+        else:
+            pairs = zip(records, measured, strict=True)
+            lines = (stored(record, scrub, scored) for record, scored in pairs)
+        self._file.writelines(lines)
         self._file.flush()
 
     def close(self) -> None:
