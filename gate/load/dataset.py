@@ -6,9 +6,7 @@ whole file in one go rather than one error per run.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import io
 import json
 from collections.abc import Callable, Iterator
 from functools import cached_property
@@ -19,7 +17,14 @@ from pydantic import Field, ValidationError, field_validator
 
 from gate.errors import DatasetError
 from gate.load import strict_json
-from gate.load.validation import Strict, capped, collector_paused, describe, plain_row
+from gate.load.validation import (
+    Strict,
+    capped,
+    collector_paused,
+    describe,
+    jsonl_lines,
+    plain_row,
+)
 
 ToolMatch = Literal["strict", "unordered", "subset", "superset"]
 
@@ -131,12 +136,9 @@ def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
         ) from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read the golden set: {exc.strerror}") from None
-    # Line by line from the bytes read, not split into a list: one copy of the file at a time.
-    lines = io.BytesIO(data)
-    lines.seek(len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
-    for number, raw in enumerate(lines, start=1):
+    for number, _, raw in jsonl_lines(data):
         try:
-            yield number, raw.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
+            yield number, raw.removesuffix(b"\r").decode("utf-8")
         except UnicodeDecodeError:
             yield number, None
 

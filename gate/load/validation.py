@@ -6,8 +6,10 @@ Every message names the file, the line when we know it, the key, and how to fix 
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import gc
+import io
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -272,6 +274,20 @@ def collector_paused() -> Iterator[None]:
     finally:
         if paused:
             gc.enable()
+
+
+def jsonl_lines(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """A JSONL file's lines, after a leading byte order mark: (line number, where the line
+    starts in ``data``, its bytes without the ``\n``). Numbered by the file's own lines, blank
+    ones included, so file:line points at the row; split at ``\n`` only (JSON strings may hold
+    U+2028 and other line separators); one line at a time, never a list of them, so the file is
+    held once."""
+    lines = io.BytesIO(data)
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    lines.seek(start)
+    for number, raw in enumerate(lines, start=1):
+        yield number, start, raw.removesuffix(b"\n")
+        start += len(raw)
 
 
 def plain_row(line: str, model: type[M]) -> M | None:

@@ -13,7 +13,7 @@ import numpy as np
 from gate.errors import DatasetError
 from gate.load.config import ReplayPipeline
 from gate.load.dataset import Case
-from gate.load.validation import Strict, capped, jsonl_row, plain_row
+from gate.load.validation import Strict, capped, jsonl_lines, jsonl_row, plain_row
 from gate.run.adapters.base import Reply
 from gate.run.records import Amount
 
@@ -51,15 +51,10 @@ class ReplayAdapter:
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
         data = self._bytes()
-        bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
         spans: list[int] = []  # start and end in the file of each plain row, in turn
         problems: list[str] = []
-        # Numbered by the file's own lines (blank ones included), so file:line points at the row.
-        # Split on b"\n" only: JSON strings may hold U+2028 and other line separators.
-        start = bom
-        for number, raw in enumerate(data[bom:].split(b"\n"), start=1):
-            end = start + len(raw)
-            line = self._decoded(raw, start - bom)
+        for number, start, raw in jsonl_lines(data):
+            line = self._decoded(raw, start, data)
             if line.strip():
                 plain = plain_row(line, _Recorded)
                 found = plain or jsonl_row(line, _Recorded, f"{self._path}:{number}", problems)
@@ -67,9 +62,8 @@ class ReplayAdapter:
                     row: int | _Recorded = found
                     if plain:
                         row = len(spans) // 2
-                        spans += (start, end)
+                        spans += (start, start + len(raw))
                     self._add(found.id, row)
-            start = end + 1
         if problems:
             raise DatasetError(capped(problems, "problems"))
         self._spans = np.array(spans, dtype=np.int64).reshape(-1, 2)
@@ -98,13 +92,19 @@ class ReplayAdapter:
                 f"{self._path}: cannot read the replay file: {exc.strerror}"
             ) from None
 
-    def _decoded(self, raw: bytes, at: int) -> str:
-        """One line's text; ``at``: where it starts in the file (after a byte order mark)."""
+    def _decoded(self, raw: bytes, start: int, data: bytes) -> str:
+        """One line's text; ``start``: where it starts in the file's ``data``."""
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            # Counted after a byte order mark, as a UTF-8 decoder of the whole file counts.
+            at = (
+                start
+                + exc.start
+                - (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+            )
             raise DatasetError(
-                f"{self._path}: not UTF-8 at byte {at + exc.start} (fix: save it as UTF-8)"
+                f"{self._path}: not UTF-8 at byte {at} (fix: save it as UTF-8)"
             ) from None
 
     def call(self, case: Case, timeout_s: float) -> Reply:
